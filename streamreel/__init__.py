@@ -1,0 +1,34 @@
+"""streamreel: record real LLM Server-Sent-Event streams with their timing; replay them with faults."""
+
+from __future__ import annotations
+
+from .cassette import Cassette, End, Event, Interaction, Request, Response, load, save
+from .errors import CassetteError, FaultSpecError, NoMatchError, StreamreelError
+from .fault_injection import parse as parse_faults
+from .pipeline import Chunk, Ending, Plan, plan, timed_chunks
+from .replayer import Replayer, SentResponse
+
+__all__ = [
+    "Cassette",
+    "CassetteError",
+    "Chunk",
+    "End",
+    "Ending",
+    "Event",
+    "FaultSpecError",
+    "Interaction",
+    "NoMatchError",
+    "Plan",
+    "Replayer",
+    "Request",
+    "Response",
+    "SentResponse",
+    "StreamreelError",
+    "load",
+    "parse_faults",
+    "plan",
+    "save",
+    "timed_chunks",
+]
+
+__version__ = "0.1.0"

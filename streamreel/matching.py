@@ -1,0 +1,222 @@
+"""Which recorded interaction answers a request, and why none did.
+
+By default a request matches on method, path, query (minus the parameters SDKs add,
+such as ``beta=true``) and JSON body. A field the cassette's request leaves out matches
+anything. Identical requests get the recorded interactions in order; once those are used
+up, the last one repeats, so a test or a hypothesis run may call as often as it likes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import parse_qsl, urlsplit
+
+from .cassette import Interaction
+from .errors import NoMatchError
+
+__all__ = ["ReceivedRequest", "Matcher", "MATCH_ON", "SDK_QUERY_PARAMS", "Difference"]
+
+MATCH_ON = ("method", "path", "query", "body")
+SDK_QUERY_PARAMS = frozenset({"beta"})
+"""Query parameters that SDKs add on their own, ignored when matching."""
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """A request as it arrived at the replayer (or recorder)."""
+
+    method: str
+    path: str
+    query: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    at: float = 0.0
+
+    @cached_property
+    def json(self) -> Any:
+        """The body parsed as JSON, or None when it is empty or not JSON."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    @property
+    def target(self) -> str:
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.target}"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way a recorded request differs from the one that arrived."""
+
+    matcher: str
+    detail: str
+
+
+class Matcher:
+    """Picks the interaction for each request; thread-safe, with ordered playback of repeats."""
+
+    def __init__(
+        self,
+        interactions: Sequence[Interaction],
+        *,
+        match_on: Iterable[str] = MATCH_ON,
+        ignore_query: Iterable[str] = SDK_QUERY_PARAMS,
+        ignore_body_keys: Iterable[str] = (),
+    ) -> None:
+        self.interactions = tuple(interactions)
+        self.match_on = tuple(match_on)
+        unknown = set(self.match_on) - set(MATCH_ON)
+        if unknown:
+            raise ValueError(f"unknown matcher(s) {sorted(unknown)}; choose from {', '.join(MATCH_ON)}")
+        self.ignore_query = frozenset(ignore_query)
+        self.ignore_body_keys = frozenset(ignore_body_keys)
+        self._used = [False] * len(self.interactions)
+        self._lock = threading.Lock()
+
+    def differences(self, request: ReceivedRequest, interaction: Interaction) -> list[Difference]:
+        """Every matcher that fails between ``request`` and ``interaction``'s recorded request."""
+        rec = interaction.request
+        out: list[Difference] = []
+        if "method" in self.match_on and rec.method is not None and rec.method != request.method.upper():
+            out.append(Difference("method", f"method: recorded {rec.method}, asked {request.method}"))
+        if "path" in self.match_on and rec.route is not None and rec.route.rstrip("/") != request.path.rstrip("/"):
+            out.append(Difference("path", f"path: recorded {rec.route}, asked {request.path}"))
+        if "query" in self.match_on and rec.path is not None:
+            want, got = self._query(rec.query), self._query(request.query)
+            if want != got:
+                out.append(Difference("query", f"query: recorded {_show_query(want)}, asked {_show_query(got)}"))
+        if "body" in self.match_on and rec.body is not None:
+            detail = self._body_difference(rec.body, request)
+            if detail:
+                out.append(Difference("body", detail))
+        return out
+
+    def _query(self, query: str) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted((k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in self.ignore_query))
+
+    def _body_difference(self, recorded: Any, request: ReceivedRequest) -> str | None:
+        if isinstance(recorded, (str, bytes)):
+            got_raw = request.body if isinstance(recorded, bytes) else request.body.decode("utf-8", "replace")
+            if got_raw == recorded:
+                return None
+            parsed = request.json
+            if isinstance(recorded, str) and parsed is not None:
+                try:
+                    if json.loads(recorded) == parsed:
+                        return None
+                except ValueError:
+                    pass
+            return f"body: recorded {_short(recorded)}, asked {_short(got_raw)}"
+        got = request.json
+        if got is None:
+            return "body: recorded a JSON body, asked " + ("no body" if not request.body else f"a non-JSON body {_short(request.body)}")
+        return _first_json_difference(self._strip(recorded), self._strip(got), "body")
+
+    def _strip(self, value: Any) -> Any:
+        if self.ignore_body_keys and isinstance(value, dict):
+            return {k: v for k, v in value.items() if k not in self.ignore_body_keys}
+        return value
+
+    def find(self, request: ReceivedRequest) -> int:
+        """Index of the interaction that answers ``request`` (marking it used); raises :class:`NoMatchError`."""
+        candidates = [i for i, item in enumerate(self.interactions) if not self.differences(request, item)]
+        if not candidates:
+            raise NoMatchError(self.explain(request), request=request)
+        with self._lock:
+            for i in candidates:
+                if not self._used[i]:
+                    self._used[i] = True
+                    return i
+        return candidates[-1]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._used = [False] * len(self.interactions)
+
+    def explain(self, request: ReceivedRequest, *, limit: int = 3) -> str:
+        """Says what was asked and which recorded requests came closest, and how they differ."""
+        asked = f"{request.method} {request.target}"
+        summary = _summarize_body(request.json)
+        if summary:
+            asked += f" ({summary})"
+        if not self.interactions:
+            return f"no recorded interaction matches {asked}: the cassette has no interactions"
+        scored = []
+        for i, item in enumerate(self.interactions):
+            diffs = self.differences(request, item)
+            weight = sum(3 if d.matcher in ("method", "path") else 1 for d in diffs)
+            scored.append((weight, i, item, diffs))
+        scored.sort(key=lambda s: (s[0], s[1]))
+        lines = [f"no recorded interaction matches {asked}; closest recorded:"]
+        for _, i, item, diffs in scored[:limit]:
+            rec = item.request
+            lines.append(f"  #{i} {rec.method or '*'} {rec.path or '*'}: " + "; ".join(d.detail for d in diffs))
+        if len(self.interactions) > limit:
+            lines.append(f"  ... and {len(self.interactions) - limit} more")
+        return "\n".join(lines)
+
+
+def _first_json_difference(want: Any, got: Any, where: str) -> str | None:
+    if isinstance(want, dict) and isinstance(got, dict):
+        for key in want:
+            if key not in got:
+                return f"{where}.{key}: recorded {_short(want[key])}, asked nothing"
+            found = _first_json_difference(want[key], got[key], f"{where}.{key}")
+            if found:
+                return found
+        for key in got:
+            if key not in want:
+                return f"{where}.{key}: recorded nothing, asked {_short(got[key])}"
+        return None
+    if isinstance(want, list) and isinstance(got, list):
+        for i, (a, b) in enumerate(zip(want, got)):
+            found = _first_json_difference(a, b, f"{where}[{i}]")
+            if found:
+                return found
+        if len(want) != len(got):
+            return f"{where}: recorded {len(want)} items, asked {len(got)}"
+        return None
+    if want == got and isinstance(want, bool) == isinstance(got, bool):
+        return None
+    return f"{where}: recorded {_short(want)}, asked {_short(got)}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _show_query(pairs: tuple[tuple[str, str], ...]) -> str:
+    return "&".join(f"{k}={v}" for k, v in pairs) if pairs else "(none)"
+
+
+def _summarize_body(body: Any) -> str:
+    if not isinstance(body, dict):
+        return ""
+    parts = []
+    if "model" in body:
+        parts.append(f"model={body['model']!r}")
+    messages = body.get("messages") or body.get("input")
+    if isinstance(messages, list) and messages:
+        last = messages[-1]
+        content = last.get("content") if isinstance(last, dict) else last
+        if isinstance(content, list) and content and isinstance(content[-1], dict):
+            content = content[-1].get("text", content[-1].get("type"))
+        parts.append(f"{len(messages)} message(s), last {_short(content, 40)}")
+    return ", ".join(parts)
+
+
+def parse_target(target: str) -> tuple[str, str]:
+    """Split ``/path?query`` into path and query."""
+    parts = urlsplit(target)
+    return parts.path, parts.query

@@ -1,0 +1,156 @@
+"""The replay pipeline, with or without a socket.
+
+events ─▶ event faults ─▶ encode (once per event) ─▶ byte faults ─▶ timed chunks + ending
+
+:func:`plan` turns one recorded interaction and a fault plan into a :class:`Plan`: the
+status and headers with their time, then :class:`Chunk` s (bytes with the time, in ms
+from the request, at which they go out) and an :class:`Ending`. The replayer writes a
+plan to a socket against a monotonic clock; a property test can iterate the same chunks
+directly and feed a parser, thousands of examples a second, with no server and no sleep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence
+
+from .cassette import Cassette, End, Interaction
+from .providers import detect_provider
+from .sse import Event
+
+if TYPE_CHECKING:
+    from .fault_injection import Fault
+
+__all__ = ["Chunk", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for"]
+
+ENDINGS = ("end", "close", "reset", "hang")
+"""How a response ends on the wire: ``end`` the chunked terminator (a clean end of body),
+``close`` a FIN without the terminator, ``reset`` a TCP RST, ``hang`` silence with the
+connection held open until the client leaves."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Bytes to write at ``at_ms`` after the request arrived; ``events_done`` counts the
+    events complete once they are written (fragments of one event share the count)."""
+
+    at_ms: float
+    data: bytes
+    events_done: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How and when the body ends; ``at_ms`` None means right after the last chunk."""
+
+    how: str = "end"
+    at_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.how not in ENDINGS:
+            raise ValueError(f"ending must be one of {', '.join(ENDINGS)}, got {self.how!r}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the server sends for one request, decided before the first byte goes out."""
+
+    status: int
+    headers: Mapping[str, str]
+    headers_at_ms: float
+    events: tuple[Event, ...] = ()
+    chunks: Iterable[Chunk] = ()
+    ending: Ending = field(default_factory=Ending)
+    body: bytes | None = None
+    faults: tuple[Fault, ...] = ()
+
+    @property
+    def is_stream(self) -> bool:
+        return self.body is None
+
+
+def ending_for(end: End) -> Ending:
+    """A recorded ending replays as it happened: a cut is a cut, a timeout goes silent."""
+    how = {"complete": "end", "upstream_disconnect": "close", "client_cancel": "close", "timeout": "hang"}[end.reason]
+    return Ending(how, end.t)
+
+
+def _chunks(events: tuple[Event, ...]) -> Iterator[Chunk]:
+    for i, ev in enumerate(events, 1):
+        yield Chunk(ev.t, ev.wire, i)
+
+
+def plan(
+    interaction: Interaction,
+    faults: Sequence[Fault] | str | None = (),
+    *,
+    speed: float = 1.0,
+    attempts: Mapping[int, int] | None = None,
+    provider: str | None = None,
+) -> Plan:
+    """The plan for one response: the recorded interaction under ``faults`` at ``speed``.
+
+    ``attempts`` maps the position of each request fault in ``faults`` to how many requests
+    it has already seen (the replayer keeps this count so that ``http:times=2`` answers
+    twice and then lets the stream through).
+    """
+    # Imported here: every fault module builds on this module's Chunk and Plan.
+    from .fault_injection import ByteFault, Context, EventFault, RequestFault, Speed, parse
+
+    fault_list = parse(faults)
+    ctx = Context(interaction=interaction, provider=provider or detect_provider(interaction))
+    for i, f in enumerate(fault_list):
+        if isinstance(f, RequestFault):
+            answer = f.intercept((attempts or {}).get(i, 0), ctx)
+            if answer is not None:
+                return _scaled(answer, speed, fault_list)
+    res = interaction.response
+    if not res.is_stream:
+        return _scaled(
+            Plan(status=res.status, headers=res.headers, headers_at_ms=res.headers_at, body=res.body_bytes(), faults=fault_list),
+            speed,
+            fault_list,
+        )
+    events = res.events or ()
+    for f in fault_list:
+        if isinstance(f, EventFault):
+            events = f.apply_events(events, ctx)
+    out = Plan(
+        status=res.status,
+        headers=res.headers,
+        headers_at_ms=res.headers_at,
+        events=events,
+        chunks=_chunks(events),
+        ending=ending_for(res.end),
+        faults=fault_list,
+    )
+    byte_faults = [f for f in fault_list if isinstance(f, ByteFault)]
+    if speed != 1.0 and not any(isinstance(f, Speed) for f in byte_faults):
+        byte_faults.append(Speed(factor=speed))
+    for f in sorted(byte_faults, key=lambda f: f.stage):
+        out = f.apply(out, ctx)
+    return out
+
+
+def _scaled(p: Plan, speed: float, faults: tuple[Fault, ...]) -> Plan:
+    """A request fault's or a plain body's answer still follows the replay speed."""
+    from .fault_injection import Speed
+
+    scale = next((f for f in faults if isinstance(f, Speed)), None) or Speed(factor=speed)
+    return p if scale.factor == 1.0 else replace(p, headers_at_ms=scale.scale(p.headers_at_ms))
+
+
+def timed_chunks(
+    cassette: Cassette | Interaction,
+    faults: Sequence[Fault] | str | None = (),
+    *,
+    speed: float = 1.0,
+    index: int = 0,
+) -> Iterator[Chunk]:
+    """The timed byte chunks one interaction goes out as, under ``faults``, with no socket."""
+    interaction = cassette.interactions[index] if isinstance(cassette, Cassette) else cassette
+    p = plan(interaction, faults, speed=speed)
+    if p.body is not None:
+        yield Chunk(p.headers_at_ms, p.body, 0)
+        return
+    yield from p.chunks

@@ -1,0 +1,39 @@
+"""Provider knowledge: which API a recording speaks, its real error bodies, event synthesis."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..cassette import Interaction
+
+__all__ = ["detect_provider", "error_body", "FINAL_EVENT"]
+
+FINAL_EVENT = {"anthropic": "message_stop", "openai": "[DONE]"}
+"""The event that closes a complete stream, by provider (OpenAI Responses ends with ``response.completed``)."""
+
+
+def detect_provider(interaction: Interaction) -> str:
+    """``anthropic``, ``openai`` or ``sse`` (any other event stream), from the path and the events."""
+    path = (interaction.request.route or "").rstrip("/")
+    if path.endswith("/messages"):
+        return "anthropic"
+    if path.endswith(("/chat/completions", "/completions", "/responses")):
+        return "openai"
+    for ev in (interaction.response.events or ())[:3]:
+        if ev.event in ("message_start", "ping", "content_block_start"):
+            return "anthropic"
+        if ev.event is not None and ev.event.startswith("response."):
+            return "openai"
+        if ev.data is not None and ev.data.startswith('{"id":"chatcmpl-'):
+            return "openai"
+    return "sse"
+
+
+def error_body(provider: str, status: int, message: str | None = None, error_type: str | None = None) -> dict:
+    """The JSON error body the provider's API sends for ``status``."""
+    if provider == "openai":
+        from .openai import error_body as make
+    else:
+        from .anthropic import error_body as make
+    return make(status, message=message, error_type=error_type)

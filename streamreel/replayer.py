@@ -1,0 +1,483 @@
+"""The replay server: serves a cassette on 127.0.0.1 to any client, SDK, curl or browser.
+
+Use it as ``with Replayer(path) as r:`` (the server runs on a background thread, for sync
+tests) or ``async with Replayer(path) as r:`` (on the running loop). Point a client's
+``base_url`` at ``r.url``. Every response follows its plan (see :mod:`streamreel.pipeline`),
+written against the loop's monotonic clock from the moment the request arrived, so gaps do
+not accumulate drift. Afterwards ``r.requests`` holds what arrived and ``r.responses``
+what was really sent: the bytes, the events they complete, and how the response ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+from aiohttp import web
+
+from . import cassette as _cassette
+from .cassette import Cassette
+from .errors import FaultSpecError, NoMatchError, StreamreelError
+from .matching import MATCH_ON, SDK_QUERY_PARAMS, Matcher, ReceivedRequest
+from .pipeline import Plan, plan
+from .providers import detect_provider
+from .providers.anthropic import error_body, error_headers
+from .sse import Event, decode
+
+__all__ = ["Replayer", "SentResponse", "MAX_REQUEST_BYTES", "FAULTS_HEADER"]
+
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+"""The Messages API's request size limit; aiohttp's default of 1 MB would turn an image into a 413."""
+
+FAULTS_HEADER = "x-streamreel-faults"
+"""Request header carrying fault specs (joined by ``;``) for that one request."""
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "content-encoding",
+        "date",
+        "server",
+    }
+)
+
+CassetteLike = Union[Cassette, str, "os.PathLike[str]", None]
+
+
+@dataclass(frozen=True)
+class SentResponse:
+    """Ground truth for one response: what went out before the end, a fault, or a hang-up.
+
+    ``ending`` is ``end`` (clean end of body), ``close`` (cut without the chunked
+    terminator), ``reset`` (TCP RST), ``hang`` (held silent until the client left),
+    ``client_hung_up`` (the client left first), or None while still in flight.
+    """
+
+    request_index: int
+    interaction: int | None
+    status: int
+    data: bytes
+    events_done: int
+    ending: str | None
+    client_hung_up: bool
+    faults: tuple[str, ...]
+    started: float
+    finished: float | None
+
+    @property
+    def events(self) -> list[Event]:
+        """The whole events among the bytes that went out (an event cut in half is left out)."""
+        return decode(self.data)[: self.events_done] if self.events_done else []
+
+    @property
+    def bytes_sent(self) -> int:
+        return len(self.data)
+
+    @property
+    def duration_ms(self) -> float | None:
+        return None if self.finished is None else (self.finished - self.started) * 1000.0
+
+
+class _Live:
+    """The mutable record the server updates while a response goes out."""
+
+    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished")
+
+    def __init__(self, request_index: int, started: float) -> None:
+        self.request_index = request_index
+        self.interaction: int | None = None
+        self.status = 0
+        self.data = bytearray()
+        self.events_done = 0
+        self.ending: str | None = None
+        self.client_hung_up = False
+        self.faults: tuple[str, ...] = ()
+        self.started = started
+        self.finished: float | None = None
+
+    def snapshot(self) -> SentResponse:
+        return SentResponse(
+            request_index=self.request_index,
+            interaction=self.interaction,
+            status=self.status,
+            data=bytes(self.data),
+            events_done=self.events_done,
+            ending=self.ending,
+            client_hung_up=self.client_hung_up,
+            faults=self.faults,
+            started=self.started,
+            finished=self.finished,
+        )
+
+
+@dataclass
+class _State:
+    """What one ``load`` serves; swapped whole so a running request keeps its own."""
+
+    cassette: Cassette
+    matcher: Matcher
+    faults: tuple[Any, ...]
+    speed: float
+    attempts: dict[str, int] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=256)
+def _header_faults(spec: str) -> tuple[Any, ...]:
+    from .fault_injection import parse
+
+    return parse(spec)
+
+
+class Replayer:
+    """Serve a cassette over HTTP on loopback, with timing and faults.
+
+    ``speed`` scales the recorded gaps (2 = twice as fast, 0 = no waiting); ``faults`` apply
+    to every response on top of the cassette's own ``faults:``; a request may add more with
+    the ``x-streamreel-faults`` header. ``match_on``/``ignore_query``/``ignore_body_keys``
+    tune request matching.
+    """
+
+    def __init__(
+        self,
+        cassette: CassetteLike = None,
+        *,
+        speed: float = 1.0,
+        faults: Sequence[Any] | str = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        match_on: Iterable[str] = MATCH_ON,
+        ignore_query: Iterable[str] = SDK_QUERY_PARAMS,
+        ignore_body_keys: Iterable[str] = (),
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._match = {"match_on": tuple(match_on), "ignore_query": tuple(ignore_query), "ignore_body_keys": tuple(ignore_body_keys)}
+        self._requests: list[ReceivedRequest] = []
+        self._responses: list[_Live] = []
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._idle: asyncio.Event | None = None
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._state = self._make_state(cassette, faults=faults, speed=speed)
+
+    # ------------------------------------------------------------ configuration
+
+    def _make_state(self, cassette: CassetteLike, *, faults: Sequence[Any] | str, speed: float) -> _State:
+        from .fault_injection import parse
+
+        if not speed >= 0:
+            raise ValueError(f"speed must be >= 0, got {speed!r}")
+        if cassette is None:
+            cas = Cassette()
+        elif isinstance(cassette, Cassette):
+            cas = cassette
+        else:
+            cas = _cassette.load(cassette)
+        parsed = parse(list(cas.faults)) + parse(faults)
+        return _State(cassette=cas, matcher=Matcher(cas.interactions, **self._match), faults=parsed, speed=speed)
+
+    def load(self, cassette: CassetteLike, *, faults: Sequence[Any] | str = (), speed: float | None = None) -> None:
+        """Serve another cassette from now on, without restarting; clears requests and responses."""
+        self._state = self._make_state(cassette, faults=faults, speed=self._state.speed if speed is None else speed)
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget recorded requests and responses and restart ordered playback and fault counts."""
+        self._requests.clear()
+        self._responses.clear()
+        self._state.matcher.reset()
+        self._state.attempts.clear()
+
+    @property
+    def cassette(self) -> Cassette:
+        return self._state.cassette
+
+    @property
+    def url(self) -> str:
+        """Base URL to give a client (``base_url=r.url``)."""
+        if self._runner is None:
+            raise StreamreelError("the replayer is not running; use it as `with Replayer(...) as r:` or `async with`")
+        return f"http://{_url_host(self.host)}:{self.port}"
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        """Every request that arrived, in order."""
+        return list(self._requests)
+
+    @property
+    def responses(self) -> list[SentResponse]:
+        """Ground truth for every response so far (call :meth:`settle` first after a client hang-up)."""
+        return [live.snapshot() for live in self._responses]
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES + 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def start(self) -> None:
+        """Start serving on the running loop."""
+        if self._runner is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Stop serving; responses still in flight are cut."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        for task in list(self._inflight):
+            task.cancel()
+        await runner.cleanup()
+
+    async def __aenter__(self) -> Replayer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def __enter__(self) -> Replayer:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as e:  # reported to the caller below
+                failure.append(e)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="streamreel-replayer", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            raise failure[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        self._thread = None
+
+    def settle(self, timeout: float = 5.0) -> list[SentResponse]:
+        """Wait until no response is in flight (from a sync test); returns :attr:`responses`."""
+        loop = self._loop
+        if loop is None or self._thread is None:
+            raise StreamreelError("settle() is for a replayer started with `with`; use `await r.asettle()` under `async with`")
+        asyncio.run_coroutine_threadsafe(self.asettle(timeout), loop).result()
+        return self.responses
+
+    async def asettle(self, timeout: float = 5.0) -> list[SentResponse]:
+        """Wait until no response is in flight (from async code); returns :attr:`responses`."""
+        if self._idle is not None:
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except asyncio.TimeoutError:
+                busy = [live.request_index for live in self._responses if live.finished is None]
+                raise TimeoutError(f"responses to requests {busy} still in flight after {timeout:g}s") from None
+        return self.responses
+
+    # ------------------------------------------------------------ serving
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        task = asyncio.current_task()
+        idle = self._idle
+        if task is not None:
+            self._inflight.add(task)
+        if idle is not None:
+            idle.clear()
+        live = _Live(len(self._requests), time.monotonic())
+        try:
+            if request.method == "OPTIONS":
+                return _preflight(request)
+            body = await request.read()
+            received = ReceivedRequest(
+                method=request.method,
+                path=request.path,
+                query=request.query_string,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=body,
+                at=start,
+            )
+            self._requests.append(received)
+            self._responses.append(live)
+            return await self._respond(request, received, live, start)
+        finally:
+            if live.finished is None:
+                live.finished = time.monotonic()
+            if task is not None:
+                self._inflight.discard(task)
+            if not self._inflight and idle is not None:
+                idle.set()
+
+    async def _respond(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float) -> web.StreamResponse:
+        state = self._state
+        try:
+            extra = _header_faults(received.headers[FAULTS_HEADER]) if FAULTS_HEADER in received.headers else ()
+        except FaultSpecError as e:
+            return self._error(live, 400, "invalid_request_error", f"streamreel: bad {FAULTS_HEADER} header: {e}")
+        try:
+            index = state.matcher.find(received)
+        except NoMatchError as e:
+            return self._error(live, 404, "not_found_error", f"streamreel: {e}")
+        interaction = state.cassette.interactions[index]
+        faults = state.faults + extra
+        keys = [str(f) for f in faults]
+        attempts: dict[int, int] = {}
+        for i, f in enumerate(faults):
+            if f.layer == "request":
+                attempts[i] = state.attempts.get(keys[i], 0)
+                state.attempts[keys[i]] = attempts[i] + 1
+        p = plan(interaction, faults, speed=state.speed, attempts=attempts, provider=detect_provider(interaction))
+        live.interaction = index
+        live.faults = tuple(keys)
+        return await self._send(request, p, live, start)
+
+    def _error(self, live: _Live, status: int, kind: str, message: str) -> web.Response:
+        live.status = status
+        payload = json.dumps(error_body(status, message=message, error_type=kind)).encode()
+        live.data += payload
+        live.ending = "end"
+        headers = error_headers(status)
+        headers.update(_CORS)
+        return web.Response(status=status, body=payload, headers=headers)
+
+    async def _send(self, request: web.Request, p: Plan, live: _Live, start: float) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        headers = {k: v for k, v in p.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers.update(_CORS)
+        live.status = p.status
+        await _sleep_until(loop, start + p.headers_at_ms / 1000.0)
+        if p.body is not None:
+            live.data += p.body
+            live.ending = "end"
+            return web.Response(status=p.status, body=p.body, headers=headers)
+        headers.setdefault("content-type", "text/event-stream; charset=utf-8")
+        headers.setdefault("cache-control", "no-cache")
+        resp = web.StreamResponse(status=p.status, headers=headers)
+        try:
+            await resp.prepare(request)
+            data = live.data
+            for chunk in p.chunks:
+                due = start + chunk.at_ms / 1000.0
+                if due > loop.time():
+                    await asyncio.sleep(due - loop.time())
+                data += chunk.data
+                live.events_done = chunk.events_done
+                await resp.write(chunk.data)
+            ending = p.ending
+            if ending.at_ms is not None:
+                await _sleep_until(loop, start + ending.at_ms / 1000.0)
+            live.ending = ending.how
+            if ending.how == "end":
+                await resp.write_eof()
+            elif ending.how == "close":
+                await _drain(request)
+                request.transport.close()  # type: ignore[union-attr]
+            elif ending.how == "reset":
+                await _drain(request)
+                _reset(request)
+            else:
+                await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            live.client_hung_up = live.ending in (None, "hang")
+            if live.client_hung_up:
+                live.ending = "client_hung_up"
+            live.finished = time.monotonic()
+            raise
+        except (ConnectionResetError, ConnectionError):
+            live.client_hung_up = True
+            live.ending = "client_hung_up"
+        return resp
+
+
+_CORS = {
+    "access-control-allow-origin": "*",
+    "access-control-expose-headers": "*",
+}
+
+
+def _preflight(request: web.Request) -> web.Response:
+    return web.Response(
+        status=204,
+        headers={
+            **_CORS,
+            "access-control-allow-methods": "GET, POST, OPTIONS",
+            "access-control-allow-headers": request.headers.get("access-control-request-headers", "*"),
+            "access-control-max-age": "600",
+        },
+    )
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, due: float) -> None:
+    delay = due - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _drain(request: web.Request) -> None:
+    """Let the kernel take what was written before the connection is cut."""
+    transport = request.transport
+    if transport is None:
+        return
+    while transport.get_write_buffer_size() > 0 and not transport.is_closing():
+        await asyncio.sleep(0.001)
+
+
+def _reset(request: web.Request) -> None:
+    """Abort the connection with a TCP RST (SO_LINGER 0), not the FIN a plain abort sends."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
