@@ -23,6 +23,7 @@ records everything and overwrites the cassette.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 from dataclasses import dataclass
@@ -133,7 +134,8 @@ class Recorder(Replayer):
         self._dirty = False
         self._write_error: BaseException | None = None
         self._origin = safe_url(str(self.upstream.origin()))
-        self._base_url = str(self.upstream).rstrip("/")
+        self._auth = _basic_auth(self.upstream)
+        self._base_url = str(self.upstream.with_user(None)).rstrip("/")
         super().__init__(
             self._base,
             speed=speed,
@@ -242,6 +244,7 @@ class Recorder(Replayer):
                 self._write_error = e
                 _log.error("could not write %s: %s", self.path, e.strerror or e)
                 return
+            _log.info("wrote %s (%d interactions)", self.path, len(snapshot))
 
     async def _flush(self) -> None:
         while self._writer is not None and not self._writer.done():
@@ -276,6 +279,8 @@ class Recorder(Replayer):
         self._takes.append(None)
         url = URL(self._base_url + request.raw_path, encoded=True)
         try:
+            if self._auth is not None and "authorization" not in headers:
+                headers["Authorization"] = self._auth
             upstream = await session.request(received.method, url, headers=headers, data=received.body or None, allow_redirects=False)
         except asyncio.TimeoutError:
             return self._upstream_error(live, 504, f"no response from upstream {self._origin} within {self.timeout:g} s")
@@ -388,6 +393,13 @@ def _upstream_url(upstream: str) -> URL:
     if url.query_string or url.fragment:
         raise ValueError("upstream must not have a query or fragment; give the base URL, e.g. https://api.anthropic.com")
     return url
+
+
+def _basic_auth(url: URL) -> str | None:
+    """``user:password@`` in the upstream URL becomes a Basic header, used when the client sends none."""
+    if url.user is None:
+        return None
+    return "Basic " + base64.b64encode(f"{url.user}:{url.password or ''}".encode()).decode("ascii")
 
 
 def _connection_tokens(headers: Any) -> frozenset[str]:
