@@ -142,10 +142,9 @@ def record(cassette: str, upstream: str, host: str, port: int, mode: str, scrub_
             log.info("%s exists: replaying it only (mode %s); use --mode new_episodes to add to it or --mode all to re-record", cassette, mode)
 
     async def stop() -> None:
-        try:
-            await recorder.stop()
-        except StreamreelError as e:
-            raise click.ClickException(str(e)) from None
+        await recorder.stop()
+        if recorder.write_error is not None:
+            raise click.ClickException(str(recorder.write_error))
 
     run_until_signal(start, stop, lambda: f"listening on {recorder.url}")
 
