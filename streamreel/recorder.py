@@ -151,9 +151,10 @@ class Recorder(Replayer):
         )
 
     def _make_state(self, cassette: CassetteLike, *, faults: Sequence[Any] | str, speed: float) -> _State:
+        state = super()._make_state(cassette, faults=faults, speed=speed)
         # new_episodes records a repeat of a request once its recordings are used up (as vcrpy does).
-        self._match["repeat_last"] = self.mode != "new_episodes"
-        return super()._make_state(cassette, faults=faults, speed=speed)
+        state.matcher.repeat_last = self.mode != "new_episodes"
+        return state
 
     def load(self, cassette: CassetteLike, *, faults: Sequence[Any] | str = (), speed: float | None = None) -> None:
         raise StreamreelError("a Recorder's cassette is fixed when it is created; make a new Recorder for another one")
@@ -291,7 +292,8 @@ class Recorder(Replayer):
         session = self._session
         if session is None:
             raise StreamreelError("the recorder is not running")
-        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _REQUEST_DROP and k.lower() not in _connection_tokens(request.headers))
+        drop = _REQUEST_DROP | _connection_tokens(request.headers)
+        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in drop)
         headers["Accept-Encoding"] = "identity"
         slot = len(self._takes)
         self._takes.append(None)

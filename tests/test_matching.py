@@ -47,7 +47,8 @@ def test_a_literal_recorded_value_is_not_a_pattern() -> None:
 
 
 def test_without_repeat_last_an_exhausted_request_no_longer_matches() -> None:
-    m = Matcher([recorded(body={"q": 1}), recorded(body={"q": 1})], repeat_last=False)
+    m = Matcher([recorded(body={"q": 1}), recorded(body={"q": 1})])
+    m.repeat_last = False
     assert [m.find(received(b'{"q":1}')) for _ in range(2)] == [0, 1]
     with pytest.raises(NoMatchError, match="already played"):
         m.find(received(b'{"q":1}'))
