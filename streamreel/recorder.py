@@ -42,7 +42,7 @@ from .cassette import Cassette, End, Interaction, Request, Response
 from .errors import CassetteError, NoMatchError, StreamreelError
 from .importer import is_complete, provider_of_events
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, ReceivedRequest
-from .replayer import _CORS, FAULTS_HEADER, CassetteLike, Replayer, _drain, _Live, _reset, _State
+from .replayer import _CORS, FAULTS_HEADER, CassetteLike, Replayer, _Live, _reset, _State
 from .scrub import Scrubber, safe_url
 from .sse import Decoder, Event
 
@@ -209,9 +209,9 @@ class Recorder(Replayer):
         super().__exit__(*exc)
         self._raise_write_error()
 
-    async def asettle(self, timeout: float = 5.0) -> list[Any]:
+    async def asettle(self, timeout: float = 5.0, **options: Any) -> list[Any]:
         """Wait until no response is in flight and the cassette file is written."""
-        responses = await super().asettle(timeout)
+        responses = await super().asettle(timeout, **options)
         await asyncio.wait_for(self._flush(), timeout)
         self._raise_write_error()
         return responses
@@ -377,11 +377,11 @@ class Recorder(Replayer):
             else:
                 upstream.close()
                 live.ending = cut
-                await _drain(request)
                 if cut == "reset":
+                    await _flushed(request.transport)
                     _reset(request)
                 elif request.transport is not None:
-                    request.transport.close()
+                    request.transport.close()  # sends what is buffered, then FIN
         except asyncio.CancelledError:
             self._hung_up(upstream, live, take, loop.time() - start)
             self._commit(slot, received, take)
@@ -410,6 +410,16 @@ class Recorder(Replayer):
         if live.ending is None:
             live.ending = "client_hung_up"
             live.client_hung_up = True
+
+
+async def _flushed(transport: asyncio.BaseTransport | None, limit_s: float = 1.0) -> None:
+    """Wait (bounded) until the transport has handed every byte to the kernel: an abort drops the rest."""
+    if not isinstance(transport, asyncio.WriteTransport):
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while transport.get_write_buffer_size() and not transport.is_closing() and loop.time() < deadline:
+        await asyncio.sleep(0.001)
 
 
 def _upstream_url(upstream: str) -> URL:
