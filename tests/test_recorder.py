@@ -295,7 +295,7 @@ def test_upstream_stalling_past_timeout_records_timeout_and_replays_as_silence(t
         again.settle()
     assert replayed == live
     assert isinstance(replay_error, httpx2.ReadTimeout)  # the replay goes silent where the upstream did
-    assert again.responses[0].ending == "client_hung_up"
+    assert again.responses[0].client_hung_up and again.responses[0].ending not in ("end", "close")
 
 
 async def test_stopping_the_recorder_keeps_streams_in_flight_as_client_cancel(tmp_path: Path) -> None:
