@@ -80,17 +80,19 @@ def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cassette to write.")
 @click.option("--gap-ms", default=20.0, show_default=True, help="Synthetic gap between events.")
+@click.option("--jitter-ms", default=0.0, show_default=True, help="Spread each gap uniformly by up to this much either way.")
+@click.option("--seed", default=0, show_default=True, help="Seed for the jitter.")
 @click.option("--first-ms", default=None, type=float, help="Time to the first event (default: one gap after the headers).")
 @click.option("--headers-ms", default=0.0, show_default=True, help="Time to the response headers.")
 @click.option("--end", type=click.Choice(_cassette.END_REASONS), default=None, help="Override how the stream ended.")
 @click.option("--method", default=None, help="Request method to match (default from the provider).")
 @click.option("--path", "req_path", default=None, help="Request path to match, e.g. /v1/messages or /stream?q=1.")
-def import_(source: str, output: str, gap_ms: float, first_ms: float | None, headers_ms: float, end: str | None, method: str | None, req_path: str | None) -> None:
+def import_(source: str, output: str, gap_ms: float, jitter_ms: float, seed: int, first_ms: float | None, headers_ms: float, end: str | None, method: str | None, req_path: str | None) -> None:
     """Turn a raw SSE capture (a stream's text as logged or copied from devtools) into a cassette."""
     from .importer import import_file
 
     try:
-        cas = import_file(source, gap_ms=gap_ms, first_ms=first_ms, headers_ms=headers_ms, end=end, method=method, path=req_path)
+        cas = import_file(source, gap_ms=gap_ms, jitter_ms=jitter_ms, seed=seed, first_ms=first_ms, headers_ms=headers_ms, end=end, method=method, path=req_path)
     except StreamreelError as e:
         raise click.ClickException(str(e)) from None
     _cassette.save(cas, output, comment=f"imported from {Path(source).name} by `streamreel import` (synthetic timing, {gap_ms:g} ms gaps)")
@@ -101,3 +103,12 @@ def import_(source: str, output: str, gap_ms: float, first_ms: float | None, hea
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.command()
+@click.option("--speed", default=1.0, show_default=True, help="Playback rate of the bundled recordings.")
+def demo(speed: float) -> None:
+    """Replay bundled recordings through the real anthropic SDK and show what a user sees."""
+    from .demo import run
+
+    raise SystemExit(run(speed=speed))

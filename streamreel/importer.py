@@ -10,6 +10,8 @@ final event (``message_stop``, ``[DONE]``) is a stream that was cut, and imports
 from __future__ import annotations
 
 import os
+import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -64,6 +66,8 @@ def import_sse(
     data: bytes,
     *,
     gap_ms: float = 20.0,
+    jitter_ms: float = 0.0,
+    seed: int = 0,
     first_ms: float | None = None,
     headers_ms: float = 0.0,
     end: str | None = None,
@@ -71,15 +75,21 @@ def import_sse(
     path: str | None = None,
     status: int = 200,
 ) -> Cassette:
-    """A one-interaction cassette from the raw bytes of an SSE stream."""
+    """A one-interaction cassette from the raw bytes of an SSE stream.
+
+    Gaps are ``gap_ms`` each, spread uniformly by up to ``jitter_ms`` either way from ``seed``.
+    """
     raw = decode(data)
     provider = provider_of_events(raw)
-    first = headers_ms + gap_ms if first_ms is None else first_ms
-    events = tuple(
-        Event(t=round(first + i * gap_ms, 3), event=e.event, data=e.data, id=e.id, retry=e.retry, comment=e.comment)
-        for i, e in enumerate(raw)
-    )
+    rng = random.Random(seed)
+    t = headers_ms + gap_ms if first_ms is None else first_ms
+    events = []
+    for i, e in enumerate(raw):
+        if i:
+            t += max(0.0, gap_ms + (rng.uniform(-jitter_ms, jitter_ms) if jitter_ms else 0.0))
+        events.append(replace(e, t=round(t, 3)))
     last = events[-1].t if events else headers_ms
+    events = tuple(events)
     reason = end or ("complete" if is_complete(events, provider) else "upstream_disconnect")
     if path is None:
         path = _PATHS.get(provider)
