@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import click
 
@@ -40,7 +40,7 @@ def main() -> None:
     """Record LLM streams with their timing; replay them with faults."""
 
 
-def run_until_signal(start: Any, stop: Any, banner: str) -> None:
+def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
     """Run ``start()``, print ``banner`` flushed as the first line, serve until SIGINT/SIGTERM, ``stop()``, exit 0."""
 
     async def serve() -> None:
@@ -49,7 +49,7 @@ def run_until_signal(start: Any, stop: Any, banner: str) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, done.set)
         await start()
-        click.echo(banner() if callable(banner) else banner)
+        click.echo(banner())
         sys.stdout.flush()
         try:
             await done.wait()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from typing import Any
+
 from rich.console import Console
 
 from .cassette import bundled
@@ -11,7 +13,7 @@ from .replayer import Replayer
 
 __all__ = ["run"]
 
-_PROMPT = [{"role": "user", "content": "demo"}]
+_PROMPT: Any = [{"role": "user", "content": "demo"}]
 
 
 def run(*, speed: float = 1.0, console: Console | None = None) -> int:

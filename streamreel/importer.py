@@ -83,13 +83,13 @@ def import_sse(
     provider = provider_of_events(raw)
     rng = random.Random(seed)
     t = headers_ms + gap_ms if first_ms is None else first_ms
-    events = []
+    timed: list[Event] = []
     for i, e in enumerate(raw):
         if i:
             t += max(0.0, gap_ms + (rng.uniform(-jitter_ms, jitter_ms) if jitter_ms else 0.0))
-        events.append(replace(e, t=round(t, 3)))
+        timed.append(replace(e, t=round(t, 3)))
+    events = tuple(timed)
     last = events[-1].t if events else headers_ms
-    events = tuple(events)
     reason = end or ("complete" if is_complete(events, provider) else "upstream_disconnect")
     if path is None:
         path = _PATHS.get(provider)

@@ -247,7 +247,7 @@ def _split_wire_lines(raw: bytes) -> list[str]:
 def decode(data: bytes | Iterable[bytes]) -> list[Event]:
     """Decode a whole stream (bytes, or an iterable of chunks), including an unterminated last event."""
     dec = Decoder()
-    chunks: Iterable[bytes] = (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    chunks: Iterable[bytes] = (bytes(data),) if isinstance(data, (bytes, bytearray, memoryview)) else data
     out: list[Event] = []
     for chunk in chunks:
         out.extend(dec.feed(bytes(chunk)))

@@ -160,6 +160,8 @@ def message_events(
     ]
     produced = ""
     for index, block in enumerate(blocks):
+        start: dict[str, object]
+        deltas: list[dict[str, str]]
         if isinstance(block, TextBlock):
             start = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": d} for d in block.deltas]
