@@ -99,5 +99,133 @@ def import_(source: str, output: str, gap_ms: float, first_ms: float | None, hea
     click.echo(f"wrote {output}: {len(cas.interactions)} interaction(s), {n} events, ended {reasons}")
 
 
+
+# ---------------------------------------------------------------- inspect, plot, synth
+
+
+def _load_for_inspect(target: str) -> tuple[list[Any], list[str]]:
+    """Cassettes at ``target`` (a file, or every *.yaml/*.yml under a directory) and the skipped files' reasons."""
+    path = Path(target)
+    if path.is_file():
+        try:
+            return [_cassette.load(path)], []
+        except StreamreelError as e:
+            raise click.ClickException(str(e)) from None
+    files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    loaded, skipped = [], []
+    for f in files:
+        try:
+            loaded.append(_cassette.load(f))
+        except StreamreelError as e:
+            skipped.append(str(e))
+    if not loaded:
+        raise click.ClickException(f"{target}: no streamreel cassettes found" + (f" ({len(skipped)} YAML file(s) skipped)" if skipped else ""))
+    return loaded, skipped
+
+
+@main.command()
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per interaction (JSON Lines), then a summary line.")
+@click.option("--stall-ms", default=500.0, show_default=True, help="A silence at least this long counts as a stall.")
+def inspect(target: str, as_json: bool, stall_ms: float) -> None:
+    """Show TTFT, tokens/s, gaps, stalls and endings of CASSETTE, or of every cassette in a DIRECTORY."""
+    import json
+
+    from .metrics import cassette_metrics, summarize
+
+    cassettes, skipped = _load_for_inspect(target)
+    for reason in skipped:
+        click.echo(f"skipped {reason}", err=True)
+    results = [(cas, cassette_metrics(cas, stall_ms=stall_ms)) for cas in cassettes]
+    everything = [m for _, ms in results for m in ms]
+    summary = summarize(everything) if len(everything) > 1 else None
+    if as_json:
+        for cas, ms in results:
+            for m in ms:
+                click.echo(json.dumps({"cassette": cas.path, **m.as_dict()}, ensure_ascii=False))
+        if summary is not None:
+            click.echo(json.dumps({"summary": summary.as_dict()}))
+        return
+    from ._inspect_table import render
+
+    render(results, summary)
+
+
+@main.command()
+@click.argument("cassette", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Image to write: .png or .svg.")
+@click.option("--index", default=None, type=int, help="Draw only this interaction (0-based).")
+@click.option("--stall-ms", default=500.0, show_default=True, help="Shade silences at least this long.")
+def plot(cassette: str, output: str, index: int | None, stall_ms: float) -> None:
+    """Draw CASSETTE's streams: event arrivals, cumulative tokens, TTFT, stalls and the ending (needs streamreel[plot])."""
+    from .plot import plot_cassette
+
+    try:
+        written = plot_cassette(_cassette.load(cassette), output, index=index, stall_ms=stall_ms)
+    except StreamreelError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {written}")
+
+
+@main.command()
+@click.option("--text", "text_file", type=click.File("r", encoding="utf-8"), default=None, help="File with the reply text, or - for stdin.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cassette to write.")
+@click.option("--provider", type=click.Choice(["anthropic", "openai"]), default="anthropic", show_default=True)
+@click.option("--ttft-ms", default=400.0, show_default=True, help="Time to the first token.")
+@click.option("--tps", default=60.0, show_default=True, help="Output tokens per second after the first.")
+@click.option("--jitter-ms", default=0.0, show_default=True, help="Move each delta by up to this much either way.")
+@click.option("--seed", default=0, show_default=True, help="Seed for token splits and jitter.")
+@click.option("--headers-ms", default=None, type=float, help="Time to the response headers (default 60% of --ttft-ms).")
+@click.option("--tool-input", default=None, help="JSON input of a tool call streamed after the text.")
+@click.option("--tool-name", default="tool", show_default=True, help="Name of that tool.")
+@click.option("--thinking", "thinking_file", type=click.File("r", encoding="utf-8"), default=None, help="File with thinking text (Anthropic).")
+@click.option("--model", default=None, help="Model name the stream reports.")
+def synth(
+    text_file: Any,
+    output: str,
+    provider: str,
+    ttft_ms: float,
+    tps: float,
+    jitter_ms: float,
+    seed: int,
+    headers_ms: float | None,
+    tool_input: str | None,
+    tool_name: str,
+    thinking_file: Any,
+    model: str | None,
+) -> None:
+    """Write a protocol-valid synthetic stream with realistic timing, for tests that have no capture yet."""
+    import json
+
+    from .synth import synth_cassette
+
+    text = text_file.read() if text_file is not None else ""
+    parsed = None
+    if tool_input is not None:
+        try:
+            parsed = json.loads(tool_input)
+        except ValueError as e:
+            raise click.BadParameter(f"not valid JSON: {e}", param_hint="--tool-input") from None
+    try:
+        cas = synth_cassette(
+            text,
+            provider=provider,
+            ttft_ms=ttft_ms,
+            tps=tps,
+            jitter_ms=jitter_ms,
+            seed=seed,
+            headers_ms=headers_ms,
+            thinking=thinking_file.read() if thinking_file is not None else None,
+            tool_input=parsed,
+            tool_name=tool_name,
+            model=model,
+        )
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    _cassette.save(cas, output, comment=f"synthesized by `streamreel synth` ({provider}, ttft {ttft_ms:g} ms, {tps:g} tok/s, jitter {jitter_ms:g} ms, seed {seed})")
+    events = cas.interactions[0].response.events or ()
+    click.echo(f"wrote {output}: {len(events)} events over {events[-1].t:.0f} ms")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

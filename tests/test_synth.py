@@ -140,3 +140,29 @@ def test_openai_stream_is_valid_for_the_sdk_with_text_and_a_tool_call():
     assert json.loads(args) == {"q": "streets"}
     assert finish == "tool_calls"
     assert usage == cassette_metrics(cas)[0].output_tokens
+
+
+def test_cli_synth_writes_a_cassette_that_loads_and_measures_as_asked(tmp_path):
+    from click.testing import CliRunner
+
+    from streamreel.cassette import load
+    from streamreel.cli import main
+
+    (tmp_path / "reply.md").write_text(TEXT, encoding="utf-8")
+    out = tmp_path / "s.yaml"
+    args = ["synth", "--text", str(tmp_path / "reply.md"), "--ttft-ms", "250", "--tps", "30", "--seed", "3", "-o", str(out)]
+    result = CliRunner().invoke(main, [*args, "--tool-input", '{"x": [1, 2]}', "--provider", "openai"])
+    assert result.exit_code == 0, result.output
+    m = cassette_metrics(load(out))[0]
+    assert m.ttft_ms == 250 and m.tps == pytest.approx(30, rel=1e-3)
+    assert out.read_text().startswith("# synthesized by `streamreel synth`")
+
+    from_stdin = CliRunner().invoke(main, ["synth", "--text", "-", "-o", str(tmp_path / "in.yaml")], input="hello from stdin")
+    assert from_stdin.exit_code == 0, from_stdin.output
+    assert "".join(delta_text(e) for e in load(tmp_path / "in.yaml").interactions[0].response.events) == "hello from stdin"
+
+    bad = CliRunner().invoke(main, [*args, "--tool-input", "{nope"])
+    assert bad.exit_code == 2 and "--tool-input" in bad.output and "not valid JSON" in bad.output
+    nothing = CliRunner().invoke(main, ["synth", "-o", str(tmp_path / "n.yaml")])
+    assert nothing.exit_code == 2 and "nothing to stream" in nothing.output
+    assert not (tmp_path / "n.yaml").exists()
