@@ -85,12 +85,13 @@ def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple
 @click.option("--end", type=click.Choice(_cassette.END_REASONS), default=None, help="Override how the stream ended.")
 @click.option("--method", default=None, help="Request method to match (default from the provider).")
 @click.option("--path", "req_path", default=None, help="Request path to match, e.g. /v1/messages or /stream?q=1.")
-def import_(source: str, output: str, gap_ms: float, first_ms: float | None, headers_ms: float, end: str | None, method: str | None, req_path: str | None) -> None:
-    """Turn a raw SSE capture (a stream's text as logged or copied from devtools) into a cassette."""
+@click.option("--format", "fmt", type=click.Choice(["auto", "sse", "chunks", "vcrpy"]), default="auto", show_default=True, help="What SOURCE holds.")
+def import_(source: str, output: str, gap_ms: float, first_ms: float | None, headers_ms: float, end: str | None, method: str | None, req_path: str | None, fmt: str) -> None:
+    """Turn a capture into a cassette: raw SSE text, JSON chunks per line, or a vcrpy / pytest-recording cassette."""
     from .importer import import_file
 
     try:
-        cas = import_file(source, gap_ms=gap_ms, first_ms=first_ms, headers_ms=headers_ms, end=end, method=method, path=req_path)
+        cas = import_file(source, format=fmt, gap_ms=gap_ms, first_ms=first_ms, headers_ms=headers_ms, end=end, method=method, path=req_path)
     except StreamreelError as e:
         raise click.ClickException(str(e)) from None
     _cassette.save(cas, output, comment=f"imported from {Path(source).name} by `streamreel import` (synthetic timing, {gap_ms:g} ms gaps)")
