@@ -65,12 +65,14 @@ def run_until_signal(start: Any, stop: Any, banner: str) -> None:
 @click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
 @click.option("--speed", default=1.0, show_default=True, help="Playback rate: 2 = twice as fast, 0 = no waiting.")
 @click.option("--fault", "faults", multiple=True, type=_Fault(), help="Fault spec, e.g. 'disconnect:after=5'; repeatable.")
-def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple[Any, ...], ...]) -> None:
+@click.option("--ids", is_flag=True, help="Number the events (id: N) so a browser's EventSource resumes with Last-Event-ID.")
+@click.option("--retry-ms", default=None, type=click.IntRange(min=0), help="Send `retry:` with this reconnect delay (1000 with --ids).")
+def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple[Any, ...], ...], ids: bool, retry_ms: int | None) -> None:
     """Serve CASSETTE until interrupted; prints `listening on http://HOST:PORT` first."""
     from .replayer import Replayer
 
     try:
-        replayer = Replayer(cassette, speed=speed, faults=_fault_list(faults), host=host, port=port)
+        replayer = Replayer(cassette, speed=speed, faults=_fault_list(faults), host=host, port=port, ids=ids, retry_ms=retry_ms)
     except StreamreelError as e:
         raise click.ClickException(str(e)) from None
     run_until_signal(replayer.start, replayer.stop, lambda: f"listening on {replayer.url}")
