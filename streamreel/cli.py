@@ -79,8 +79,8 @@ def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple
 
 
 @main.command(name="import")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cassette to write.")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, type=click.Path(), help="Cassette to write (a directory when SOURCE is one).")
 @click.option("--gap-ms", default=20.0, show_default=True, help="Synthetic gap between events.")
 @click.option("--first-ms", default=None, type=float, help="Time to the first event (default: one gap after the headers).")
 @click.option("--headers-ms", default=0.0, show_default=True, help="Time to the response headers.")
@@ -89,9 +89,26 @@ def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple
 @click.option("--path", "req_path", default=None, help="Request path to match, e.g. /v1/messages or /stream?q=1.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "sse", "chunks", "vcrpy"]), default="auto", show_default=True, help="What SOURCE holds.")
 def import_(source: str, output: str, gap_ms: float, first_ms: float | None, headers_ms: float, end: str | None, method: str | None, req_path: str | None, fmt: str) -> None:
-    """Turn a capture into a cassette: raw SSE text, JSON chunks per line, or a vcrpy / pytest-recording cassette."""
-    from .importer import import_file
+    """Turn a capture into a cassette: raw SSE text, JSON chunks per line, or a vcrpy / pytest-recording cassette.
 
+    Given a directory, imports every vcrpy cassette under it into OUTPUT, keeping relative paths.
+    """
+    from .importer import import_directory, import_file
+
+    if Path(source).is_dir():
+        if method or req_path or fmt not in ("auto", "vcrpy"):
+            raise click.UsageError("--method, --path and --format apply to one capture file, not a directory of vcrpy cassettes")
+        try:
+            results = import_directory(source, output, gap_ms=gap_ms, first_ms=first_ms, headers_ms=headers_ms, end=end)
+        except StreamreelError as e:
+            raise click.ClickException(str(e)) from None
+        for r in results:
+            click.echo(f"wrote {r.output}: {r.interactions} interaction(s)" if r.output else f"skipped {r.reason}", err=r.output is None)
+        written = sum(1 for r in results if r.output)
+        click.echo(f"imported {written} of {len(results)} YAML file(s) into {output}")
+        if not written:
+            raise click.ClickException(f"{source}: no vcrpy cassettes imported")
+        return
     try:
         cas = import_file(source, format=fmt, gap_ms=gap_ms, first_ms=first_ms, headers_ms=headers_ms, end=end, method=method, path=req_path)
     except StreamreelError as e:

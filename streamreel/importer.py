@@ -30,6 +30,7 @@ import json
 import os
 import re
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -50,6 +51,8 @@ __all__ = [
     "import_chunks",
     "import_vcr",
     "import_file",
+    "import_directory",
+    "ImportResult",
     "provider_of_events",
     "is_complete",
 ]
@@ -430,3 +433,42 @@ def import_file(source: str | os.PathLike[str], *, format: str = "auto", **optio
     if not any(item.response.events for item in cassette.interactions):
         raise CassetteError("no server-sent events found (expected `event:`/`data:` lines, or one JSON payload per line)", path=name)
     return cassette
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """One file of :func:`import_directory`: written to ``output``, or skipped (``output`` None) for ``reason``."""
+
+    source: Path
+    output: Path | None
+    interactions: int = 0
+    reason: str = ""
+
+
+def import_directory(source: str | os.PathLike[str], output: str | os.PathLike[str], **options: Any) -> list[ImportResult]:
+    """Import every vcrpy cassette (``*.yaml``/``*.yml``) under ``source`` into the same relative path under ``output``.
+
+    One command migrates a pytest-recording ``cassettes/`` tree. Files that are not vcrpy
+    cassettes, or that fail to import, are skipped with their reason; the others are written.
+    """
+    from .cassette import save
+
+    root, target = Path(os.fspath(source)), Path(os.fspath(output))
+    if target.resolve() == root.resolve():
+        raise CassetteError("the output directory is the source directory; importing there would overwrite the vcrpy cassettes", path=str(root))
+    results: list[ImportResult] = []
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+        head = path.read_bytes()[:65536]
+        if detect_format(head) != "vcrpy":
+            results.append(ImportResult(path, None, reason=f"{path}: not a vcrpy cassette"))
+            continue
+        try:
+            cassette = import_file(path, format="vcrpy", **options)
+        except CassetteError as e:
+            results.append(ImportResult(path, None, reason=str(e)))
+            continue
+        dest = target / path.relative_to(root)
+        gap = options.get("gap_ms", 20.0)
+        save(cassette, dest, comment=f"imported from {path.relative_to(root)} by `streamreel import` (synthetic timing, {gap:g} ms gaps)")
+        results.append(ImportResult(path, dest, len(cassette.interactions)))
+    return results

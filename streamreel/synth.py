@@ -20,6 +20,9 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from .cassette import Cassette, End, Interaction, Request, Response
+from .metrics import delta_text
+from .providers.anthropic import TextBlock, ThinkingBlock, ToolUseBlock, message_events
+from .providers.openai import chat_events
 from .sse import Event
 
 __all__ = [
@@ -155,9 +158,6 @@ def synth_events(
     (Anthropic only) adds a thinking block before it. Headers come at ``headers_ms``
     (default 60% of ``ttft_ms``), the message's opening events just after.
     """
-    from .providers.anthropic import TextBlock, ThinkingBlock, ToolUseBlock, message_events
-    from .providers.openai import chat_events
-
     if provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
     if thinking is not None and provider != "anthropic":
@@ -192,8 +192,6 @@ def synth_events(
 
 def _place(events: Sequence[Event], times: Any, headers_ms: float) -> tuple[Event, ...]:
     """Give token-carrying deltas their times in order; every other event follows the one before it."""
-    from .metrics import delta_text
-
     out: list[Event] = []
     prev = headers_ms
     for ev in events:

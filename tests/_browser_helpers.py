@@ -21,7 +21,7 @@ from aiohttp import web
 
 from streamreel.fault_injection import ByteFault, Context, register, spec_field
 from streamreel.pipeline import Ending, Plan
-from streamreel.sse import Decoder, Event  # noqa: F401  (Event: the type event_source returns)
+from streamreel.sse import Decoder, Event
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "browser"
 CHROMIUM_FLAGS = (

@@ -353,3 +353,20 @@ def test_cli_import_of_a_vcr_cassette_writes_a_loadable_cassette(tmp_path):
 def test_import_vcr_reads_text_too():
     text = (DATA / "llm-anthropic/test_stream_events_text.yaml").read_text()
     assert import_vcr(text).interactions[0].response.events[0].event == "message_start"
+
+
+def test_cli_import_of_a_directory_migrates_every_vcr_cassette_keeping_paths(tmp_path):
+    src = tmp_path / "cassettes"
+    for name in ("llm-anthropic/test_stream_events_text.yaml", "pydantic-ai/test_run_stream_sync_streams_real_model.yaml"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes((DATA / name).read_bytes())
+    (src / "notes.yaml").write_text("just: notes\n")
+    out = tmp_path / "reels"
+    result = CliRunner().invoke(main, ["import", str(src), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "imported 2 of 3" in result.stdout and "notes.yaml: not a vcrpy cassette" in result.stderr
+    assert len(load(out / "pydantic-ai/test_run_stream_sync_streams_real_model.yaml").interactions) == 2
+    assert load(out / "llm-anthropic/test_stream_events_text.yaml").interactions[0].response.is_stream
+    same = CliRunner().invoke(main, ["import", str(src), "-o", str(src)])
+    assert same.exit_code == 1 and "would overwrite" in same.output
+    assert (src / "notes.yaml").read_text() == "just: notes\n"
