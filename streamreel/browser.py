@@ -14,8 +14,9 @@ ends), after the ``retry:`` delay the server last gave, sending the last ``id:``
   event (recorded gaps kept, shifted to start right after the headers); when nothing is
   left it gets ``204 No Content``, which tells an ``EventSource`` to stop reconnecting.
 
-The views are built once per (interaction, resume point) and cached, so the hot path
-stays the pipeline's: events encoded once, written on schedule.
+Numbered views are built when the cassette is loaded, resumed ones once per (interaction,
+resume point), and cached, so the hot path stays the pipeline's: events encoded once,
+written on schedule.
 """
 
 from __future__ import annotations
@@ -94,6 +95,13 @@ class BrowserState:
         self._by_path = Matcher([self.interactions[i] for i in self._streams], match_on=("path",))
         if self.retry_ms is None and self.ids:
             self.retry_ms = DEFAULT_RETRY_MS
+        if self.ids or self.retry_ms is not None:
+            for i in self._streams:
+                self._views[(i, None)] = self._numbered(self.interactions[i])
+
+    def _numbered(self, item: Interaction) -> Interaction:
+        events = with_ids(item.response.events or (), ids=self.ids, retry_ms=self.retry_ms)
+        return replace(item, response=replace(item.response, events=events)) if events != item.response.events else item
 
     def reset(self) -> None:
         self._served.clear()
@@ -128,12 +136,11 @@ class BrowserState:
         with self._lock:
             if key in self._views:
                 return self._views[key]
-        events = with_ids(item.response.events or (), ids=self.ids, retry_ms=self.retry_ms)
-        out: Interaction | None = replace(item, response=replace(item.response, events=events)) if events != item.response.events else item
-        if last_id is not None and out is not None:
-            out = resume_after(out, last_id, retry_ms=self.retry_ms)
+        base = self._views.get((index, None)) or self._numbered(item)
+        out = resume_after(base, last_id, retry_ms=self.retry_ms) if last_id is not None else base
         with self._lock:
             if len(self._views) >= _CACHE_LIMIT:
-                self._views.clear()
+                for key_ in [k for k in self._views if k[1] is not None]:
+                    del self._views[key_]
             self._views[key] = out
         return out
