@@ -251,7 +251,7 @@ def import_chunks(
             continue
         try:
             payload = json.loads(line)
-        except ValueError as e:
+        except json.JSONDecodeError as e:
             raise CassetteError(f"line {number} is not JSON ({e.msg} at column {e.colno}); expected one JSON payload per line", path=source, line=number) from None
         events.append(_chunk_event(line, payload))
     interactions = []

@@ -270,6 +270,8 @@ def interaction_metrics(interaction: Interaction, index: int = 0, *, stall_ms: f
         reason = _stop_reason(payload)
         if reason is not None and not (stop or "").startswith("error"):
             stop = reason
+    tokens: int | None
+    source: str | None
     if usage is not None:
         tokens, source = usage, "usage"
     elif produced:
@@ -278,7 +280,7 @@ def interaction_metrics(interaction: Interaction, index: int = 0, *, stall_ms: f
         tokens, source = None, None
     ttft = token_times[0] if token_times else None
     last_token = token_times[-1] if token_times else None
-    window = (last_token - ttft) if token_times else 0.0
+    window = token_times[-1] - token_times[0] if token_times else 0.0
     tps = tokens * 1000.0 / window if tokens is not None and window > 0 else None
     times = [ev.t for ev in events[flowing:]]
     gaps = [b - a for a, b in zip(times, times[1:])]

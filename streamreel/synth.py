@@ -171,6 +171,7 @@ def synth_events(
     json_deltas = _split_json(json.dumps(tool_input, ensure_ascii=False), rng) if tool_input is not None else []
     pieces = thinking_deltas + text_deltas + json_deltas
     total = sum(n for _, n in pieces)
+    named_model: dict[str, Any] = {"model": model} if model else {}
     if provider == "anthropic":
         blocks: list[Any] = []
         if thinking_deltas:
@@ -179,10 +180,10 @@ def synth_events(
             blocks.append(TextBlock(tuple(d for d, _ in text_deltas)))
         if json_deltas:
             blocks.append(ToolUseBlock(tool_name, tuple(d for d, _ in json_deltas)))
-        events = message_events(blocks, output_tokens=total, **({"model": model} if model else {}))
+        events = message_events(blocks, output_tokens=total, **named_model)
     else:
         calls = [(tool_name, [d for d, _ in json_deltas])] if json_deltas else []
-        events = chat_events([d for d, _ in text_deltas], tool_calls=calls, usage=True, completion_tokens=total, **({"model": model} if model else {}))
+        events = chat_events([d for d, _ in text_deltas], tool_calls=calls, usage=True, completion_tokens=total, **named_model)
     times = iter(timing([n for _, n in pieces], ttft_ms=ttft_ms, tps=tps, jitter_ms=jitter_ms, rng=rng))
     head = ttft_ms * 0.6 if headers_ms is None else headers_ms
     if head > ttft_ms:
