@@ -38,7 +38,9 @@ def _ending(m: Metrics) -> str:
 
 
 def render(results: Sequence[tuple[Cassette, Sequence[Metrics]]], summary: Summary | None, console: Console | None = None) -> None:
-    console = console or Console(width=max(Console().width, 160), highlight=False)
+    if console is None:
+        probe = Console()
+        console = Console(width=None if probe.is_terminal else max(probe.width, 160), highlight=False)
     for cas, metrics in results:
         table = Table(title=cas.path or "cassette", title_justify="left", show_lines=len(metrics) > 1)
         for name, justify in (

@@ -143,11 +143,11 @@ def _load_for_inspect(target: str) -> tuple[list[Any], list[str]]:
     return loaded, skipped
 
 
-@main.command()
+@main.command(name="inspect")
 @click.argument("target", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per interaction (JSON Lines), then a summary line.")
 @click.option("--stall-ms", default=500.0, show_default=True, help="A silence at least this long counts as a stall.")
-def inspect(target: str, as_json: bool, stall_ms: float) -> None:
+def inspect_(target: str, as_json: bool, stall_ms: float) -> None:
     """Show TTFT, tokens/s, gaps, stalls and endings of CASSETTE, or of every cassette in a DIRECTORY."""
     import json
 
@@ -171,12 +171,12 @@ def inspect(target: str, as_json: bool, stall_ms: float) -> None:
     render(results, summary)
 
 
-@main.command()
+@main.command(name="plot")
 @click.argument("cassette", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Image to write: .png or .svg.")
 @click.option("--index", default=None, type=int, help="Draw only this interaction (0-based).")
 @click.option("--stall-ms", default=500.0, show_default=True, help="Shade silences at least this long.")
-def plot(cassette: str, output: str, index: int | None, stall_ms: float) -> None:
+def plot_(cassette: str, output: str, index: int | None, stall_ms: float) -> None:
     """Draw CASSETTE's streams: event arrivals, cumulative tokens, TTFT, stalls and the ending (needs streamreel[plot])."""
     from .plot import plot_cassette
 
@@ -187,7 +187,7 @@ def plot(cassette: str, output: str, index: int | None, stall_ms: float) -> None
     click.echo(f"wrote {written}")
 
 
-@main.command()
+@main.command(name="synth")
 @click.option("--text", "text_file", type=click.File("r", encoding="utf-8"), default=None, help="File with the reply text, or - for stdin.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cassette to write.")
 @click.option("--provider", type=click.Choice(["anthropic", "openai"]), default="anthropic", show_default=True)
@@ -200,7 +200,7 @@ def plot(cassette: str, output: str, index: int | None, stall_ms: float) -> None
 @click.option("--tool-name", default="tool", show_default=True, help="Name of that tool.")
 @click.option("--thinking", "thinking_file", type=click.File("r", encoding="utf-8"), default=None, help="File with thinking text (Anthropic).")
 @click.option("--model", default=None, help="Model name the stream reports.")
-def synth(
+def synth_(
     text_file: Any,
     output: str,
     provider: str,

@@ -186,3 +186,32 @@ async def test_chromium_fetch_of_a_post_streams_the_recorded_reply(site, tmp_pat
     assert result["text"] == TEXT
     assert [q.method for q in requests] == ["POST"]
     assert requests[-1].json == json.loads(body)
+
+
+async def test_cli_serve_ids_and_retry_for_event_sources(tmp_path):
+    import asyncio
+    import signal
+    import sys
+
+    from streamreel.cassette import save
+    from streamreel.sse import decode
+
+    save(cassette(), tmp_path / "c.yaml")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streamreel.cli", "serve", str(tmp_path / "c.yaml"), "--ids", "--retry-ms", "20", "--speed", "0",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        banner = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert banner.startswith("listening on http://127.0.0.1:")
+        url = banner.split()[-1]
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "/v1/messages", headers={"accept": "text/event-stream"}) as resp:
+                got = decode(await resp.read())
+            async with s.get(url + "/v1/messages", headers={"accept": "text/event-stream", "last-event-id": got[-1].id}) as done:
+                assert done.status == 204
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    assert [e.id for e in got] == [str(i) for i in range(len(stream_events()))]
+    assert got[0].retry == 20
