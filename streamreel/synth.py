@@ -54,12 +54,23 @@ def split_like_tokens(text: str, rng: random.Random | None = None) -> list[str]:
     """``text`` in pieces the size of BPE tokens; joined, they give ``text`` back.
 
     Long words are cut into sub-word pieces of 2 to 6 characters (``" pedest" "rian"``),
-    at points drawn from ``rng`` (a fixed seed when None).
+    runs of non-ASCII characters (CJK, emoji, accents) into pieces of one or two, at
+    points drawn from ``rng`` (a fixed seed when None).
     """
     rng = rng or random.Random(0)
     out: list[str] = []
     for piece in _PRETOKEN.findall(text):
         word = piece.lstrip(" ")
+        if not word.isascii() and len(word) > 1:
+            # CJK, emoji and accented runs cost a token per character or two in byte-level BPE.
+            head = len(piece) - len(word) + 1
+            out.append(piece[:head])
+            rest = piece[head:]
+            while rest:
+                n = min(rng.randint(1, 2), len(rest))
+                out.append(rest[:n])
+                rest = rest[n:]
+            continue
         if len(word) <= _WHOLE_WORD or not word.isalpha():
             out.append(piece)
             continue

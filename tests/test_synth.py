@@ -166,3 +166,15 @@ def test_cli_synth_writes_a_cassette_that_loads_and_measures_as_asked(tmp_path):
     nothing = CliRunner().invoke(main, ["synth", "-o", str(tmp_path / "n.yaml")])
     assert nothing.exit_code == 2 and "nothing to stream" in nothing.output
     assert not (tmp_path / "n.yaml").exists()
+
+
+def test_non_ascii_runs_split_into_small_pieces_and_survive_the_sdk():
+    text = "東京の天気は晴れ 😀🎉 — naïve café."
+    pieces = split_like_tokens(text, random.Random(2))
+    assert "".join(pieces) == text
+    assert max(len(p.strip()) for p in pieces if not p.isascii()) <= 2
+    cas = synth_cassette(text, seed=2)
+    with Replayer(cas, speed=0) as r:
+        client = anthropic.Anthropic(base_url=r.url, api_key="test", max_retries=0)
+        with client.messages.stream(model="claude-haiku-4-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}]) as stream:
+            assert stream.get_final_message().content[0].text == text
