@@ -370,3 +370,17 @@ def test_cli_import_of_a_directory_migrates_every_vcr_cassette_keeping_paths(tmp
     same = CliRunner().invoke(main, ["import", str(src), "-o", str(src)])
     assert same.exit_code == 1 and "would overwrite" in same.output
     assert (src / "notes.yaml").read_text() == "just: notes\n"
+
+
+def test_vcr_openai_responses_stream_replays_through_the_sdk():
+    name = "pydantic-ai/test_openai_responses_model_file_search_tool_stream.yaml"
+    cas = import_file(DATA / name)
+    (request, _, body), = original_bodies(name)
+    sent = dict(request["parsed_body"])
+    sent.pop("stream")
+    with Replayer(cas, speed=0) as r:
+        client = openai.OpenAI(base_url=r.url + "/v1", api_key="sk-test", max_retries=0)
+        with client.responses.stream(**sent) as stream:
+            final = stream.get_final_response()
+    expected = "".join(p["delta"] for p in sse_payloads(body) if p["type"] == "response.output_text.delta")
+    assert final.output_text == expected and final.status == "completed"
