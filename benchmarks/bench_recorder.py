@@ -34,7 +34,7 @@ from streamreel import Cassette, load, save
 from streamreel.importer import import_sse
 
 ROOT = Path(__file__).resolve().parent.parent
-CAPTURE = ROOT / "tests" / "data" / "anthropic-stream-b-fallback.sse"
+CAPTURE = ROOT / "tests" / "data" / "anthropic-sdk-python" / "stream-b-fallback.sse"
 BODY = json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "Explain eclipses"}]}).encode()
 HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "sk-ant-bench-not-a-key"}
 

@@ -20,8 +20,8 @@ from streamreel.cassette import Cassette, End, Interaction, Request, Response, s
 from streamreel.importer import import_sse
 
 DATA = Path(__file__).parent / "data"
-ANTHROPIC_CAPTURE = DATA / "anthropic-stream-b-fallback.sse"
-OPENAI_CAPTURE = DATA / "openai-chat-pydantic-model.sse"
+ANTHROPIC_CAPTURE = DATA / "anthropic-sdk-python" / "stream-b-fallback.sse"
+OPENAI_CAPTURE = DATA / "openai-python" / "7e5ea4d12e7cc064399b6631415e65923f182256b6e6b752950a3aaa2ad2320a.bin"
 
 MESSAGE = {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": [{"role": "user", "content": "Explain eclipses"}]}
 

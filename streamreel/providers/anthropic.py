@@ -1,10 +1,33 @@
-"""Anthropic Messages API: error types and bodies exactly as the API sends them."""
+"""Anthropic Messages API: real error bodies, and protocol-valid stream synthesis.
+
+:func:`message_events` builds the event sequence the API sends for a message made of
+thinking, text and tool-use blocks, each given as the deltas it streams in: message_start
+first, block indices in order, a ping after the first block start, cumulative usage, then
+message_delta and message_stop. Strategies, ``streamreel synth`` and tests all build on it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
+from typing import Sequence, Union
 
-__all__ = ["ERROR_TYPES", "error_type_for", "error_body", "error_headers", "error_event_data"]
+from ..sse import Event
+
+__all__ = [
+    "ERROR_TYPES",
+    "error_type_for",
+    "error_body",
+    "error_headers",
+    "error_event_data",
+    "TextBlock",
+    "ThinkingBlock",
+    "ToolUseBlock",
+    "Block",
+    "message_events",
+    "estimate_tokens",
+]
 
 ERROR_TYPES: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "There was an issue with the format or content of your request."),
@@ -55,3 +78,125 @@ def error_event_data(error_type: str = "overloaded_error", message: str | None =
     """The ``data`` of a mid-stream ``event: error``, as the API writes it."""
     status = _BY_TYPE.get(error_type, (500, "Internal server error"))
     return json.dumps({"type": "error", "error": {"type": error_type, "message": message or status[1]}}, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------- synthesis
+
+
+@dataclass(frozen=True)
+class TextBlock:
+    deltas: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ThinkingBlock:
+    deltas: tuple[str, ...]
+    signature: str = "EqQBCkYIBxgCKkDsynthesizedsignaturebystreamreel=="
+
+
+@dataclass(frozen=True)
+class ToolUseBlock:
+    """A tool call whose input JSON streams as ``input_json_delta`` pieces (joined, they parse)."""
+
+    name: str
+    json_deltas: tuple[str, ...]
+    id: str = ""
+
+
+Block = Union[TextBlock, ThinkingBlock, ToolUseBlock]
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (about four characters a token), for synthetic usage figures."""
+    return max(1, (len(text) + 3) // 4) if text else 0
+
+
+def _dumps(payload: dict) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+def _ev(name: str, payload: dict) -> Event:
+    return Event(event=name, data=_dumps(payload))
+
+
+def _stable_id(prefix: str, seed: str) -> str:
+    return prefix + hashlib.sha256(seed.encode()).hexdigest()[:24]
+
+
+def message_events(
+    blocks: Sequence[Block],
+    *,
+    model: str = "claude-sonnet-4-5",
+    message_id: str | None = None,
+    input_tokens: int = 12,
+    stop_reason: str | None = None,
+    stop_sequence: str | None = None,
+    ping: bool = True,
+    output_tokens: int | None = None,
+) -> tuple[Event, ...]:
+    """The events of one streamed message (``t`` = 0; give them times with a timing function).
+
+    ``stop_reason`` defaults to ``tool_use`` when the last block is a tool call, else ``end_turn``.
+    ``output_tokens`` (the final usage) defaults to an estimate from the streamed text.
+    Ids are derived from the content, so the same input always gives the same bytes.
+    """
+    fingerprint = repr(blocks)
+    mid = message_id or _stable_id("msg_01", fingerprint)
+    out: list[Event] = [
+        _ev(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": mid,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1},
+                },
+            },
+        )
+    ]
+    produced = ""
+    for index, block in enumerate(blocks):
+        start: dict[str, object]
+        deltas: list[dict[str, str]]
+        if isinstance(block, TextBlock):
+            start = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": d} for d in block.deltas]
+            produced += "".join(block.deltas)
+        elif isinstance(block, ThinkingBlock):
+            start = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [{"type": "thinking_delta", "thinking": d} for d in block.deltas]
+            deltas.append({"type": "signature_delta", "signature": block.signature})
+            produced += "".join(block.deltas)
+        elif isinstance(block, ToolUseBlock):
+            tid = block.id or _stable_id("toolu_01", f"{fingerprint}{index}")
+            start = {"type": "tool_use", "id": tid, "name": block.name, "input": {}}
+            pieces = block.json_deltas if block.json_deltas and block.json_deltas[0] == "" else ("", *block.json_deltas)
+            deltas = [{"type": "input_json_delta", "partial_json": d} for d in pieces]
+            produced += "".join(block.json_deltas)
+        else:
+            raise TypeError(f"not a content block: {block!r}")
+        out.append(_ev("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+        if ping and index == 0:
+            out.append(Event(event="ping", data='{"type": "ping"}'))
+        out.extend(_ev("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas)
+        out.append(_ev("content_block_stop", {"type": "content_block_stop", "index": index}))
+    if stop_reason is None:
+        stop_reason = "tool_use" if blocks and isinstance(blocks[-1], ToolUseBlock) else "end_turn"
+    out.append(
+        _ev(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+                "usage": {"output_tokens": estimate_tokens(produced) if output_tokens is None else output_tokens},
+            },
+        )
+    )
+    out.append(_ev("message_stop", {"type": "message_stop"}))
+    return tuple(out)
