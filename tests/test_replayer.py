@@ -167,11 +167,13 @@ async def test_speed_1_follows_recorded_times_without_drift() -> None:
     times = [100 + 30 * i + 7 * (i % 3) for i in range(20)]
     async with Replayer(timed_cassette(times), speed=1) as reel:
         headers_ms, arrivals = await read_event_times(reel.url)
-    assert 35 <= headers_ms <= 40 + 30
-    errors = [got - want for got, want in zip(arrivals, times)]
     assert len(arrivals) == len(times)
-    assert all(-2 <= e <= 30 for e in errors), errors
-    assert errors[-1] - errors[0] < 25, "delays accumulated drift"
+    assert 35 <= headers_ms <= 40 + 60
+    gap_errors = sorted(abs((b - a) - (tb - ta)) for a, b, ta, tb in zip(arrivals, arrivals[1:], times, times[1:]))
+    assert gap_errors[len(gap_errors) // 2] < 5, f"median gap error {gap_errors[len(gap_errors) // 2]:.1f} ms"
+    errors = [got - want for got, want in zip(arrivals, times)]
+    assert all(e >= -2 for e in errors), "an event went out before its time"
+    assert errors[-1] - min(errors) < 40, "delays accumulated drift"
 
 
 async def test_speed_scales_gaps() -> None:
