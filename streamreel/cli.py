@@ -311,8 +311,6 @@ def record(cassette: str, upstream: str, host: str, port: int, mode: str, scrub_
     run_until_signal(start, stop, lambda: f"listening on {recorder.url}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
 
 
 @main.command()
