@@ -21,7 +21,7 @@ from .sse import Event
 if TYPE_CHECKING:
     from .fault_injection import Fault
 
-__all__ = ["Chunk", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for"]
+__all__ = ["Chunk", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for", "cut"]
 
 ENDINGS = ("end", "close", "reset", "hang")
 """How a response ends on the wire: ``end`` the chunked terminator (a clean end of body),
@@ -63,6 +63,8 @@ class Plan:
     ending: Ending = field(default_factory=Ending)
     body: bytes | None = None
     faults: tuple[Fault, ...] = ()
+    answered_by: Fault | None = None
+    """The request fault that answered instead of the recording (``http``), if any."""
 
     @property
     def is_stream(self) -> bool:
@@ -73,6 +75,44 @@ def ending_for(end: End) -> Ending:
     """A recorded ending replays as it happened: a cut is a cut, a timeout goes silent."""
     how = {"complete": "end", "upstream_disconnect": "close", "client_cancel": "close", "timeout": "hang"}[end.reason]
     return Ending(how, end.t)
+
+
+def cut(chunks: Iterable[Chunk], *, after_events: int | None = None, after_bytes: int | None = None) -> tuple[list[Chunk], list[Chunk], bool]:
+    """Split chunks where ``after_events`` events are complete or ``after_bytes`` bytes went out.
+
+    Returns the chunks before the cut, those after it, and whether the stream reached the
+    cut point (a chunk crossing a byte cut is split in two; its first part completes no
+    new event). With neither count, the cut is before the first chunk.
+    """
+    head: list[Chunk] = []
+    it = iter(chunks)
+    done = 0
+    if after_bytes is None:
+        target = after_events or 0
+        if target <= 0:
+            return head, list(it), True
+        for c in it:
+            head.append(c)
+            if c.events_done >= target:
+                return head, list(it), True
+        return head, [], False
+    sent = 0
+    if after_bytes <= 0:
+        return head, list(it), True
+    for c in it:
+        size = len(c.data)
+        if sent + size < after_bytes:
+            head.append(c)
+            sent += size
+            done = c.events_done
+            continue
+        if sent + size == after_bytes:
+            head.append(c)
+            return head, list(it), True
+        k = after_bytes - sent
+        head.append(Chunk(c.at_ms, c.data[:k], done))
+        return head, [Chunk(c.at_ms, c.data[k:], c.events_done), *it], True
+    return head, [], False
 
 
 def _chunks(events: tuple[Event, ...]) -> Iterator[Chunk]:
@@ -103,7 +143,7 @@ def plan(
         if isinstance(f, RequestFault):
             answer = f.intercept((attempts or {}).get(i, 0), ctx)
             if answer is not None:
-                return _scaled(answer, speed, fault_list)
+                return _scaled(replace(answer, faults=fault_list, answered_by=f), speed, fault_list)
     res = interaction.response
     if not res.is_stream:
         return _scaled(
