@@ -139,6 +139,11 @@ class Matcher:
                     return i
         return candidates[-1]
 
+    def release(self, index: int) -> None:
+        """Give an interaction back for ordered playback (a faulted answer did not use it)."""
+        with self._lock:
+            self._used[index] = False
+
     def reset(self) -> None:
         with self._lock:
             self._used = [False] * len(self.interactions)
