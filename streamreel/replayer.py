@@ -186,6 +186,7 @@ class Replayer:
         self._responses: list[_Live] = []
         self._inflight: set[asyncio.Task[Any]] = set()
         self._idle: asyncio.Event | None = None
+        self._answered: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -254,6 +255,7 @@ class Replayer:
         self._loop = asyncio.get_running_loop()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._answered = asyncio.Event()
         runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
@@ -311,22 +313,36 @@ class Replayer:
         thread.join()
         self._thread = None
 
-    def settle(self, timeout: float = 5.0) -> list[SentResponse]:
-        """Wait until no response is in flight (from a sync test); returns :attr:`responses`."""
+    def settle(self, timeout: float = 5.0, *, requests: int = 0) -> list[SentResponse]:
+        """Wait until no response is in flight (from a sync test); returns :attr:`responses`.
+
+        ``requests`` also waits until at least that many requests have been answered, for a
+        client that has sent a request the server may not have seen yet.
+        """
         loop = self._loop
         if loop is None or self._thread is None:
             raise StreamreelError("settle() is for a replayer started with `with`; use `await r.asettle()` under `async with`")
-        asyncio.run_coroutine_threadsafe(self.asettle(timeout), loop).result()
+        asyncio.run_coroutine_threadsafe(self.asettle(timeout, requests=requests), loop).result()
         return self.responses
 
-    async def asettle(self, timeout: float = 5.0) -> list[SentResponse]:
+    async def asettle(self, timeout: float = 5.0, *, requests: int = 0) -> list[SentResponse]:
         """Wait until no response is in flight (from async code); returns :attr:`responses`."""
-        if self._idle is not None:
-            try:
-                await asyncio.wait_for(self._idle.wait(), timeout)
-            except asyncio.TimeoutError:
-                busy = [live.request_index for live in self._responses if live.finished is None]
-                raise TimeoutError(f"responses to requests {busy} still in flight after {timeout:g}s") from None
+        idle, answered = self._idle, self._answered
+        if idle is None or answered is None:
+            return self.responses
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                answered.clear()
+                done = sum(1 for live in self._responses if live.finished is not None)
+                if idle.is_set() and done >= requests:
+                    break
+                await asyncio.wait_for(answered.wait(), max(deadline - loop.time(), 0))
+        except asyncio.TimeoutError:
+            busy = [live.request_index for live in self._responses if live.finished is None]
+            waiting = f"; {requests} answered requests wanted, {len(self._responses)} arrived" if requests else ""
+            raise TimeoutError(f"responses to requests {busy} still in flight after {timeout:g}s{waiting}") from None
         return self.responses
 
     # ------------------------------------------------------------ serving
@@ -363,6 +379,8 @@ class Replayer:
                 self._inflight.discard(task)
             if not self._inflight and idle is not None:
                 idle.set()
+            if self._answered is not None:
+                self._answered.set()
 
     async def _respond(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float) -> web.StreamResponse:
         state = self._state
@@ -422,14 +440,15 @@ class Replayer:
                 # Every write now waits until the kernel holds all of it: pieces go out as
                 # separate sends, and the ground truth never counts bytes stuck in a buffer.
                 transport.set_write_buffer_limits(high=0)
-            writer = request.writer
+            writer, protocol = request.writer, request.protocol
             data, frames = live.data, live.frames
             for chunk in p.chunks:
                 due = start + chunk.at_ms / 1000.0
                 if due > loop.time():
                     await asyncio.sleep(due - loop.time())
                 await resp.write(chunk.data)
-                await writer.drain()
+                if protocol.writing_paused:
+                    await writer.drain()
                 data += chunk.data
                 frames.append((len(data), chunk.events_done))
                 live.events_done = chunk.events_done

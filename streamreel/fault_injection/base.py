@@ -215,6 +215,8 @@ def _coerce(f: dataclasses.Field[Any], value: str, spec: str) -> Any:
         if not m:
             raise bad("a duration such as 300ms or 1.5s")
         number, unit = float(m.group(1)), m.group(2) or kind
+        if unit == kind:
+            return number
         ms = number * {"ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
         return ms if kind == "ms" else ms / 1000.0
     if kind == "int":
@@ -277,6 +279,9 @@ def _format(kind: str, value: Any) -> str:
     if kind == "ms":
         return f"{_num(value)}ms"
     if kind == "s":
+        ms = value * 1000.0
+        if not float(value).is_integer() and ms == round(ms, 6) and float(round(ms, 6)).is_integer():
+            return f"{int(round(ms))}ms"
         return f"{_num(value)}s"
     if kind == "bool":
         return "true" if value else "false"
