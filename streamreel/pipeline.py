@@ -77,42 +77,58 @@ def ending_for(end: End) -> Ending:
     return Ending(how, end.t)
 
 
-def cut(chunks: Iterable[Chunk], *, after_events: int | None = None, after_bytes: int | None = None) -> tuple[list[Chunk], list[Chunk], bool]:
-    """Split chunks where ``after_events`` events are complete or ``after_bytes`` bytes went out.
+def cut(
+    p: Plan, *, after_events: int | None = None, after_bytes: int | None = None
+) -> tuple[list[Chunk], list[Chunk], bool]:
+    """Split a plan's chunks once ``after_events`` whole events or ``after_bytes`` bytes went out.
 
     Returns the chunks before the cut, those after it, and whether the stream reached the
-    cut point (a chunk crossing a byte cut is split in two; its first part completes no
-    new event). With neither count, the cut is before the first chunk.
+    cut point; a chunk that straddles it is split in two. Events are located by their
+    encoded size, so the cut is exact however earlier faults split the bytes. With
+    neither count, the cut is before the first byte.
     """
-    head: list[Chunk] = []
-    it = iter(chunks)
-    done = 0
     if after_bytes is None:
-        target = after_events or 0
-        if target <= 0:
-            return head, list(it), True
-        for c in it:
-            head.append(c)
-            if c.events_done >= target:
-                return head, list(it), True
-        return head, [], False
-    sent = 0
+        n = after_events or 0
+        after_bytes = sum(len(e.wire) for e in p.events[:n]) if n <= len(p.events) else None
+    it = iter(p.chunks)
+    if after_bytes is None:
+        return list(it), [], False
+    head: list[Chunk] = []
     if after_bytes <= 0:
         return head, list(it), True
+    sent = 0
     for c in it:
         size = len(c.data)
         if sent + size < after_bytes:
             head.append(c)
             sent += size
-            done = c.events_done
             continue
         if sent + size == after_bytes:
             head.append(c)
             return head, list(it), True
         k = after_bytes - sent
-        head.append(Chunk(c.at_ms, c.data[:k], done))
+        head.append(Chunk(c.at_ms, c.data[:k], c.events_done))
         return head, [Chunk(c.at_ms, c.data[k:], c.events_done), *it], True
     return head, [], False
+
+
+def _counted(chunks: Iterable[Chunk], events: Sequence[Event]) -> Iterator[Chunk]:
+    """Stamp each chunk with the events complete once it is written, from the events' encoded sizes.
+
+    Byte faults only delay, split and cut the encoded stream, so counting by byte offset
+    is exact whatever they did, and they need not track event boundaries themselves.
+    """
+    ends = [len(e.wire) for e in events]
+    total = len(ends)
+    i = 0
+    offset = 0
+    next_end = ends[0] if ends else -1
+    for c in chunks:
+        offset += len(c.data)
+        while i < total and next_end <= offset:
+            i += 1
+            next_end = next_end + ends[i] if i < total else -1
+        yield c if c.events_done == i else Chunk(c.at_ms, c.data, i)
 
 
 def _chunks(events: tuple[Event, ...]) -> Iterator[Chunk]:
@@ -167,9 +183,11 @@ def plan(
     byte_faults = [f for f in fault_list if isinstance(f, ByteFault)]
     if speed != 1.0 and not any(isinstance(f, Speed) for f in byte_faults):
         byte_faults.append(Speed(factor=speed))
+    if not byte_faults:
+        return out
     for f in sorted(byte_faults, key=lambda f: f.stage):
         out = f.apply(out, ctx)
-    return out
+    return replace(out, chunks=_counted(out.chunks, events))
 
 
 def _scaled(p: Plan, speed: float, faults: tuple[Fault, ...]) -> Plan:

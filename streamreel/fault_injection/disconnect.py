@@ -38,7 +38,7 @@ class Disconnect(ByteFault):
             raise ValueError("say where to cut: after=N (events) or after_bytes=B")
 
     def apply(self, plan: Plan, ctx: Context) -> Plan:
-        head, _, reached = cut(plan.chunks, after_events=self.after_events, after_bytes=self.after_bytes)
+        head, _, reached = cut(plan, after_events=self.after_events, after_bytes=self.after_bytes)
         if reached:
             return replace(plan, chunks=head, ending=Ending(HOW[self.how], None))
         if plan.ending.how == "end":

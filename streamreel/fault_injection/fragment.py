@@ -57,36 +57,27 @@ class Fragment(ByteFault):
     def _chunks(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
         sizes = self._sizes()
         gap = self.gap_ms
-        clock = None
-        done = 0
-        for at, data, ends in _same_time_runs(chunks):
+        clock: float | None = None
+        for at, data in _same_time_runs(chunks):
             t = at if clock is None else max(at, clock + gap)
             pos = 0
-            i = 0
             while pos < len(data):
-                end = min(pos + next(sizes), len(data))
-                while i < len(ends) and ends[i][0] <= end:
-                    done = ends[i][1]
-                    i += 1
-                yield Chunk(t, data[pos:end], done)
+                end = pos + next(sizes)
+                yield Chunk(t, data[pos:end], 0)
                 clock = t
                 t += gap
                 pos = end
 
 
-def _same_time_runs(chunks: Iterable[Chunk]) -> Iterator[tuple[float, bytes, list[tuple[int, int]]]]:
-    """Consecutive chunks due at the same time, joined: (time, bytes, [(end offset, events done)])."""
+def _same_time_runs(chunks: Iterable[Chunk]) -> Iterator[tuple[float, bytes]]:
+    """Consecutive chunks due at the same time, joined into one run of bytes."""
     at: float | None = None
     parts: list[bytes] = []
-    ends: list[tuple[int, int]] = []
-    size = 0
     for c in chunks:
         if at is not None and c.at_ms != at:
-            yield at, b"".join(parts), ends
-            parts, ends, size = [], [], 0
+            yield at, b"".join(parts)
+            parts = []
         at = c.at_ms
         parts.append(c.data)
-        size += len(c.data)
-        ends.append((size, c.events_done))
     if at is not None:
-        yield at, b"".join(parts), ends
+        yield at, b"".join(parts)

@@ -34,7 +34,7 @@ class Stall(ByteFault):
             raise ValueError(f"seconds must be >= 0, got {self.seconds!r}")
 
     def apply(self, plan: Plan, ctx: Context) -> Plan:
-        head, tail, reached = cut(plan.chunks, after_events=self.after_events, after_bytes=self.after_bytes)
+        head, tail, reached = cut(plan, after_events=self.after_events, after_bytes=self.after_bytes)
         if self.seconds is None:
             if not reached and plan.ending.how != "end":
                 return replace(plan, chunks=head)

@@ -39,12 +39,9 @@ class Throttle(ByteFault):
         ms_per_byte = 1000.0 / self.bytes_per_s
         piece = self.piece_bytes
         free_at = 0.0
-        done = 0
         for c in chunks:
             start = max(c.at_ms, free_at)
             data = c.data
             for k in range(0, len(data), piece):
-                last = k + piece >= len(data)
-                yield Chunk(start + k * ms_per_byte, data[k : k + piece], c.events_done if last else done)
+                yield Chunk(start + k * ms_per_byte, data[k : k + piece], c.events_done)
             free_at = start + len(data) * ms_per_byte
-            done = c.events_done
