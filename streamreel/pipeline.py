@@ -65,6 +65,9 @@ class Plan:
     faults: tuple[Fault, ...] = ()
     answered_by: Fault | None = None
     """The request fault that answered instead of the recording (``http``), if any."""
+    separate_writes: bool = False
+    """Let the event loop run between writes that are due together, so a reader (even one on
+    the same loop) can take each piece before the next goes out (``fragment`` sets it)."""
 
     @property
     def is_stream(self) -> bool:

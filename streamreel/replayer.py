@@ -442,10 +442,13 @@ class Replayer:
                 transport.set_write_buffer_limits(high=0)
             writer, protocol = request.writer, request.protocol
             data, frames = live.data, live.frames
+            separate = p.separate_writes
             for chunk in p.chunks:
                 due = start + chunk.at_ms / 1000.0
                 if due > loop.time():
                     await asyncio.sleep(due - loop.time())
+                elif separate:
+                    await asyncio.sleep(0)
                 await resp.write(chunk.data)
                 if protocol.writing_paused:
                     await writer.drain()
