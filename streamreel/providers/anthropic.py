@@ -8,7 +8,7 @@ import math
 
 from ..sse import Event
 
-__all__ = ["ERROR_TYPES", "error_type_for", "error_body", "error_headers", "error_event_data", "error_event", "request_id"]
+__all__ = ["ERROR_TYPES", "error_type_for", "status_for", "error_body", "error_headers", "error_event_data", "error_event", "request_id"]
 
 ERROR_TYPES: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "There was an issue with the format or content of your request."),
