@@ -217,7 +217,7 @@ def served_in_subprocess(cas: Cassette, directory: Path) -> Iterator[str]:
     """``streamreel serve`` in its own process (its timing then owes nothing to this process's GIL); yields its URL."""
     path = directory / "upstream-served.yaml"
     save(cas, path)
-    proc = subprocess.Popen([sys.executable, "-m", "streamreel.cli", "serve", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "streamreel", "serve", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

@@ -198,7 +198,7 @@ async def test_cli_serve_ids_and_retry_for_event_sources(tmp_path):
 
     save(cassette(), tmp_path / "c.yaml")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streamreel.cli", "serve", str(tmp_path / "c.yaml"), "--ids", "--retry-ms", "20", "--speed", "0",
+        sys.executable, "-m", "streamreel", "serve", str(tmp_path / "c.yaml"), "--ids", "--retry-ms", "20", "--speed", "0",
         stdout=asyncio.subprocess.PIPE,
     )
     try:

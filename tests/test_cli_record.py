@@ -41,7 +41,7 @@ class Running:
 
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamreel.cli", "record", *args],
+            [sys.executable, "-m", "streamreel", "record", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

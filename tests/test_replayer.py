@@ -277,7 +277,7 @@ def test_recorded_timeout_replays_as_silence_until_the_client_gives_up() -> None
                 seen.append(event)
         sent = reel.settle()[0]
     assert len(seen) == 7
-    assert sent.client_hung_up and sent.ending == "client_hung_up"
+    assert sent.client_hung_up and sent.ending == "hang"
     assert sent.events_done == 8
 
 

@@ -8,8 +8,11 @@ Three layers, applied in this order by :func:`streamreel.pipeline.plan`:
 
 - :class:`RequestFault` may answer a request instead of the recorded stream (``http``);
 - :class:`EventFault` rewrites the parsed events (``truncate``, ``error``, ``drop``, ``pings``);
-- :class:`ByteFault` rewrites the timed byte chunks and the ending (``speed``, ``latency``,
-  ``stall``, ``throttle``, ``fragment``, ``disconnect``), ordered by ``stage``.
+- :class:`ByteFault` rewrites the timed byte chunks and the ending, ordered by ``stage``:
+  ``speed`` 0, ``latency`` 10, ``stall`` 20, ``disconnect`` 30, ``throttle`` 40, ``fragment`` 50,
+  so cuts land on event boundaries before the bytes are split. Byte faults only delay,
+  split and cut the encoded stream (never change bytes); the pipeline counts completed
+  events from byte offsets afterwards.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence, cast
 
 from ..errors import FaultSpecError
 
@@ -39,6 +42,9 @@ __all__ = [
     "parse",
     "parse_one",
     "to_spec",
+    "selects",
+    "selected",
+    "check_cut_point",
 ]
 
 REGISTRY: dict[str, type[Fault]] = {}
@@ -158,8 +164,8 @@ def parse_one(spec: str) -> Fault:
     if cls is None:
         known = ", ".join(sorted(REGISTRY))
         raise FaultSpecError(f"unknown fault {name!r}; known faults: {known}", spec=spec)
-    fields = {f.metadata["key"]: f for f in dataclasses.fields(cls) if "key" in f.metadata}
-    positional = [f for f in dataclasses.fields(cls) if f.metadata.get("positional")]
+    fields = {f.metadata["key"]: f for f in _fields(cls) if "key" in f.metadata}
+    positional = [f for f in _fields(cls) if f.metadata.get("positional")]
     kwargs: dict[str, Any] = {}
     for i, token in enumerate(t.strip() for t in args.split(",") if args.strip()):
         key, eq, value = token.partition("=")
@@ -174,9 +180,10 @@ def parse_one(spec: str) -> Fault:
             else:
                 raise FaultSpecError(_unknown_key(cls, key), spec=spec)
         else:
-            f = fields.get(key) or _by_field_name(cls, key)
-            if f is None:
+            found = fields.get(key) or _by_field_name(cls, key)
+            if found is None:
                 raise FaultSpecError(_unknown_key(cls, key), spec=spec)
+            f = found
         if f.name in kwargs:
             raise FaultSpecError(f"key {f.metadata['key']!r} given twice", spec=spec)
         kwargs[f.name] = _coerce(f, value.strip(), spec)
@@ -188,15 +195,19 @@ def parse_one(spec: str) -> Fault:
         raise FaultSpecError(str(e), spec=spec) from None
 
 
+def _fields(cls: type[Fault] | Fault) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(cast(Any, cls))
+
+
 def _by_field_name(cls: type[Fault], key: str) -> dataclasses.Field[Any] | None:
-    for f in dataclasses.fields(cls):
+    for f in _fields(cls):
         if f.name == key and "key" in f.metadata:
             return f
     return None
 
 
 def _unknown_key(cls: type[Fault], key: str) -> str:
-    keys = [f.metadata["key"] for f in dataclasses.fields(cls) if "key" in f.metadata]
+    keys = [f.metadata["key"] for f in _fields(cls) if "key" in f.metadata]
     return f"{cls.name!r} has no key {key!r}; valid keys: {', '.join(keys) or '(none)'}"
 
 
@@ -212,6 +223,8 @@ def _coerce(f: dataclasses.Field[Any], value: str, spec: str) -> Any:
         if not m:
             raise bad("a duration such as 300ms or 1.5s")
         number, unit = float(m.group(1)), m.group(2) or kind
+        if unit == kind:
+            return number
         ms = number * {"ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
         return ms if kind == "ms" else ms / 1000.0
     if kind == "int":
@@ -247,17 +260,26 @@ def _coerce(f: dataclasses.Field[Any], value: str, spec: str) -> Any:
 
 
 def to_spec(fault: Fault) -> str:
-    """The spec string of a fault: only the fields that differ from their defaults."""
+    """The spec string of a fault: its positional field, then the fields that differ from their defaults.
+
+    A positional field is always shown, bare when it is the fault's only field (``speed:0``).
+    """
     parts: list[str] = []
-    for f in dataclasses.fields(fault):  # type: ignore[arg-type]
+    spec_fields = [f for f in _fields(fault) if "key" in f.metadata]
+    for f in spec_fields:
         meta: Mapping[str, Any] = f.metadata
-        if "key" not in meta:
-            continue
         value = getattr(fault, f.name)
         default = f.default if f.default is not dataclasses.MISSING else None
-        if value == default:
+        if meta["positional"]:
+            if len(spec_fields) == 1:
+                parts.append(_format(meta["kind"], value))
+                continue
+        elif value == default:
             continue
-        parts.append(f"{meta['key']}={_format(meta['kind'], value)}")
+        if meta["kind"] == "bool" and value is True:
+            parts.append(meta["key"])
+        else:
+            parts.append(f"{meta['key']}={_format(meta['kind'], value)}")
     return f"{fault.name}:{','.join(parts)}" if parts else fault.name
 
 
@@ -265,6 +287,9 @@ def _format(kind: str, value: Any) -> str:
     if kind == "ms":
         return f"{_num(value)}ms"
     if kind == "s":
+        ms = value * 1000.0
+        if not float(value).is_integer() and ms == round(ms, 6) and float(round(ms, 6)).is_integer():
+            return f"{int(round(ms))}ms"
         return f"{_num(value)}s"
     if kind == "bool":
         return "true" if value else "false"
@@ -277,3 +302,33 @@ def _format(kind: str, value: Any) -> str:
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+# ---------------------------------------------------------------- event selectors
+
+
+def selects(event: Event, index: int, count: int, selector: int | str) -> bool:
+    """Whether ``selector`` (0-based index, negative from the end, or an event name) picks an event.
+
+    A name matches the SSE ``event:`` field, the JSON payload's ``type``/``object`` (for
+    data-only streams) or the whole ``data`` (``[DONE]``).
+    """
+    if isinstance(selector, int):
+        return index == (selector if selector >= 0 else count + selector)
+    return event.event == selector or event.data == selector or (event.event is None and event.type == selector)
+
+
+def selected(events: Sequence[Event], selectors: Sequence[int | str]) -> set[int]:
+    """Indices of the events any of ``selectors`` picks."""
+    n = len(events)
+    return {i for i, ev in enumerate(events) if any(selects(ev, i, n, s) for s in selectors)}
+
+
+def check_cut_point(after_events: int | None, after_bytes: int | None) -> None:
+    """Validate a fault's ``after``/``after_bytes`` pair (at most one, neither negative)."""
+    if after_events is not None and after_bytes is not None:
+        raise ValueError("give after (events) or after_bytes (bytes), not both")
+    if after_events is not None and after_events < 0:
+        raise ValueError(f"after must be >= 0 events, got {after_events}")
+    if after_bytes is not None and after_bytes < 0:
+        raise ValueError(f"after_bytes must be >= 0, got {after_bytes}")
