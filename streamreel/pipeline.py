@@ -138,9 +138,18 @@ def _counted(chunks: Iterable[Chunk], events: Sequence[Event]) -> Iterator[Chunk
         yield c if c.events_done == i else Chunk(c.at_ms, c.data, i)
 
 
-def _chunks(events: tuple[Event, ...]) -> Iterator[Chunk]:
-    for i, ev in enumerate(events, 1):
-        yield Chunk(ev.t, ev.wire, i)
+def _chunks(events: tuple[Event, ...], factor: float) -> Iterator[Chunk]:
+    """One chunk per event at its recorded time divided by the speed ``factor`` (0: all at once)."""
+    if factor == 1.0:
+        for i, ev in enumerate(events, 1):
+            yield Chunk(ev.t, ev.wire, i)
+    elif factor == 0.0:
+        for i, ev in enumerate(events, 1):
+            yield Chunk(0.0, ev.wire, i)
+    else:
+        k = 1.0 / factor
+        for i, ev in enumerate(events, 1):
+            yield Chunk(ev.t * k, ev.wire, i)
 
 
 def plan(
@@ -185,21 +194,22 @@ def plan(
     for f in fault_list:
         if isinstance(f, EventFault):
             events = f.apply_events(events, ctx)
+    # Speed is the first byte stage; folded into the chunks as they are made, it costs nothing per event.
+    scale = next((f for f in reversed(fault_list) if isinstance(f, Speed)), None) or Speed(factor=speed)
+    ending = ending_for(res.end)
     out = Plan(
         status=res.status,
         headers=res.headers,
-        headers_at_ms=res.headers_at,
+        headers_at_ms=scale.scale(res.headers_at),
         events=events,
-        chunks=_chunks(events),
-        ending=ending_for(res.end),
+        chunks=_chunks(events, scale.factor),
+        ending=ending if ending.at_ms is None else replace(ending, at_ms=scale.scale(ending.at_ms)),
         faults=fault_list,
     )
-    byte_faults = [f for f in fault_list if isinstance(f, ByteFault)]
-    if speed != 1.0 and not any(isinstance(f, Speed) for f in byte_faults):
-        byte_faults.append(Speed(factor=speed))
+    byte_faults = sorted((f for f in fault_list if isinstance(f, ByteFault) and not isinstance(f, Speed)), key=lambda f: f.stage)
     if not byte_faults:
         return out
-    for f in sorted(byte_faults, key=lambda f: f.stage):
+    for f in byte_faults:
         out = f.apply(out, ctx)
     return replace(out, chunks=_counted(out.chunks, events))
 
