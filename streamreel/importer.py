@@ -40,6 +40,9 @@ import yaml
 
 from .cassette import Cassette, End, Interaction, Request, Response
 from .errors import CassetteError
+from .providers import is_complete, provider_of_events
+from .scrub import DEFAULT_HEADERS as SECRET_HEADERS
+from .scrub import SCRUBBED
 from .sse import Event, decode
 
 __all__ = [
@@ -61,22 +64,6 @@ __all__ = [
 
 FORMATS = ("sse", "chunks", "vcrpy")
 
-SCRUBBED = "<scrubbed>"
-SECRET_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "x-api-key",
-        "api-key",
-        "x-goog-api-key",
-        "cookie",
-        "set-cookie",
-        "openai-organization",
-        "openai-project",
-        "anthropic-organization-id",
-    }
-)
-"""Headers whose value never reaches a cassette; the header stays, its value becomes ``<scrubbed>``."""
 
 SECRET_QUERY_PARAMS = frozenset({"key", "api_key", "apikey", "access_token", "token", "sig", "signature"})
 """Query parameters that carry credentials; dropped from imported paths."""
@@ -87,47 +74,6 @@ _ANTHROPIC_TYPES = frozenset(
 )
 _TRANSPORT_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection", "host", "keep-alive", "accept-encoding"})
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def provider_of_events(events: Sequence[Event]) -> str:
-    """``anthropic``, ``openai``, ``openai-responses`` or ``sse``, from what the events hold."""
-    for ev in events:
-        if ev.is_comment:
-            continue
-        if ev.event in ("message_start", "content_block_start", "content_block_delta", "message_stop"):
-            return "anthropic"
-        if ev.event is not None and ev.event.startswith("response."):
-            return "openai-responses"
-        if ev.data == "[DONE]":
-            return "openai"
-        payload = ev.json(default=None)
-        if isinstance(payload, dict):
-            kind = payload.get("type")
-            if kind in ("message_start", "content_block_start", "content_block_delta"):
-                return "anthropic"
-            if isinstance(kind, str) and kind.startswith("response."):
-                return "openai-responses"
-            if payload.get("object") in ("chat.completion.chunk", "text_completion"):
-                return "openai"
-    return "sse"
-
-
-def is_complete(events: Sequence[Event], provider: str) -> bool:
-    """Whether a stream reached its provider's final event (or an error event, after which a server
-    ends the stream on purpose); a stream of any other provider counts as complete."""
-    data_events = [e for e in events if not e.is_comment]
-    if not data_events:
-        return provider == "sse"
-    last = data_events[-1]
-    if last.event == "error" or last.type == "error":
-        return True
-    if provider == "anthropic":
-        return last.event == "message_stop" or last.type == "message_stop"
-    if provider == "openai":
-        return last.data == "[DONE]"
-    if provider == "openai-responses":
-        return last.type in ("response.completed", "response.failed", "response.incomplete") or last.data == "[DONE]"
-    return True
 
 
 def detect_format(data: bytes) -> str:

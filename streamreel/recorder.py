@@ -40,7 +40,7 @@ from yarl import URL
 from . import cassette as _cassette
 from .cassette import Cassette, End, Interaction, Request, Response
 from .errors import CassetteError, NoMatchError, StreamreelError
-from .importer import is_complete, provider_of_events
+from .providers import is_complete, provider_of_events
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, ReceivedRequest
 from .replayer import _CORS, FAULTS_HEADER, CassetteLike, Replayer, _Live, _reset, _State
 from .scrub import Scrubber, safe_url

@@ -2,32 +2,67 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Sequence
+
+from ..sse import Event
 
 if TYPE_CHECKING:
     from ..cassette import Interaction
 
-__all__ = ["detect_provider", "error_body", "error_headers", "request_id", "FINAL_EVENT"]
-
-FINAL_EVENT = {"anthropic": "message_stop", "openai": "[DONE]"}
-"""The event that closes a complete stream, by provider (OpenAI Responses ends with ``response.completed``)."""
+__all__ = ["detect_provider", "provider_of_events", "is_complete", "error_body", "error_headers", "retry_headers", "request_id"]
 
 
 def detect_provider(interaction: Interaction) -> str:
-    """``anthropic``, ``openai`` or ``sse`` (any other event stream), from the path and the events."""
+    """``anthropic``, ``openai`` or ``sse`` (any other event stream), from the path, else the events."""
     path = (interaction.request.route or "").rstrip("/")
     if path.endswith("/messages"):
         return "anthropic"
     if path.endswith(("/chat/completions", "/completions", "/responses")):
         return "openai"
-    for ev in (interaction.response.events or ())[:3]:
-        if ev.event in ("message_start", "ping", "content_block_start"):
+    kind = provider_of_events((interaction.response.events or ())[:5])
+    return "openai" if kind == "openai-responses" else kind
+
+
+def provider_of_events(events: Sequence[Event]) -> str:
+    """``anthropic``, ``openai``, ``openai-responses`` or ``sse``, from what the events hold."""
+    for ev in events:
+        if ev.is_comment:
+            continue
+        if ev.event in ("message_start", "content_block_start", "content_block_delta", "message_stop"):
             return "anthropic"
         if ev.event is not None and ev.event.startswith("response."):
+            return "openai-responses"
+        if ev.data == "[DONE]":
             return "openai"
-        if ev.data is not None and ev.data.startswith('{"id":"chatcmpl-'):
-            return "openai"
+        payload = ev.json(default=None)
+        if isinstance(payload, dict):
+            kind = payload.get("type")
+            if kind in ("message_start", "content_block_start", "content_block_delta"):
+                return "anthropic"
+            if isinstance(kind, str) and kind.startswith("response."):
+                return "openai-responses"
+            if payload.get("object") in ("chat.completion.chunk", "text_completion"):
+                return "openai"
     return "sse"
+
+
+def is_complete(events: Sequence[Event], provider: str) -> bool:
+    """Whether a stream reached its provider's final event (or an error event, after which a server
+    ends the stream on purpose); a stream of any other provider counts as complete."""
+    data_events = [e for e in events if not e.is_comment]
+    if not data_events:
+        return provider == "sse"
+    last = data_events[-1]
+    if last.event == "error" or last.type == "error":
+        return True
+    if provider == "anthropic":
+        return last.event == "message_stop" or last.type == "message_stop"
+    if provider == "openai":
+        return last.data == "[DONE]"
+    if provider == "openai-responses":
+        return last.type in ("response.completed", "response.failed", "response.incomplete") or last.data == "[DONE]"
+    return True
 
 
 def error_body(provider: str, status: int, message: str | None = None, error_type: str | None = None) -> dict:
@@ -55,3 +90,16 @@ def request_id(provider: str, *parts: object) -> str:
     else:
         from .anthropic import request_id as make
     return make(*parts)
+
+
+def retry_headers(status: int, *, retry_after_s: float | None = None, should_retry: bool | None = None) -> dict[str, str]:
+    """The headers both APIs send with an error: ``x-should-retry`` drives the SDKs' retry decision;
+    ``retry-after`` is whole seconds (rounded up, as RFC 9110 allows no fraction) and
+    ``retry-after-ms``, which the SDKs read first, carries the exact value."""
+    if should_retry is None:
+        should_retry = status in (408, 409, 429) or status >= 500
+    headers = {"content-type": "application/json", "x-should-retry": "true" if should_retry else "false"}
+    if retry_after_s is not None:
+        headers["retry-after"] = str(math.ceil(retry_after_s))
+        headers["retry-after-ms"] = f"{retry_after_s * 1000:g}"
+    return headers

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from typing import Sequence, Union
 
 from ..sse import Event
+from . import retry_headers
 
 __all__ = [
     "ERROR_TYPES",
@@ -80,17 +80,8 @@ def error_body(status: int, *, message: str | None = None, error_type: str | Non
 
 
 def error_headers(status: int, *, retry_after_s: float | None = None, request_id: str | None = None, should_retry: bool | None = None) -> dict[str, str]:
-    """Headers the API sends with an error: ``x-should-retry`` drives the SDK's retry decision.
-
-    ``retry-after`` is whole seconds (rounded up, as RFC 9110 allows no fraction);
-    ``retry-after-ms``, which the SDKs read first, carries the exact value.
-    """
-    if should_retry is None:
-        should_retry = status in (408, 409, 429) or status >= 500
-    headers = {"content-type": "application/json", "x-should-retry": "true" if should_retry else "false"}
-    if retry_after_s is not None:
-        headers["retry-after"] = str(math.ceil(retry_after_s))
-        headers["retry-after-ms"] = f"{retry_after_s * 1000:g}"
+    """Headers the API sends with an error, with its request id as ``request-id``."""
+    headers = retry_headers(status, retry_after_s=retry_after_s, should_retry=should_retry)
     if request_id:
         headers["request-id"] = request_id
     return headers

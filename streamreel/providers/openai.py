@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from typing import Sequence
 
 from ..sse import Event
+from . import retry_headers
 
 __all__ = ["ERROR_TYPES", "error_body", "error_headers", "request_id", "stream_error_events", "is_responses_stream", "chat_events"]
 
@@ -43,12 +43,8 @@ def request_id(*parts: object) -> str:
 
 
 def error_headers(status: int, *, retry_after_s: float | None = None, request_id: str | None = None, should_retry: bool | None = None) -> dict[str, str]:
-    if should_retry is None:
-        should_retry = status in (408, 409, 429) or status >= 500
-    headers = {"content-type": "application/json", "x-should-retry": "true" if should_retry else "false"}
-    if retry_after_s is not None:
-        headers["retry-after"] = str(math.ceil(retry_after_s))
-        headers["retry-after-ms"] = f"{retry_after_s * 1000:g}"
+    """Headers the API sends with an error, with its request id as ``x-request-id``."""
+    headers = retry_headers(status, retry_after_s=retry_after_s, should_retry=should_retry)
     if request_id:
         headers["x-request-id"] = request_id
     return headers
