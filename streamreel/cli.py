@@ -99,5 +99,56 @@ def import_(source: str, output: str, gap_ms: float, first_ms: float | None, hea
     click.echo(f"wrote {output}: {len(cas.interactions)} interaction(s), {n} events, ended {reasons}")
 
 
+
+@main.command()
+@click.option("--upstream", default="https://api.anthropic.com", show_default=True, help="API to forward to (base URL).")
+@click.option("-o", "--output", "cassette", required=True, type=click.Path(dir_okay=False), help="Cassette to write (and, by mode, replay from).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
+@click.option("--mode", type=click.Choice(["none", "once", "new_episodes", "all"]), default="once", show_default=True, help="Record mode, as in vcrpy.")
+@click.option("--scrub-header", "scrub_headers", multiple=True, metavar="NAME", help="Header to blank (credential headers always are); repeatable.")
+@click.option("--scrub-pattern", "scrub_patterns", multiple=True, metavar="REGEX", help="Regular expression blanked in bodies, events, paths and headers; repeatable.")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds the upstream may stay silent before the stream is kept as `timeout`.")
+def record(cassette: str, upstream: str, host: str, port: int, mode: str, scrub_headers: tuple[str, ...], scrub_patterns: tuple[str, ...], timeout: float) -> None:
+    """Proxy to --upstream and record into a cassette until interrupted; prints `listening on http://HOST:PORT` first."""
+    import logging
+
+    from .recorder import Recorder
+    from .scrub import Scrubber
+
+    try:
+        recorder = Recorder(
+            upstream=upstream,
+            cassette=cassette,
+            host=host,
+            port=port,
+            mode=mode,
+            scrub=Scrubber(headers=scrub_headers, patterns=scrub_patterns),
+            timeout=timeout,
+        )
+    except (StreamreelError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    log = logging.getLogger("streamreel.recorder")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+    async def start() -> None:
+        await recorder.start()
+        if not recorder.recording:
+            log.info("%s exists: replaying it only (mode %s); use --mode new_episodes to add to it or --mode all to re-record", cassette, mode)
+
+    async def stop() -> None:
+        try:
+            await recorder.stop()
+        except StreamreelError as e:
+            raise click.ClickException(str(e)) from None
+
+    run_until_signal(start, stop, lambda: f"listening on {recorder.url}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -9,14 +9,16 @@ up, the last one repeats, so a test or a hypothesis run may call as often as it 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 from .cassette import Interaction
 from .errors import NoMatchError
+from .scrub import SCRUBBED
 
 __all__ = ["ReceivedRequest", "Matcher", "MATCH_ON", "SDK_QUERY_PARAMS", "Difference"]
 
@@ -63,7 +65,11 @@ class Difference:
 
 
 class Matcher:
-    """Picks the interaction for each request; thread-safe, with ordered playback of repeats."""
+    """Picks the interaction for each request; thread-safe, with ordered playback of repeats.
+
+    Once the matching interactions are used up the last one repeats, unless ``repeat_last``
+    is False (the recorder's ``new_episodes`` mode records the extra request instead).
+    """
 
     def __init__(
         self,
@@ -72,8 +78,10 @@ class Matcher:
         match_on: Iterable[str] = MATCH_ON,
         ignore_query: Iterable[str] = SDK_QUERY_PARAMS,
         ignore_body_keys: Iterable[str] = (),
+        repeat_last: bool = True,
     ) -> None:
         self.interactions = tuple(interactions)
+        self.repeat_last = repeat_last
         self.match_on = tuple(match_on)
         unknown = set(self.match_on) - set(MATCH_ON)
         if unknown:
@@ -89,11 +97,11 @@ class Matcher:
         out: list[Difference] = []
         if "method" in self.match_on and rec.method is not None and rec.method != request.method.upper():
             out.append(Difference("method", f"method: recorded {rec.method}, asked {request.method}"))
-        if "path" in self.match_on and rec.route is not None and rec.route.rstrip("/") != request.path.rstrip("/"):
+        if "path" in self.match_on and rec.route is not None and rec.route.rstrip("/") != request.path.rstrip("/") and not _scrubbed_match(rec.route, request.path):
             out.append(Difference("path", f"path: recorded {rec.route}, asked {request.path}"))
         if "query" in self.match_on and rec.path is not None:
             want, got = self._query(rec.query), self._query(request.query)
-            if want != got:
+            if want != got and not _scrubbed_pairs_match(want, got):
                 out.append(Difference("query", f"query: recorded {_show_query(want)}, asked {_show_query(got)}"))
         if "body" in self.match_on and rec.body is not None:
             detail = self._body_difference(rec.body, request)
@@ -107,7 +115,7 @@ class Matcher:
     def _body_difference(self, recorded: Any, request: ReceivedRequest) -> str | None:
         if isinstance(recorded, (str, bytes)):
             got_raw = request.body if isinstance(recorded, bytes) else request.body.decode("utf-8", "replace")
-            if got_raw == recorded:
+            if got_raw == recorded or _scrubbed_match(recorded, got_raw):
                 return None
             parsed = request.json
             if isinstance(recorded, str) and parsed is not None:
@@ -137,6 +145,8 @@ class Matcher:
                 if not self._used[i]:
                     self._used[i] = True
                     return i
+        if not self.repeat_last:
+            raise NoMatchError(f"every recorded interaction matching {request} was already played ({len(candidates)})", request=request)
         return candidates[-1]
 
     def reset(self) -> None:
@@ -188,7 +198,30 @@ def _first_json_difference(want: Any, got: Any, where: str) -> str | None:
         return None
     if want == got and isinstance(want, bool) == isinstance(got, bool):
         return None
+    if isinstance(want, str) and isinstance(got, str) and _scrubbed_match(want, got):
+        return None
     return f"{where}: recorded {_short(want)}, asked {_short(got)}"
+
+
+@lru_cache(maxsize=512)
+def _scrubbed_regex(recorded: str) -> re.Pattern[str]:
+    return re.compile(".*?".join(re.escape(part) for part in recorded.split(SCRUBBED)), re.DOTALL)
+
+
+def _scrubbed_match(recorded: Any, got: Any) -> bool:
+    """A recorded value with ``<scrubbed>`` in it matches any text in those places (the secret was blanked)."""
+    if isinstance(recorded, bytes):
+        recorded = recorded.decode("latin-1")
+        got = got.decode("latin-1") if isinstance(got, bytes) else got
+    if not isinstance(recorded, str) or not isinstance(got, str) or SCRUBBED not in recorded:
+        return False
+    return _scrubbed_regex(recorded).fullmatch(got) is not None
+
+
+def _scrubbed_pairs_match(want: tuple[tuple[str, str], ...], got: tuple[tuple[str, str], ...]) -> bool:
+    if len(want) != len(got):
+        return False
+    return all(wk == gk and (wv == gv or _scrubbed_match(wv, gv)) for (wk, wv), (gk, gv) in zip(want, got))
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -360,7 +360,7 @@ class Replayer:
         try:
             index = state.matcher.find(received)
         except NoMatchError as e:
-            return self._error(live, 404, "not_found_error", f"streamreel: {e}")
+            return await self._unmatched(request, received, live, start, e)
         interaction = state.cassette.interactions[index]
         faults = state.faults + extra
         keys = [str(f) for f in faults]
@@ -373,6 +373,10 @@ class Replayer:
         live.interaction = index
         live.faults = tuple(keys)
         return await self._send(request, p, live, start)
+
+    async def _unmatched(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float, error: NoMatchError) -> web.StreamResponse:
+        """Answer a request no recorded interaction matches (the recorder records it instead)."""
+        return self._error(live, 404, "not_found_error", f"streamreel: {error}")
 
     def _error(self, live: _Live, status: int, kind: str, message: str) -> web.Response:
         live.status = status
