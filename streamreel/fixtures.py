@@ -77,30 +77,42 @@ class Reel:
     # ------------------------------------------------------------ serving
 
     @property
+    def _active(self) -> Replayer:
+        """The recorder while this test records, else the session's replay server."""
+        return self._recorder if self._recorder is not None else self._server
+
+    @property
     def url(self) -> str:
         """Base URL to give a client (``Anthropic(base_url=reel.url)``)."""
-        return self._recorder.url if self._recorder is not None else self._server.url
+        return self._active.url
+
+    @property
+    def recording(self) -> bool:
+        """Whether requests the cassette does not answer go to ``--reel-upstream`` and are recorded."""
+        return self._recorder is not None
 
     @property
     def cassette(self) -> Cassette:
-        return self._server.cassette
+        return self._active.cassette
 
     def load(self, cassette: CassetteArg = None, *, faults: Sequence[Any] | str = (), speed: float | None = None) -> Reel:
         """Serve ``cassette`` from now on, under ``faults``, at ``speed`` (default: ``--reel-speed``).
 
         ``cassette`` is a :class:`Cassette`, a path, or None for an empty cassette. A relative
         path is looked up in this test's cassette directory. Requests, responses and ordered
-        playback start afresh; the server keeps running. Returns the reel, for chaining.
+        playback start afresh; the server keeps running. With ``--reel-upstream``, a path the
+        record mode says to record is served by a recorder instead, which writes the file when
+        the test ends or the next ``load`` comes. Returns the reel, for chaining.
         """
         self._stop_recording()
         speed = self.speed if speed is None else speed
         if isinstance(cassette, (str, os.PathLike)):
             path = self.resolve(cassette)
-            if self._records(path):
+            if self.mode in ("new_episodes", "all") or (self.mode == "once" and not path.exists()):
                 self._start_recording(path, faults=faults, speed=speed)
                 return self
             if not path.exists():
-                raise CassetteError(self._missing(path), path=str(path))
+                raise CassetteError(self._missing(), path=str(path))
             cassette = path
         self._server.load(cassette, faults=faults, speed=speed)
         return self
@@ -114,56 +126,46 @@ class Reel:
 
     def clear(self) -> None:
         """Forget requests and responses and restart ordered playback."""
-        self._server.clear()
+        self._active.clear()
 
     # ------------------------------------------------------------ ground truth
 
     @property
     def requests(self) -> list[ReceivedRequest]:
         """Every request that arrived since the last load or clear, in order."""
-        if self._recorder is not None:
-            return list(getattr(self._recorder, "requests", []))
-        return self._server.requests
+        return self._active.requests
 
     @property
     def responses(self) -> list[SentResponse]:
         """What each response really sent and how it ended, after waiting for those in flight."""
-        if self._recorder is not None:
-            return list(getattr(self._recorder, "responses", []))
-        return self._server.settle(SETTLE_TIMEOUT_S)
+        return self._active.settle(SETTLE_TIMEOUT_S)
 
     def settle(self, timeout: float = SETTLE_TIMEOUT_S) -> list[SentResponse]:
-        """Wait until no response is in flight; returns :attr:`responses`."""
-        return self._server.settle(timeout)
+        """Wait until no response is in flight (and a recording is written); returns :attr:`responses`."""
+        return self._active.settle(timeout)
 
     async def asettle(self, timeout: float = SETTLE_TIMEOUT_S) -> list[SentResponse]:
-        """:meth:`settle` for async tests: waits without blocking the test's event loop."""
-        loop = self._server._loop
+        """:meth:`settle` for async tests: waits on the server's thread without blocking the test's loop."""
+        active = self._active
+        loop = active._loop
         if loop is None:
             raise StreamreelError("the reel's server is not running")
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._server.asettle(timeout), loop))
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(active.asettle(timeout), loop))
 
     # ------------------------------------------------------------ recording
 
-    def _records(self, path: Path) -> bool:
-        return self.mode in ("new_episodes", "all") or (self.mode == "once" and not path.exists())
-
-    def _missing(self, path: Path) -> str:
-        where = f" (marker cassettes live in {self.cassette_dir})" if self.cassette_dir is not None else ""
+    def _missing(self) -> str:
+        where = f"cassettes for this test live in {self.cassette_dir}; " if self.cassette_dir is not None else ""
         if self.mode == "once":
-            how = "pass --reel-upstream URL to record it"
-        else:
-            how = "record it with --reel-mode=once --reel-upstream URL"
-        return f"no such cassette{where}; {how}"
+            return f"no such cassette; {where}pass --reel-upstream URL to record it"
+        return f"no such cassette; {where}record it with --reel-upstream URL (and --reel-mode=once, the default then)"
 
     def _start_recording(self, path: Path, *, faults: Sequence[Any] | str, speed: float) -> None:
         if self.upstream is None:
-            raise CassetteError(self._missing(path), path=str(path))
-        try:
-            from .recorder import Recorder
-        except ImportError:
-            raise StreamreelError("recording needs streamreel.recorder, which this streamreel does not have") from None
-        recorder = Recorder(upstream=self.upstream, cassette=path, mode=self.mode)
+            raise CassetteError(self._missing(), path=str(path))
+        from .recorder import Recorder
+
+        recorder = Recorder(cassette=path, upstream=self.upstream, mode=self.mode, faults=faults, speed=speed)
         recorder.__enter__()
         self._recorder = recorder
 
@@ -173,7 +175,7 @@ class Reel:
             recorder.__exit__(None, None, None)
 
     def close(self) -> None:
-        """End the test's use: finish a recording (the cassette is written then)."""
+        """The test is over: a recording in progress is finished and its cassette written."""
         self._stop_recording()
 
 
