@@ -8,19 +8,17 @@ silent, and check that what was shown before the break was kept and the retry co
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Iterator, Sequence
 
 import anthropic
 import httpx2
 import pytest
 from hypothesis import given, seed, settings
-from hypothesis import strategies as st
 from markdown_stream import Span, StreamingRenderer, merged, render, stream_reply, visible
 
 from streamreel import Cassette, End
 from streamreel.providers.anthropic import TextBlock, message_events
-from streamreel.strategies import StreamCassette, anthropic_streams
+from streamreel.strategies import StreamCassette, anthropic_streams, interrupted
 
 REQUEST: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "Explain, with code."}]}
 STALL_READ_TIMEOUT_S = 0.3
@@ -119,20 +117,9 @@ def test_streams_through_the_sdk_render_cleanly(reel_session: Any, client: anthr
     assert reply.partials == ()
 
 
-@st.composite
-def broken_then_whole(draw: Any, ending: str) -> tuple[StreamCassette, int]:
-    """A stream whose first attempt ends after a drawn number of events (cut or gone silent),
-    then plays whole: the order a retry meets it in. Returns it and the events the cut kept."""
-    stream = draw(anthropic_streams())
-    whole = stream.interactions[0]
-    events = whole.response.events or ()
-    kept = draw(st.integers(1, len(events) - 1))
-    broken = replace(whole, response=replace(whole.response, events=events[:kept], end=End(t=0.0, reason=ending)))
-    return replace(stream, interactions=(broken, whole)), kept
-
-
-def check_recovery(reel: Any, client: anthropic.Anthropic, stream: StreamCassette, kept: int) -> None:
+def check_recovery(reel: Any, client: anthropic.Anthropic, stream: StreamCassette) -> None:
     reel.load(stream)
+    kept = len(stream.interactions[0].response.events or ())
     final = render(stream.text)
     reply = stream_reply(client, on_render=lambda shown: assert_clean(shown, visible(final)), **REQUEST)
     assert reply.text == stream.text and reply.shown == final
@@ -146,17 +133,17 @@ def check_recovery(reel: Any, client: anthropic.Anthropic, stream: StreamCassett
 
 
 @settings(max_examples=100, deadline=None)
-@given(case=broken_then_whole("upstream_disconnect"))
-def test_a_cut_stream_keeps_its_partial_and_the_retry_completes(reel_session: Any, client: anthropic.Anthropic, case: tuple[StreamCassette, int]) -> None:
-    check_recovery(reel_session, client, *case)
+@given(stream=interrupted(anthropic_streams(), endings=["upstream_disconnect"]))
+def test_a_cut_stream_keeps_its_partial_and_the_retry_completes(reel_session: Any, client: anthropic.Anthropic, stream: StreamCassette) -> None:
+    check_recovery(reel_session, client, stream)
     assert reel_session.responses[0].ending == "close"
 
 
 @settings(max_examples=5, deadline=None)
-@given(case=broken_then_whole("timeout"))
-def test_a_stalled_stream_keeps_its_partial_and_the_retry_completes(reel_session: Any, client: anthropic.Anthropic, case: tuple[StreamCassette, int]) -> None:
+@given(stream=interrupted(anthropic_streams(), endings=["timeout"]))
+def test_a_stalled_stream_keeps_its_partial_and_the_retry_completes(reel_session: Any, client: anthropic.Anthropic, stream: StreamCassette) -> None:
     impatient = client.with_options(timeout=httpx2.Timeout(5.0, read=STALL_READ_TIMEOUT_S))
-    check_recovery(reel_session, impatient, *case)
+    check_recovery(reel_session, impatient, stream)
     assert reel_session.responses[0].client_hung_up
 
 
@@ -172,5 +159,5 @@ def test_the_reel_fixture_serves_a_recorded_cut_then_the_whole_reply(reel: Any) 
     assert [p.text for p in reply.partials] == ["Use **bo"]
     assert visible(reply.partials[0].shown) == "Use "
     assert "stream ended without message_stop" not in reply.partials[0].error
-    assert visible(reply.shown) == "Use bold for code:\ny = x**2\n"
+    assert reply.text == text and visible(reply.shown) == "Use bold for code:\ny = x**2\n"
     assert [r.ending for r in reel.responses] == ["close", "end"]

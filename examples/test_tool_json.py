@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any, Iterator
 
 import anthropic
@@ -13,8 +12,7 @@ from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 from tool_json import ToolCallAccumulator, parse_partial, stream_tool_call
 
-from streamreel import End
-from streamreel.strategies import StreamCassette, anthropic_streams, tool_inputs
+from streamreel.strategies import StreamCassette, anthropic_streams, interrupted, tool_inputs
 
 REQUEST: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "What's the weather?"}]}
 STALL_READ_TIMEOUT_S = 0.3
@@ -143,19 +141,9 @@ def test_tool_calls_through_the_sdk_arrive_whole(reel_session: Any, client: anth
     assert all(s is None or grows_into(s, stream.tool_input) for s in shown)
 
 
-@st.composite
-def broken_then_whole(draw: Any, ending: str) -> tuple[StreamCassette, int]:
-    """A tool-call stream whose first attempt ends after a drawn number of events, then plays whole."""
-    stream = draw(tool_streams)
-    whole = stream.interactions[0]
-    events = whole.response.events or ()
-    kept = draw(st.integers(1, len(events) - 1))
-    broken = replace(whole, response=replace(whole.response, events=events[:kept], end=End(t=0.0, reason=ending)))
-    return replace(stream, interactions=(broken, whole)), kept
-
-
-def check_recovery(reel: Any, client: anthropic.Anthropic, stream: StreamCassette, kept: int) -> None:
+def check_recovery(reel: Any, client: anthropic.Anthropic, stream: StreamCassette) -> None:
     reel.load(stream)
+    kept = len(stream.interactions[0].response.events or ())
     call = stream_tool_call(client, **REQUEST)
     assert (call.name, call.input) == (stream.tool_name, stream.tool_input)
     first = reel.responses[0]
@@ -168,15 +156,15 @@ def check_recovery(reel: Any, client: anthropic.Anthropic, stream: StreamCassett
 
 
 @settings(max_examples=100, deadline=None)
-@given(case=broken_then_whole("upstream_disconnect"))
-def test_a_cut_tool_call_keeps_its_partial_and_the_retry_completes(reel_session: Any, client: anthropic.Anthropic, case: tuple[StreamCassette, int]) -> None:
-    check_recovery(reel_session, client, *case)
+@given(stream=interrupted(tool_streams, endings=["upstream_disconnect"]))
+def test_a_cut_tool_call_keeps_its_partial_and_the_retry_completes(reel_session: Any, client: anthropic.Anthropic, stream: StreamCassette) -> None:
+    check_recovery(reel_session, client, stream)
     assert reel_session.responses[0].ending == "close"
 
 
 @settings(max_examples=5, deadline=None)
-@given(case=broken_then_whole("timeout"))
-def test_a_stalled_tool_call_keeps_its_partial_and_the_retry_completes(reel_session: Any, client: anthropic.Anthropic, case: tuple[StreamCassette, int]) -> None:
+@given(stream=interrupted(tool_streams, endings=["timeout"]))
+def test_a_stalled_tool_call_keeps_its_partial_and_the_retry_completes(reel_session: Any, client: anthropic.Anthropic, stream: StreamCassette) -> None:
     impatient = client.with_options(timeout=httpx2.Timeout(5.0, read=STALL_READ_TIMEOUT_S))
-    check_recovery(reel_session, impatient, *case)
+    check_recovery(reel_session, impatient, stream)
     assert reel_session.responses[0].client_hung_up

@@ -42,7 +42,9 @@ __all__ = [
     "chunkings",
     "fault_plans",
     "faulted",
+    "interrupted",
     "FAULT_KINDS",
+    "INTERRUPTIONS",
 ]
 
 T = TypeVar("T")
@@ -474,6 +476,59 @@ def openai_streams(
     return build()
 
 
+# ---------------------------------------------------------------- interruptions
+
+INTERRUPTIONS = ("upstream_disconnect", "timeout")
+"""How :func:`interrupted` ends a broken attempt: cut (the replayer closes the connection) or
+silent (the replayer holds it open until the client gives up), as a recording would end."""
+
+
+def interrupted(
+    cassette: Cassette | SearchStrategy[Cassette],
+    *,
+    endings: Sequence[str] = INTERRUPTIONS,
+    attempts: int = 1,
+) -> SearchStrategy[Cassette]:
+    """The stream broken on the first ``attempts`` tries, then whole: what recovery code meets.
+
+    Each broken attempt is the first interaction cut after a drawn number of events (never
+    the last one), ending as one of ``endings`` (see :data:`INTERRUPTIONS`); ordered playback
+    serves them in turn and then the whole stream, so a client that retries completes.
+    ``cassette`` is a cassette or a strategy of them (a :class:`StreamCassette` keeps its
+    content fields). Shrinks toward the gentlest break: all but the final event, then cut.
+    """
+    bad = [e for e in endings if e not in INTERRUPTIONS] if not isinstance(endings, str) else [endings]
+    if bad or not endings:
+        raise _fail(f"interrupted(endings=...): expected some of {', '.join(INTERRUPTIONS)}, got {_short(endings)}")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise _fail(f"interrupted(attempts=...): expected a whole number >= 1, got {attempts!r}")
+    source = cassette if isinstance(cassette, SearchStrategy) else st.just(_streamable(cassette))
+    ends = tuple(endings)
+
+    @st.composite
+    def build(draw: Callable[[SearchStrategy[Any]], Any]) -> Cassette:
+        whole_cassette = _streamable(draw(source))
+        whole = whole_cassette.interactions[0]
+        events = whole.response.events or ()
+        broken = []
+        for _ in range(attempts):
+            kept = len(events) - 1 - draw(st.integers(0, len(events) - 2))
+            end = End(t=events[kept - 1].t, reason=draw(st.sampled_from(ends)))
+            broken.append(replace(whole, response=replace(whole.response, events=events[:kept], end=end)))
+        return replace(whole_cassette, interactions=(*broken, whole))
+
+    return build()
+
+
+def _streamable(cassette: Any) -> Cassette:
+    if not isinstance(cassette, Cassette):
+        raise _fail(f"interrupted(cassette): expected a Cassette or a strategy of them, got {type(cassette).__name__}")
+    first = cassette.interactions[0] if cassette.interactions else None
+    if first is None or first.response.events is None or len(first.response.events) < 2:
+        raise _fail("interrupted(cassette): the first interaction must be a stream of at least two events")
+    return cassette
+
+
 # ---------------------------------------------------------------- faults
 
 FAULT_KINDS: tuple[str, ...] = ()
@@ -486,6 +541,3 @@ def fault_plans(*args: Any, **kwargs: Any) -> SearchStrategy[list[Any]]:  # prag
 
 def faulted(*args: Any, **kwargs: Any) -> SearchStrategy[Cassette]:  # pragma: no cover - replaced below
     raise NotImplementedError
-
-
-_ = (replace, Union)

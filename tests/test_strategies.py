@@ -24,6 +24,7 @@ from streamreel.strategies import (
     anthropic_streams,
     chunkings,
     markdown_texts,
+    interrupted,
     openai_streams,
     splits,
     tool_inputs,
@@ -224,6 +225,45 @@ def test_openai_sdk_accumulates_what_the_stream_says(reel_session: Any, openai_c
     assert (name, json.loads(joined(arguments))) == (stream.tool_name, stream.tool_input)
 
 
+# ---------------------------------------------------------------- interruptions
+
+
+def test_interruptions_shrink_to_the_gentlest_break() -> None:
+    whole = find(anthropic_streams(), lambda s: True)
+    broken = find(interrupted(whole), lambda c: True)
+    first, second = broken.interactions
+    assert second == whole.interactions[0]
+    assert first.response.events == (whole.interactions[0].response.events or ())[:-1]
+    assert first.response.end.reason == "upstream_disconnect"
+
+
+@given(stream=interrupted(anthropic_streams(), attempts=2))
+def test_interrupted_breaks_each_attempt_before_its_last_event_then_plays_whole(stream: StreamCassette) -> None:
+    *broken, whole = stream.interactions
+    events = whole.response.events or ()
+    assert len(broken) == 2
+    for attempt in broken:
+        kept = attempt.response.events or ()
+        assert 1 <= len(kept) < len(events) and kept == events[: len(kept)]
+        assert attempt.response.end.reason in ("upstream_disconnect", "timeout")
+    assert joined(stream.text_deltas) == stream.text, "the content fields survive"
+
+
+@settings(max_examples=30, deadline=None)
+@given(stream=interrupted(anthropic_streams(), endings=["upstream_disconnect"], attempts=2))
+def test_the_sdk_meets_each_break_then_the_whole_stream(reel_session: Any, anthropic_client: anthropic.Anthropic, stream: StreamCassette) -> None:
+    reel_session.load(stream)
+    outcomes = []
+    for _ in range(3):
+        try:
+            with anthropic_client.messages.stream(**MESSAGE) as s:
+                outcomes.append(s.get_final_text())
+        except Exception as e:  # what a cut raises depends on where it falls (see FIELD-NOTES)
+            outcomes.append(type(e).__name__)
+    assert outcomes[2] == stream.text
+    assert [r.ending for r in reel_session.responses] == ["close", "close", "end"]
+
+
 # ---------------------------------------------------------------- arguments
 
 
@@ -245,6 +285,10 @@ def test_openai_sdk_accumulates_what_the_stream_says(reel_session: Any, openai_c
         (lambda: chunkings(Cassette()), "the cassette's first interaction is not a stream"),
         (lambda: markdown_texts(max_fragments=0), "expected a whole number >= 1, got 0"),
         (lambda: tool_inputs(max_bytes=-1), "expected a whole number >= 0, got -1"),
+        (lambda: interrupted(Cassette()), "the first interaction must be a stream of at least two events"),
+        (lambda: interrupted("c.yaml"), "expected a Cassette or a strategy of them, got str"),
+        (lambda: interrupted(anthropic_streams(), endings=["complete"]), "expected some of upstream_disconnect, timeout, got ['complete']"),
+        (lambda: interrupted(anthropic_streams(), attempts=0), "interrupted(attempts=...): expected a whole number >= 1, got 0"),
     ],
 )
 def test_bad_arguments_fail_when_the_strategy_is_built(build: Callable[[], Any], message: str) -> None:
