@@ -17,7 +17,6 @@ keyword-only and checked when the strategy is built, so a mistake fails at once 
 from __future__ import annotations
 
 import json
-import random
 import unicodedata
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence, TypeVar, Union
@@ -151,8 +150,12 @@ def _short(value: Any, limit: int = 60) -> str:
 
 # ---------------------------------------------------------------- boundaries
 
-_MARKUP = frozenset("*_`~#[]()<>!|\\\"'{}:,.-+=\n\r\t ")
-_HEX = frozenset("0123456789abcdefABCDEF")
+_PUNCTUATION = frozenset("_~#[]()<>!|\"'{}:,.-+=\t ")
+_NUMBER = frozenset("0123456789.eE+-")
+
+Boundaries = "tuple[tuple[int, ...], ...]"
+"""Cut positions by kind: a split names a cut as "the n-th boundary of kind k", so the cut
+stays put while the shrinker deletes unrelated parts of the text."""
 
 
 def _joins_cluster(ch: str) -> bool:
@@ -167,73 +170,95 @@ def _joins_cluster(ch: str) -> bool:
     )
 
 
-def _text_boundaries(text: str) -> tuple[int, ...]:
-    """Cut positions that tend to break partial parsers: next to markup and punctuation,
-    inside ``**`` and fences, inside escapes (``\\u00e9`` included) and numbers, inside
-    grapheme clusters, and around line ends. Positions inside plain words come from the
-    uniform part of :func:`splits`."""
-    out: set[int] = set()
+TEXT_BOUNDARY_KINDS = ("star", "backtick", "line end", "escape", "number", "grapheme cluster", "word", "punctuation")
+"""The kinds of place :func:`splits` cuts text at, besides anywhere: next to ``*`` (so between
+the two of ``**``), next to a backtick (inside a fence marker), at a line end, inside a
+backslash escape (``\\u00e9`` included), inside a number, inside a grapheme cluster (a
+combining mark, ZWJ sequence, skin tone or flag), inside a word (or ``true``/``null``), and
+next to other punctuation (quotes, braces, colons, spaces)."""
+
+
+def _text_boundaries(text: str) -> tuple[tuple[int, ...], ...]:
+    kinds: tuple[list[int], ...] = tuple([] for _ in TEXT_BOUNDARY_KINDS)
+    star, tick, line, escape, number, cluster, word, punct = kinds
     escape_until = 0
     for i in range(1, len(text)):
         a, b = text[i - 1], text[i]
-        if a == "\\":
+        if a == "\\" and i > escape_until:
             escape_until = i + (5 if b == "u" else 1)
-        if (
-            a in _MARKUP
-            or b in _MARKUP
-            or i <= escape_until
-            or _joins_cluster(b)
-            or a == "\u200d"
-            or (a.isdigit() and (b.isdigit() or b in ".eE"))
-            or (a in ".eE" and b.isdigit())
-        ):
-            out.add(i)
-    return tuple(sorted(out))
+        if a == "*" or b == "*":
+            star.append(i)
+        if a == "`" or b == "`":
+            tick.append(i)
+        if a in "\r\n" or b in "\r\n":
+            line.append(i)
+        if i <= escape_until:
+            escape.append(i)
+        if (a.isdigit() and b in _NUMBER) or (a in _NUMBER and b.isdigit()):
+            number.append(i)
+        if _joins_cluster(b) or a == "\u200d":
+            cluster.append(i)
+        if a.isalpha() and b.isalpha():
+            word.append(i)
+        if a in _PUNCTUATION or b in _PUNCTUATION:
+            punct.append(i)
+    return tuple(tuple(k) for k in kinds)
 
 
-def _byte_boundaries(data: bytes) -> tuple[int, ...]:
-    """Byte cut positions that break naive SSE readers: inside a UTF-8 character, between
-    ``\\r`` and ``\\n``, between the two line ends that close an event, inside ``data:``."""
-    out: set[int] = set()
+BYTE_BOUNDARY_KINDS = ("inside a UTF-8 character", "line end", "field")
+"""The kinds of place :func:`chunkings` cuts bytes at, besides anywhere: inside a multi-byte
+character, next to ``\\r``/``\\n`` (between them, and between an event's two line ends),
+and around the ``:`` of ``data: ``."""
+
+
+def _byte_boundaries(data: bytes) -> tuple[tuple[int, ...], ...]:
+    utf8: list[int] = []
+    line: list[int] = []
+    field: list[int] = []
     for i in range(1, len(data)):
         a, b = data[i - 1], data[i]
-        if (b & 0xC0) == 0x80 or a in b"\r\n:" or b in b"\r\n:" or (a == 0x20 and data[i - 2 : i] == b": "):
-            out.add(i)
-    return tuple(sorted(out))
+        if (b & 0xC0) == 0x80:
+            utf8.append(i)
+        if a in b"\r\n" or b in b"\r\n":
+            line.append(i)
+        if a == 0x3A or b == 0x3A or (a == 0x20 and data[i - 2 : i - 1] == b":"):
+            field.append(i)
+    return (tuple(utf8), tuple(line), tuple(field))
 
 
 _MAX_SPARSE_CUTS = 24
 _DENSITIES = (0.25, 0.5, 0.125, 1.0)
 """Dense splits cut each position with one of these probabilities: token-like, finer, coarser, every one."""
 
-_SplitPlan = Union[bytes, "tuple[float, int]"]
+_SplitPlan = Union["list[int]", "tuple[float, bytes]"]
 
 _SPLIT_PLANS: SearchStrategy[_SplitPlan] = st.one_of(
-    st.binary(max_size=3 * _MAX_SPARSE_CUTS),
-    st.tuples(st.sampled_from(_DENSITIES), st.integers(0, 2**32 - 1)),
+    st.lists(st.integers(0, 2**17 - 1), max_size=_MAX_SPARSE_CUTS),
+    st.tuples(st.sampled_from(_DENSITIES), st.binary(min_size=32, max_size=256)),
 )
-"""How to split something, independent of what: a few chosen cuts (the bytes name them), or a
-dense token-like split (a density and a seed). One fixed strategy with two or three draws keeps
-generation cheap, so end-to-end properties run hundreds of examples a second, and shrinks
-toward the first branch with no bytes: no cut at all."""
+"""How to split something, independent of what: a few chosen cuts (each number names "the
+n-th boundary of kind k", or a position anywhere), or a dense token-like split (a density,
+and a byte per position, repeating, that cuts when high). One fixed strategy with few draws
+keeps generation cheap, so end-to-end properties run hundreds of examples a second; both
+branches shrink by removing cuts, toward the first branch with no numbers: no cut at all."""
 
 
-def _cuts(plan: _SplitPlan, size: int, special: Sequence[int]) -> tuple[int, ...]:
+def _cuts(plan: _SplitPlan, size: int, boundaries: Sequence[Sequence[int]]) -> tuple[int, ...]:
     """Sorted cut positions in ``1..size-1``."""
     if size < 2:
         return ()
-    if isinstance(plan, bytes):
+    if isinstance(plan, list):
         cuts = set()
-        for k in range(0, len(plan) - 2, 3):
-            which, number = plan[k], plan[k + 1] << 8 | plan[k + 2]
-            if special and which % 2 == 0:
-                cuts.add(special[number % len(special)])
-            else:
-                cuts.add(1 + number % (size - 1))
+        choices = len(boundaries) + 1
+        for number in plan:
+            kind, nth = number % choices, number // choices
+            positions = boundaries[kind - 1] if kind else ()
+            cuts.add(positions[nth % len(positions)] if positions else 1 + nth % (size - 1))
         return tuple(sorted(cuts))
-    density, seed = plan
-    rng = random.Random(seed)
-    return tuple(i for i in range(1, size) if rng.random() < density)
+    density, pattern = plan
+    low = max(1.0, 256 * (1 - density))  # a zero byte never cuts, so shrinking removes cuts
+    period = len(pattern)
+    return tuple(i for i in range(1, size) if pattern[(i - 1) % period] >= low)
 
 
 def _cut(data: S, cuts: Sequence[int]) -> tuple[S, ...]:
@@ -241,20 +266,20 @@ def _cut(data: S, cuts: Sequence[int]) -> tuple[S, ...]:
     return tuple(data[a:b] for a, b in zip(bounds, bounds[1:]))
 
 
-def _split(plan: _SplitPlan, text: str, boundaries: Sequence[int] | None = None) -> tuple[str, ...]:
+def _split(plan: _SplitPlan, text: str, boundaries: Sequence[Sequence[int]] | None = None) -> tuple[str, ...]:
     return _cut(text, _cuts(plan, len(text), _text_boundaries(text) if boundaries is None else boundaries))
 
 
 def splits(text: str, *, boundaries: Sequence[int] | None = None) -> SearchStrategy[tuple[str, ...]]:
     """Ways to stream ``text`` as deltas (non-empty pieces that join back to it); shrinks to ``(text,)``.
 
-    Either a few cuts (up to 24), each at one of the ``boundaries`` or anywhere, or a dense
-    token-like split. ``boundaries`` replaces the positions the few cuts favour (by default
-    the places partial parsers break: markup, escapes, numbers, grapheme clusters, line ends).
+    Either a few cuts (up to 24), each at a boundary of one of :data:`TEXT_BOUNDARY_KINDS`
+    or anywhere, or a dense token-like split. ``boundaries`` replaces the positions the few
+    cuts favour with your own.
     """
     if not isinstance(text, str):
         raise _fail(f"splits(text): expected a string, got {type(text).__name__}")
-    special = _text_boundaries(text) if boundaries is None else _valid_positions("boundaries", boundaries, len(text))
+    special = _text_boundaries(text) if boundaries is None else (_valid_positions("boundaries", boundaries, len(text)),)
     return _SPLIT_PLANS.map(lambda plan: _split(plan, text, special))
 
 

@@ -62,13 +62,14 @@ def test_contents_shrink_to_the_harmless_case() -> None:
 
 def test_a_failure_that_needs_one_cut_shrinks_to_one_cut() -> None:
     found = find(splits("a **b** c"), lambda d: any(p.endswith("*") and not p.endswith("**") for p in d), settings=FIND)
-    assert found == ("a *", "*b** c")
+    assert found in (("a *", "*b** c"), ("a **b*", "* c"))
 
 
-def test_a_renderer_bug_shrinks_to_a_short_readable_stream() -> None:
-    """Rendering deltas on their own breaks on a split inside ``**``; the example says just that."""
+def test_a_renderer_bug_shrinks_to_two_deltas_split_inside_the_bold_marker() -> None:
+    """A failure that needs a split inside ``**`` reads as exactly that: two deltas, cut between the stars."""
     found = find(anthropic_streams(), lambda s: any(d.endswith("*") and not d.endswith("**") for d in s.text_deltas[:-1]), settings=FIND)
-    assert len(found.text_deltas) == 2 and len(found.text) <= len("**bold**")
+    first, second = found.text_deltas
+    assert first.endswith("*") and not first.endswith("**") and second.startswith("*")
 
 
 # ---------------------------------------------------------------- boundaries
