@@ -6,8 +6,6 @@ import textwrap
 from pathlib import Path
 from typing import Iterator
 
-import anthropic  # noqa: F401  imported here so that pytester's in-process runs do not re-import it each time
-import hypothesis.extra  # noqa: F401
 import pytest
 
 from streamreel import Cassette, Replayer, save
@@ -46,6 +44,39 @@ def write_test(pytester: pytest.Pytester, name: str, body: str) -> Path:
     return pytester.makepyfile(**{name: CLIENT + textwrap.dedent(body)})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _http_stack_imported() -> None:
+    """Do once, before any inner run, what the inner runs do: SDK requests (sync and async)
+    and a hypothesis run. pytester's in-process runs drop every module first imported during
+    the run; had httpcore2 or h11 first loaded in there, httpx2's exception mapping would keep
+    pointing at the dropped classes and every later test in this worker would see raw
+    ``httpcore2`` errors."""
+    import asyncio
+
+    import anthropic
+    from hypothesis import find
+
+    import streamreel.recorder  # noqa: F401  (loaded by the recording runs)
+    from streamreel.strategies import anthropic_streams
+
+    with Replayer(hello_cassette(), speed=0) as server:
+        with anthropic.Anthropic(base_url=server.url, api_key="sk-test", max_retries=0) as client:
+            with client.messages.stream(model="claude-haiku-4-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}]) as s:
+                s.get_final_text()
+
+        async def ask_async() -> None:
+            async with anthropic.AsyncAnthropic(base_url=server.url, api_key="sk-test", max_retries=0) as aclient:
+                async with aclient.messages.stream(model="claude-haiku-4-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}]) as s:
+                    await s.get_final_text()
+
+        asyncio.run(ask_async())
+    find(anthropic_streams(), lambda stream: len(stream.text_deltas) > 1)
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+
 def put_cassette(pytester: pytest.Pytester, module: str, name: str, cassette: Cassette) -> Path:
     path = pytester.path / "cassettes" / module / name
     save(cassette, path)
@@ -66,7 +97,7 @@ def test_marker_serves_the_cassette_next_to_the_test_module(pytester: pytest.Pyt
             assert sent.ending == "end" and sent.events[-1].event == "message_stop"
         """,
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
 
 
 def test_marker_without_a_name_uses_the_test_name_as_pytest_recording_does(pytester: pytest.Pytester) -> None:
@@ -86,7 +117,7 @@ def test_marker_without_a_name_uses_the_test_name_as_pytest_recording_does(pytes
                 assert ask(reel.url) == "by class"
         """,
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    run(pytester).assert_outcomes(passed=2)
 
 
 def test_each_test_starts_clean_on_the_same_server(pytester: pytest.Pytester) -> None:
@@ -106,7 +137,7 @@ def test_each_test_starts_clean_on_the_same_server(pytester: pytest.Pytester) ->
             assert len(set(urls)) == 1, "one server for the whole session"
         """,
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=3)
+    run(pytester).assert_outcomes(passed=3)
 
 
 def test_marker_keywords_are_those_of_load(pytester: pytest.Pytester) -> None:
@@ -130,7 +161,7 @@ def test_marker_keywords_are_those_of_load(pytester: pytest.Pytester) -> None:
             assert reel.responses[0].faults == (SPEC,)
         """,
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    run(pytester).assert_outcomes(passed=2)
 
 
 def test_load_takes_a_cassette_object_or_an_absolute_path(pytester: pytest.Pytester, tmp_path: Path) -> None:
@@ -152,7 +183,7 @@ def test_load_takes_a_cassette_object_or_an_absolute_path(pytester: pytest.Pytes
             assert ask(reel.url) == "from afar"
         """,
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+    run(pytester).assert_outcomes(passed=2)
 
 
 def test_a_missing_cassette_fails_naming_the_file_and_how_to_record_it(pytester: pytest.Pytester) -> None:
@@ -165,7 +196,7 @@ def test_a_missing_cassette_fails_naming_the_file_and_how_to_record_it(pytester:
             pass
         """,
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = run(pytester)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*cassettes/test_missing/nope.yaml: no such cassette*--reel-upstream URL*"])
 
@@ -189,7 +220,7 @@ def test_bad_marker_arguments_fail_with_what_is_wrong(pytester: pytest.Pytester,
             pass
         """,
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = run(pytester)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([message])
 
@@ -205,7 +236,7 @@ def test_without_a_marker_nothing_is_served_until_load(pytester: pytest.Pytester
             assert reel.responses[0].status == 404
         """,
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
 
 
 def test_reel_cassette_dir_can_be_overridden(pytester: pytest.Pytester) -> None:
@@ -228,7 +259,7 @@ def test_reel_cassette_dir_can_be_overridden(pytester: pytest.Pytester) -> None:
             assert ask(reel.url) == "shared"
         """,
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
 
 
 SLOW = Cassette.from_events(message_events([TextBlock(("slow",))]))
@@ -255,8 +286,8 @@ def test_reel_speed_defaults_to_no_waiting_and_the_option_sets_it(pytester: pyte
                 assert took >= 400 / reel.speed, took
         """,
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
-    pytester.runpytest("-p", "no:cacheprovider", "--reel-speed=1").assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
+    run(pytester, "--reel-speed=1").assert_outcomes(passed=1)
 
 
 @pytest.mark.parametrize(
@@ -272,7 +303,7 @@ def test_reel_speed_defaults_to_no_waiting_and_the_option_sets_it(pytester: pyte
 )
 def test_bad_options_stop_the_run_with_a_usage_error(pytester: pytest.Pytester, args: list[str], message: str) -> None:
     write_test(pytester, "test_any", "def test_it():\n    pass\n")
-    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    result = run(pytester, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 
@@ -321,7 +352,7 @@ def test_works_in_async_tests(pytester: pytest.Pytester) -> None:
             assert sent.ending == "end"
         """
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
 
 
 def test_reel_session_works_inside_given_and_reel_needs_the_documented_setting(pytester: pytest.Pytester) -> None:
@@ -351,7 +382,7 @@ def test_reel_session_works_inside_given_and_reel_needs_the_documented_setting(p
             assert ask(reel.url) == stream.text
         """,
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = run(pytester)
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*test_function_form_trips_the_health_check*uses a function-scoped fixture 'reel'*"])
 
@@ -373,15 +404,15 @@ def test_upstream_records_a_missing_cassette_that_later_runs_replay(pytester: py
             assert ask(reel.url) == "from upstream"
         """,
     )
-    pytester.runpytest("-p", "no:cacheprovider", f"--reel-upstream={upstream.url}").assert_outcomes(passed=1)
+    run(pytester, f"--reel-upstream={upstream.url}").assert_outcomes(passed=1)
     assert len(upstream.requests) == 1
     path = pytester.path / "cassettes" / "test_recording" / "live.yaml"
     recorded = load(path)
     assert len(recorded.interactions) == 1
     assert "sk-test" not in path.read_text(), "the API key never reaches the cassette"
 
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
-    pytester.runpytest("-p", "no:cacheprovider", f"--reel-upstream={upstream.url}").assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
+    run(pytester, f"--reel-upstream={upstream.url}").assert_outcomes(passed=1)
     assert len(upstream.requests) == 1, "replays (and once-mode runs with the file present) never reach the upstream"
 
 
@@ -397,6 +428,6 @@ def test_mode_all_records_afresh(pytester: pytest.Pytester, upstream: Replayer) 
             assert ask(reel.url) == "from upstream"
         """,
     )
-    pytester.runpytest("-p", "no:cacheprovider", "--reel-mode=all", f"--reel-upstream={upstream.url}").assert_outcomes(passed=1)
+    run(pytester, "--reel-mode=all", f"--reel-upstream={upstream.url}").assert_outcomes(passed=1)
     texts = [e.data for e in load(pytester.path / "cassettes" / "test_rerecord" / "live.yaml").interactions[0].response.events or () if e.data]
     assert any("from upstream" in t for t in texts) and not any("stale" in t for t in texts)
