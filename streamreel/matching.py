@@ -149,6 +149,11 @@ class Matcher:
             raise NoMatchError(f"every recorded interaction matching {request} was already played ({len(candidates)})", request=request)
         return candidates[-1]
 
+    def release(self, index: int) -> None:
+        """Give an interaction back for ordered playback (a faulted answer did not use it)."""
+        with self._lock:
+            self._used[index] = False
+
     def reset(self) -> None:
         with self._lock:
             self._used = [False] * len(self.interactions)

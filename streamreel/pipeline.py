@@ -21,7 +21,7 @@ from .sse import Event
 if TYPE_CHECKING:
     from .fault_injection import Fault
 
-__all__ = ["Chunk", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for"]
+__all__ = ["Chunk", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for", "cut"]
 
 ENDINGS = ("end", "close", "reset", "hang")
 """How a response ends on the wire: ``end`` the chunked terminator (a clean end of body),
@@ -63,6 +63,8 @@ class Plan:
     ending: Ending = field(default_factory=Ending)
     body: bytes | None = None
     faults: tuple[Fault, ...] = ()
+    answered_by: Fault | None = None
+    """The request fault that answered instead of the recording (``http``), if any."""
 
     @property
     def is_stream(self) -> bool:
@@ -73,6 +75,60 @@ def ending_for(end: End) -> Ending:
     """A recorded ending replays as it happened: a cut is a cut, a timeout goes silent."""
     how = {"complete": "end", "upstream_disconnect": "close", "client_cancel": "close", "timeout": "hang"}[end.reason]
     return Ending(how, end.t)
+
+
+def cut(
+    p: Plan, *, after_events: int | None = None, after_bytes: int | None = None
+) -> tuple[list[Chunk], list[Chunk], bool]:
+    """Split a plan's chunks once ``after_events`` whole events or ``after_bytes`` bytes went out.
+
+    Returns the chunks before the cut, those after it, and whether the stream reached the
+    cut point; a chunk that straddles it is split in two. Events are located by their
+    encoded size, so the cut is exact however earlier faults split the bytes. With
+    neither count, the cut is before the first byte.
+    """
+    if after_bytes is None:
+        n = after_events or 0
+        after_bytes = sum(len(e.wire) for e in p.events[:n]) if n <= len(p.events) else None
+    it = iter(p.chunks)
+    if after_bytes is None:
+        return list(it), [], False
+    head: list[Chunk] = []
+    if after_bytes <= 0:
+        return head, list(it), True
+    sent = 0
+    for c in it:
+        size = len(c.data)
+        if sent + size < after_bytes:
+            head.append(c)
+            sent += size
+            continue
+        if sent + size == after_bytes:
+            head.append(c)
+            return head, list(it), True
+        k = after_bytes - sent
+        head.append(Chunk(c.at_ms, c.data[:k], c.events_done))
+        return head, [Chunk(c.at_ms, c.data[k:], c.events_done), *it], True
+    return head, [], False
+
+
+def _counted(chunks: Iterable[Chunk], events: Sequence[Event]) -> Iterator[Chunk]:
+    """Stamp each chunk with the events complete once it is written, from the events' encoded sizes.
+
+    Byte faults only delay, split and cut the encoded stream, so counting by byte offset
+    is exact whatever they did, and they need not track event boundaries themselves.
+    """
+    ends = [len(e.wire) for e in events]
+    total = len(ends)
+    i = 0
+    offset = 0
+    next_end = ends[0] if ends else -1
+    for c in chunks:
+        offset += len(c.data)
+        while i < total and next_end <= offset:
+            i += 1
+            next_end = next_end + ends[i] if i < total else -1
+        yield c if c.events_done == i else Chunk(c.at_ms, c.data, i)
 
 
 def _chunks(events: tuple[Event, ...]) -> Iterator[Chunk]:
@@ -103,7 +159,7 @@ def plan(
         if isinstance(f, RequestFault):
             answer = f.intercept((attempts or {}).get(i, 0), ctx)
             if answer is not None:
-                return _scaled(answer, speed, fault_list)
+                return _scaled(replace(answer, faults=fault_list, answered_by=f), speed, fault_list)
     res = interaction.response
     if not res.is_stream:
         return _scaled(
@@ -127,9 +183,11 @@ def plan(
     byte_faults = [f for f in fault_list if isinstance(f, ByteFault)]
     if speed != 1.0 and not any(isinstance(f, Speed) for f in byte_faults):
         byte_faults.append(Speed(factor=speed))
+    if not byte_faults:
+        return out
     for f in sorted(byte_faults, key=lambda f: f.stage):
         out = f.apply(out, ctx)
-    return out
+    return replace(out, chunks=_counted(out.chunks, events))
 
 
 def _scaled(p: Plan, speed: float, faults: tuple[Fault, ...]) -> Plan:

@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -67,7 +68,12 @@ class SentResponse:
 
     ``ending`` is ``end`` (clean end of body), ``close`` (cut without the chunked
     terminator), ``reset`` (TCP RST), ``hang`` (held silent until the client left),
-    ``client_hung_up`` (the client left first), or None while still in flight.
+    ``client_hung_up`` (the client left before the response ended), or None while still
+    in flight. ``data`` is the body bytes the client got: everything written before a
+    ``close`` or ``end``; before a ``reset``, what the peer's kernel acknowledged (the
+    server waits for that, so it is everything unless the client stopped reading).
+    ``answered_by`` names the request fault (``http:...``) that answered instead of the
+    recording; ``headers`` are the response headers sent.
     """
 
     request_index: int
@@ -80,6 +86,8 @@ class SentResponse:
     faults: tuple[str, ...]
     started: float
     finished: float | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    answered_by: str | None = None
 
     @property
     def events(self) -> list[Event]:
@@ -98,7 +106,7 @@ class SentResponse:
 class _Live:
     """The mutable record the server updates while a response goes out."""
 
-    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished")
+    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames")
 
     def __init__(self, request_index: int, started: float) -> None:
         self.request_index = request_index
@@ -111,6 +119,9 @@ class _Live:
         self.faults: tuple[str, ...] = ()
         self.started = started
         self.finished: float | None = None
+        self.headers: dict[str, str] = {}
+        self.answered_by: str | None = None
+        self.frames: list[tuple[int, int]] = []  # (body bytes, events done) after each chunk written
 
     def snapshot(self) -> SentResponse:
         return SentResponse(
@@ -124,6 +135,8 @@ class _Live:
             faults=self.faults,
             started=self.started,
             finished=self.finished,
+            headers=dict(self.headers),
+            answered_by=self.answered_by,
         )
 
 
@@ -173,6 +186,7 @@ class Replayer:
         self._responses: list[_Live] = []
         self._inflight: set[asyncio.Task[Any]] = set()
         self._idle: asyncio.Event | None = None
+        self._answered: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -241,6 +255,7 @@ class Replayer:
         self._loop = asyncio.get_running_loop()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._answered = asyncio.Event()
         runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
@@ -298,22 +313,36 @@ class Replayer:
         thread.join()
         self._thread = None
 
-    def settle(self, timeout: float = 5.0) -> list[SentResponse]:
-        """Wait until no response is in flight (from a sync test); returns :attr:`responses`."""
+    def settle(self, timeout: float = 5.0, *, requests: int = 0) -> list[SentResponse]:
+        """Wait until no response is in flight (from a sync test); returns :attr:`responses`.
+
+        ``requests`` also waits until at least that many requests have been answered, for a
+        client that has sent a request the server may not have seen yet.
+        """
         loop = self._loop
         if loop is None or self._thread is None:
             raise StreamreelError("settle() is for a replayer started with `with`; use `await r.asettle()` under `async with`")
-        asyncio.run_coroutine_threadsafe(self.asettle(timeout), loop).result()
+        asyncio.run_coroutine_threadsafe(self.asettle(timeout, requests=requests), loop).result()
         return self.responses
 
-    async def asettle(self, timeout: float = 5.0) -> list[SentResponse]:
+    async def asettle(self, timeout: float = 5.0, *, requests: int = 0) -> list[SentResponse]:
         """Wait until no response is in flight (from async code); returns :attr:`responses`."""
-        if self._idle is not None:
-            try:
-                await asyncio.wait_for(self._idle.wait(), timeout)
-            except asyncio.TimeoutError:
-                busy = [live.request_index for live in self._responses if live.finished is None]
-                raise TimeoutError(f"responses to requests {busy} still in flight after {timeout:g}s") from None
+        idle, answered = self._idle, self._answered
+        if idle is None or answered is None:
+            return self.responses
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                answered.clear()
+                done = sum(1 for live in self._responses if live.finished is not None)
+                if idle.is_set() and done >= requests:
+                    break
+                await asyncio.wait_for(answered.wait(), max(deadline - loop.time(), 0))
+        except asyncio.TimeoutError:
+            busy = [live.request_index for live in self._responses if live.finished is None]
+            waiting = f"; {requests} answered requests wanted, {len(self._responses)} arrived" if requests else ""
+            raise TimeoutError(f"responses to requests {busy} still in flight after {timeout:g}s{waiting}") from None
         return self.responses
 
     # ------------------------------------------------------------ serving
@@ -350,6 +379,8 @@ class Replayer:
                 self._inflight.discard(task)
             if not self._inflight and idle is not None:
                 idle.set()
+            if self._answered is not None:
+                self._answered.set()
 
     async def _respond(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float) -> web.StreamResponse:
         state = self._state
@@ -372,6 +403,9 @@ class Replayer:
         p = plan(interaction, faults, speed=state.speed, attempts=attempts, provider=detect_provider(interaction))
         live.interaction = index
         live.faults = tuple(keys)
+        if p.answered_by is not None:
+            state.matcher.release(index)
+            live.answered_by = str(p.answered_by)
         return await self._send(request, p, live, start)
 
     async def _unmatched(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float, error: NoMatchError) -> web.StreamResponse:
@@ -394,46 +428,65 @@ class Replayer:
         live.status = p.status
         await _sleep_until(loop, start + p.headers_at_ms / 1000.0)
         if p.body is not None:
+            live.headers = headers
             live.data += p.body
             live.ending = "end"
             return web.Response(status=p.status, body=p.body, headers=headers)
         headers.setdefault("content-type", "text/event-stream; charset=utf-8")
         headers.setdefault("cache-control", "no-cache")
+        live.headers = headers
         resp = web.StreamResponse(status=p.status, headers=headers)
+        ending = p.ending
         try:
             await resp.prepare(request)
-            data = live.data
+            transport = request.transport
+            if transport is not None:
+                # Every write now waits until the kernel holds all of it: pieces go out as
+                # separate sends, and the ground truth never counts bytes stuck in a buffer.
+                transport.set_write_buffer_limits(high=0)
+            writer, protocol = request.writer, request.protocol
+            data, frames = live.data, live.frames
             for chunk in p.chunks:
                 due = start + chunk.at_ms / 1000.0
                 if due > loop.time():
                     await asyncio.sleep(due - loop.time())
-                data += chunk.data
-                live.events_done = chunk.events_done
                 await resp.write(chunk.data)
-            ending = p.ending
+                if protocol.writing_paused:
+                    await writer.drain()
+                data += chunk.data
+                frames.append((len(data), chunk.events_done))
+                live.events_done = chunk.events_done
             if ending.at_ms is not None:
                 await _sleep_until(loop, start + ending.at_ms / 1000.0)
-            live.ending = ending.how
             if ending.how == "end":
                 await resp.write_eof()
+                live.ending = "end"
             elif ending.how == "close":
-                await _drain(request)
-                request.transport.close()  # type: ignore[union-attr]
+                live.ending = "close"
+                if request.transport is not None:
+                    request.transport.close()
             elif ending.how == "reset":
-                await _drain(request)
+                unacked = await _unacked_after_wait(request.transport, loop)
                 _reset(request)
+                if unacked:
+                    _forget_unacked(live, unacked)
+                live.ending = "reset"
             else:
+                live.ending = "hang"
                 await asyncio.Event().wait()
         except asyncio.CancelledError:
-            live.client_hung_up = live.ending in (None, "hang")
-            if live.client_hung_up:
-                live.ending = "client_hung_up"
+            _client_left(live)
             live.finished = time.monotonic()
             raise
-        except (ConnectionResetError, ConnectionError):
-            live.client_hung_up = True
-            live.ending = "client_hung_up"
+        except ConnectionError:
+            _client_left(live)
         return resp
+
+
+def _client_left(live: _Live) -> None:
+    live.client_hung_up = live.ending in (None, "hang")
+    if live.ending is None:
+        live.ending = "client_hung_up"
 
 
 _CORS = {
@@ -460,13 +513,72 @@ async def _sleep_until(loop: asyncio.AbstractEventLoop, due: float) -> None:
         await asyncio.sleep(delay)
 
 
-async def _drain(request: web.Request) -> None:
-    """Let the kernel take what was written before the connection is cut."""
-    transport = request.transport
-    if transport is None:
-        return
-    while transport.get_write_buffer_size() > 0 and not transport.is_closing():
-        await asyncio.sleep(0.001)
+UNACKED_WAIT_S = 1.0
+"""How long a reset waits for the peer to acknowledge what was written before it aborts."""
+
+
+def _unacked(sock: Any) -> int | None:
+    """Bytes the peer has not acknowledged yet (Linux SIOCOUTQ, macOS SO_NWRITE); None if unknown."""
+    try:
+        if sys.platform.startswith("linux"):
+            import fcntl
+            import termios
+
+            buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+            return int(struct.unpack("i", buf)[0])
+        if sys.platform == "darwin":
+            return int(sock.getsockopt(socket.SOL_SOCKET, 0x1024))  # SO_NWRITE
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+async def _unacked_after_wait(transport: asyncio.BaseTransport | None, loop: asyncio.AbstractEventLoop) -> int:
+    """Wait (bounded) until the peer acknowledged every byte written; returns what it still has not.
+
+    The kernel signals no acknowledgement, so this polls the send queue, backing off from
+    0.2 ms to 10 ms; on loopback with a reading client the first check or two see it empty.
+    """
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return 0
+    deadline = loop.time() + UNACKED_WAIT_S
+    delay = 0.0002
+    while True:
+        left = _unacked(sock)
+        if not left or loop.time() >= deadline:
+            return left or 0
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.01)
+
+
+def _forget_unacked(live: _Live, unacked: int) -> None:
+    """Drop from the ground truth the tail the peer never acknowledged (it dies with the RST).
+
+    ``unacked`` counts wire bytes at the end of what was written; each chunk went out
+    framed as ``<hex length>CRLF<data>CRLF``.
+    """
+    frames = live.frames
+    keep = len(live.data)
+    left = unacked
+    for i in range(len(frames) - 1, -1, -1):
+        end = frames[i][0]
+        start = frames[i - 1][0] if i else 0
+        size = end - start
+        if left <= 2:
+            break
+        left -= 2
+        if left <= size:
+            keep = end - left
+            break
+        left -= size
+        keep = start
+        prefix = len(f"{size:x}") + 2
+        if left <= prefix:
+            break
+        left -= prefix
+    live.events_done = max((done for end, done in frames if end <= keep), default=0)
+    del live.data[keep:]
 
 
 def _reset(request: web.Request) -> None:

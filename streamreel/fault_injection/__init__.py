@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from .base import REGISTRY, ByteFault, Context, EventFault, Fault, RequestFault, parse, parse_one, register, spec_field, to_spec
+from .disconnect import Disconnect
+from .drop import Drop
+from .error import Error
+from .fragment import Fragment
+from .http import Http
+from .latency import Latency
+from .pings import Pings
 from .speed import Speed
+from .stall import Stall
+from .throttle import Throttle
+from .truncate import Truncate
 
 __all__ = [
     "REGISTRY",
@@ -12,7 +22,17 @@ __all__ = [
     "EventFault",
     "Fault",
     "RequestFault",
+    "Disconnect",
+    "Drop",
+    "Error",
+    "Fragment",
+    "Http",
+    "Latency",
+    "Pings",
     "Speed",
+    "Stall",
+    "Throttle",
+    "Truncate",
     "parse",
     "parse_one",
     "register",

@@ -39,6 +39,9 @@ __all__ = [
     "parse",
     "parse_one",
     "to_spec",
+    "selects",
+    "selected",
+    "check_cut_point",
 ]
 
 REGISTRY: dict[str, type[Fault]] = {}
@@ -212,6 +215,8 @@ def _coerce(f: dataclasses.Field[Any], value: str, spec: str) -> Any:
         if not m:
             raise bad("a duration such as 300ms or 1.5s")
         number, unit = float(m.group(1)), m.group(2) or kind
+        if unit == kind:
+            return number
         ms = number * {"ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
         return ms if kind == "ms" else ms / 1000.0
     if kind == "int":
@@ -247,17 +252,26 @@ def _coerce(f: dataclasses.Field[Any], value: str, spec: str) -> Any:
 
 
 def to_spec(fault: Fault) -> str:
-    """The spec string of a fault: only the fields that differ from their defaults."""
+    """The spec string of a fault: its positional field, then the fields that differ from their defaults.
+
+    A positional field is always shown, bare when it is the fault's only field (``speed:0``).
+    """
     parts: list[str] = []
-    for f in dataclasses.fields(fault):  # type: ignore[arg-type]
+    spec_fields = [f for f in dataclasses.fields(fault) if "key" in f.metadata]  # type: ignore[arg-type]
+    for f in spec_fields:
         meta: Mapping[str, Any] = f.metadata
-        if "key" not in meta:
-            continue
         value = getattr(fault, f.name)
         default = f.default if f.default is not dataclasses.MISSING else None
-        if value == default:
+        if meta["positional"]:
+            if len(spec_fields) == 1:
+                parts.append(_format(meta["kind"], value))
+                continue
+        elif value == default:
             continue
-        parts.append(f"{meta['key']}={_format(meta['kind'], value)}")
+        if meta["kind"] == "bool" and value is True:
+            parts.append(meta["key"])
+        else:
+            parts.append(f"{meta['key']}={_format(meta['kind'], value)}")
     return f"{fault.name}:{','.join(parts)}" if parts else fault.name
 
 
@@ -265,6 +279,9 @@ def _format(kind: str, value: Any) -> str:
     if kind == "ms":
         return f"{_num(value)}ms"
     if kind == "s":
+        ms = value * 1000.0
+        if not float(value).is_integer() and ms == round(ms, 6) and float(round(ms, 6)).is_integer():
+            return f"{int(round(ms))}ms"
         return f"{_num(value)}s"
     if kind == "bool":
         return "true" if value else "false"
@@ -277,3 +294,33 @@ def _format(kind: str, value: Any) -> str:
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+# ---------------------------------------------------------------- event selectors
+
+
+def selects(event: Event, index: int, count: int, selector: int | str) -> bool:
+    """Whether ``selector`` (0-based index, negative from the end, or an event name) picks an event.
+
+    A name matches the SSE ``event:`` field, the JSON payload's ``type``/``object`` (for
+    data-only streams) or the whole ``data`` (``[DONE]``).
+    """
+    if isinstance(selector, int):
+        return index == (selector if selector >= 0 else count + selector)
+    return event.event == selector or event.data == selector or (event.event is None and event.type == selector)
+
+
+def selected(events: Sequence[Event], selectors: Sequence[int | str]) -> set[int]:
+    """Indices of the events any of ``selectors`` picks."""
+    n = len(events)
+    return {i for i, ev in enumerate(events) if any(selects(ev, i, n, s) for s in selectors)}
+
+
+def check_cut_point(after_events: int | None, after_bytes: int | None) -> None:
+    """Validate a fault's ``after``/``after_bytes`` pair (at most one, neither negative)."""
+    if after_events is not None and after_bytes is not None:
+        raise ValueError("give after (events) or after_bytes (bytes), not both")
+    if after_events is not None and after_events < 0:
+        raise ValueError(f"after must be >= 0 events, got {after_events}")
+    if after_bytes is not None and after_bytes < 0:
+        raise ValueError(f"after_bytes must be >= 0, got {after_bytes}")

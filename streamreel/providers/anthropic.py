@@ -1,4 +1,5 @@
-"""Anthropic Messages API: real error bodies, and protocol-valid stream synthesis.
+"""Anthropic Messages API: error types, bodies, headers and the mid-stream ``event: error``, as
+the API sends them, and protocol-valid stream synthesis.
 
 :func:`message_events` builds the event sequence the API sends for a message made of
 thinking, text and tool-use blocks, each given as the deltas it streams in: message_start
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Sequence, Union
 
@@ -21,6 +23,8 @@ __all__ = [
     "error_body",
     "error_headers",
     "error_event_data",
+    "error_event",
+    "request_id",
     "TextBlock",
     "ThinkingBlock",
     "ToolUseBlock",
@@ -46,10 +50,21 @@ ERROR_TYPES: dict[int, tuple[str, str]] = {
 _BY_TYPE = {kind: (status, message) for status, (kind, message) in ERROR_TYPES.items()}
 
 
+def status_for(error_type: str) -> int:
+    """The HTTP status the API pairs with an error type (500 for a type it does not know)."""
+    return _BY_TYPE.get(error_type, (500, ""))[0]
+
+
 def error_type_for(status: int) -> str:
     if status in ERROR_TYPES:
         return ERROR_TYPES[status][0]
     return "api_error" if status >= 500 else "invalid_request_error"
+
+
+def request_id(*parts: object) -> str:
+    """A deterministic request id in the API's shape (``req_011C...``), derived from ``parts``."""
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()
+    return "req_011C" + digest[:20]
 
 
 def error_body(status: int, *, message: str | None = None, error_type: str | None = None, request_id: str | None = None) -> dict:
@@ -63,11 +78,17 @@ def error_body(status: int, *, message: str | None = None, error_type: str | Non
     return body
 
 
-def error_headers(status: int, *, retry_after_s: float | None = None, request_id: str | None = None) -> dict[str, str]:
-    """Headers the API sends with an error: ``x-should-retry`` drives the SDK's retry decision."""
-    headers = {"content-type": "application/json", "x-should-retry": "true" if status in (408, 409, 429) or status >= 500 else "false"}
+def error_headers(status: int, *, retry_after_s: float | None = None, request_id: str | None = None, should_retry: bool | None = None) -> dict[str, str]:
+    """Headers the API sends with an error: ``x-should-retry`` drives the SDK's retry decision.
+
+    ``retry-after`` is whole seconds (rounded up, as RFC 9110 allows no fraction);
+    ``retry-after-ms``, which the SDKs read first, carries the exact value.
+    """
+    if should_retry is None:
+        should_retry = status in (408, 409, 429) or status >= 500
+    headers = {"content-type": "application/json", "x-should-retry": "true" if should_retry else "false"}
     if retry_after_s is not None:
-        headers["retry-after"] = f"{retry_after_s:g}"
+        headers["retry-after"] = str(math.ceil(retry_after_s))
         headers["retry-after-ms"] = f"{retry_after_s * 1000:g}"
     if request_id:
         headers["request-id"] = request_id
@@ -75,9 +96,14 @@ def error_headers(status: int, *, retry_after_s: float | None = None, request_id
 
 
 def error_event_data(error_type: str = "overloaded_error", message: str | None = None) -> str:
-    """The ``data`` of a mid-stream ``event: error``, as the API writes it."""
-    status = _BY_TYPE.get(error_type, (500, "Internal server error"))
-    return json.dumps({"type": "error", "error": {"type": error_type, "message": message or status[1]}}, separators=(",", ":"))
+    """The ``data`` of a mid-stream ``event: error``, spaced as the API writes it (like its pings)."""
+    default = _BY_TYPE.get(error_type, (500, "Internal server error"))[1]
+    return json.dumps({"type": "error", "error": {"type": error_type, "message": message or default}})
+
+
+def error_event(t: float, error_type: str = "overloaded_error", message: str | None = None) -> Event:
+    """A mid-stream ``event: error`` at ``t`` ms."""
+    return Event(t=t, event="error", data=error_event_data(error_type, message))
 
 
 # ---------------------------------------------------------------- synthesis

@@ -1,14 +1,16 @@
-"""OpenAI Chat Completions and Responses: error bodies as the API sends them."""
+"""OpenAI Chat Completions and Responses: error bodies, headers and mid-stream errors as the
+API sends them, and chat-completion stream synthesis (:func:`chat_events`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Sequence
 
 from ..sse import Event
 
-__all__ = ["ERROR_TYPES", "error_body", "error_headers", "chat_events"]
+__all__ = ["ERROR_TYPES", "error_body", "error_headers", "request_id", "stream_error_events", "is_responses_stream", "chat_events"]
 
 ERROR_TYPES: dict[int, tuple[str, str | None, str]] = {
     400: ("invalid_request_error", None, "Invalid request."),
@@ -21,17 +23,62 @@ ERROR_TYPES: dict[int, tuple[str, str | None, str]] = {
 }
 
 
+def _entry(status: int) -> tuple[str, str | None, str]:
+    if status in ERROR_TYPES:
+        return ERROR_TYPES[status]
+    if status == 529:  # Anthropic's "overloaded"; OpenAI says it with a 503
+        return ERROR_TYPES[503]
+    if status >= 500:
+        return ERROR_TYPES[500]
+    return ("invalid_request_error", None, "Invalid request.")
+
+
 def error_body(status: int, *, message: str | None = None, error_type: str | None = None) -> dict:
-    kind, code, default = ERROR_TYPES.get(status, ("server_error" if status >= 500 else "invalid_request_error", None, "Error"))
+    kind, code, default = _entry(status)
     return {"error": {"message": message or default, "type": error_type or kind, "param": None, "code": code}}
 
 
-def error_headers(status: int, *, retry_after_s: float | None = None) -> dict[str, str]:
-    headers = {"content-type": "application/json", "x-should-retry": "true" if status in (408, 409, 429) or status >= 500 else "false"}
+def request_id(*parts: object) -> str:
+    """A deterministic ``x-request-id`` in the API's shape (``req_`` and 32 hex digits)."""
+    return "req_" + hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def error_headers(status: int, *, retry_after_s: float | None = None, request_id: str | None = None, should_retry: bool | None = None) -> dict[str, str]:
+    if should_retry is None:
+        should_retry = status in (408, 409, 429) or status >= 500
+    headers = {"content-type": "application/json", "x-should-retry": "true" if should_retry else "false"}
     if retry_after_s is not None:
-        headers["retry-after"] = f"{retry_after_s:g}"
+        headers["retry-after"] = str(math.ceil(retry_after_s))
         headers["retry-after-ms"] = f"{retry_after_s * 1000:g}"
+    if request_id:
+        headers["x-request-id"] = request_id
     return headers
+
+
+def is_responses_stream(events: Sequence[Event]) -> bool:
+    """Whether events come from the Responses API (``event: response.*``) rather than Chat Completions."""
+    return any(ev.event is not None and ev.event.startswith("response.") for ev in events[:5])
+
+
+def stream_error_events(events_before: Sequence[Event], t: float, status: int, message: str | None = None) -> tuple[Event, ...]:
+    """What the API sends when a stream fails after ``events_before``.
+
+    Chat Completions: a data-only chunk ``{"error": {...}}`` followed by ``data: [DONE]``
+    (as proxies such as OpenRouter send it, so a parser that waits for ``[DONE]`` still
+    stops; the openai SDK raises ``APIError`` at the error chunk). Responses: an
+    ``event: error`` and, when the stream has announced its response, ``response.failed``.
+    """
+    err = error_body(status, message=message)["error"]
+    if not is_responses_stream(events_before):
+        return (Event(t=t, data=json.dumps({"error": err}, separators=(",", ":"))), Event(t=t, data="[DONE]"))
+    seq = sum(1 for ev in events_before if ev.event is not None)
+    code = err["code"] or err["type"]
+    out = [Event(t=t, event="error", data=json.dumps({"type": "error", "code": code, "message": err["message"], "param": None, "sequence_number": seq}, separators=(",", ":")))]
+    response = next((p["response"] for p in (ev.json(default=None) for ev in events_before) if isinstance(p, dict) and isinstance(p.get("response"), dict)), None)
+    if response is not None:
+        failed = {**response, "status": "failed", "error": {"code": code, "message": err["message"]}}
+        out.append(Event(t=t, event="response.failed", data=json.dumps({"type": "response.failed", "response": failed, "sequence_number": seq + 1}, separators=(",", ":"))))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- synthesis

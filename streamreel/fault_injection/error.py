@@ -1,0 +1,51 @@
+"""``error``: a provider error event in the middle of an HTTP 200 stream, which then ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..providers import anthropic as _anthropic
+from ..providers import openai as _openai
+from ..sse import Event
+from .base import Context, EventFault, register, spec_field
+
+__all__ = ["Error", "ERROR_TYPES"]
+
+ERROR_TYPES = tuple(kind for kind, _ in _anthropic.ERROR_TYPES.values())
+
+
+@register
+@dataclass(frozen=True)
+class Error(EventFault):
+    """After ``after_events`` events, send the error the provider sends when a stream fails,
+    then end the body cleanly without the rest (as the APIs do).
+
+    Anthropic: ``event: error`` with ``{"type": "error", "error": {"type": ..., "message": ...}}``.
+    OpenAI Chat Completions: a ``{"error": {...}}`` chunk then ``data: [DONE]``; Responses:
+    ``event: error`` then ``response.failed``. The OpenAI error has the type and message
+    the OpenAI API uses for the HTTP status that goes with ``error_type``.
+    """
+
+    name = "error"
+
+    after_events: int = spec_field("after", "int", default=0, help="events sent before the error")
+    error_type: str = spec_field("type", "choice", default="overloaded_error", choices=ERROR_TYPES, help="Anthropic error type")
+    message: str | None = spec_field("message", "str", default=None, help="error message (default: the API's usual one)")
+
+    def __post_init__(self) -> None:
+        if self.after_events < 0:
+            raise ValueError(f"after must be >= 0 events, got {self.after_events}")
+        if self.error_type not in ERROR_TYPES:
+            raise ValueError(f"type must be one of {', '.join(ERROR_TYPES)}, got {self.error_type!r}")
+
+    def apply_events(self, events: tuple[Event, ...], ctx: Context) -> tuple[Event, ...]:
+        before = events[: self.after_events]
+        if self.after_events < len(events):
+            t = events[self.after_events].t
+        else:
+            t = events[-1].t if events else 0.0
+        if ctx.provider == "openai":
+            injected = _openai.stream_error_events(before, t, _anthropic.status_for(self.error_type), self.message)
+        else:
+            injected = (_anthropic.error_event(t, self.error_type, self.message),)
+        return (*before, *injected)

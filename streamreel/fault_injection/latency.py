@@ -1,0 +1,65 @@
+"""``latency``: added delay before the headers, the first event and every later event, with seeded jitter."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from typing import Iterable, Iterator
+
+from ..pipeline import Chunk, Plan
+from .base import ByteFault, Context, register, spec_field
+
+__all__ = ["Latency"]
+
+
+@register
+@dataclass(frozen=True)
+class Latency(ByteFault):
+    """Delay the response: ``headers_ms`` before the headers, ``first_ms`` more before the first
+    event, ``each_ms`` more before every later one. Each event delay is drawn from
+    ``[delay - jitter_ms, delay + jitter_ms]`` (never below 0) with ``seed``; delays add up,
+    so the whole rest of the stream moves with each one. Times are wall-clock ms, not
+    scaled by ``speed``.
+    """
+
+    name = "latency"
+    stage = 10
+
+    first_ms: float = spec_field("first", "ms", default=0.0, help="extra delay before the first event")
+    each_ms: float = spec_field("each", "ms", default=0.0, help="extra delay before every later event")
+    jitter_ms: float = spec_field("jitter", "ms", default=0.0, help="each delay varies by up to this much either way")
+    headers_ms: float = spec_field("headers", "ms", default=0.0, help="extra delay before the response headers")
+    seed: int = spec_field("seed", "int", default=0, help="seed of the jitter")
+
+    def __post_init__(self) -> None:
+        for key, value in (("first", self.first_ms), ("each", self.each_ms), ("jitter", self.jitter_ms), ("headers", self.headers_ms)):
+            if not value >= 0:
+                raise ValueError(f"{key} must be >= 0ms, got {value!r}")
+
+    def delays(self, count: int) -> list[float]:
+        """The delay added before each of ``count`` events (ms), before accumulation."""
+        rng = random.Random(self.seed)
+        out = []
+        for i in range(count):
+            base = self.first_ms if i == 0 else self.each_ms
+            if self.jitter_ms:
+                base += rng.uniform(-self.jitter_ms, self.jitter_ms)
+            out.append(max(base, 0.0))
+        return out
+
+    def apply(self, plan: Plan, ctx: Context) -> Plan:
+        chunks = list(plan.chunks)
+        shifts: list[float] = []
+        total = self.headers_ms
+        for d in self.delays(len(chunks)):
+            total += d
+            shifts.append(total)
+        ending = plan.ending
+        if ending.at_ms is not None:
+            ending = replace(ending, at_ms=ending.at_ms + total)
+        return replace(plan, headers_at_ms=plan.headers_at_ms + self.headers_ms, chunks=_shifted(chunks, shifts), ending=ending)
+
+
+def _shifted(chunks: Iterable[Chunk], shifts: list[float]) -> Iterator[Chunk]:
+    for c, s in zip(chunks, shifts):
+        yield Chunk(c.at_ms + s, c.data, c.events_done)

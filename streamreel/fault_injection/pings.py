@@ -1,0 +1,55 @@
+"""``pings``: interleave keep-alives every N ms, as ``event: ping`` or as SSE comments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..sse import Event
+from .base import Context, EventFault, register, spec_field
+
+__all__ = ["Pings", "PING_DATA"]
+
+PING_DATA = '{"type": "ping"}'
+"""Anthropic's ping payload, with the space after the colon that the API really sends."""
+
+MAX_PINGS = 100_000
+
+
+@register
+@dataclass(frozen=True)
+class Pings(EventFault):
+    """Insert a ping every ``every_ms`` from the first event to the last.
+
+    ``style=auto`` sends ``event: ping`` to Anthropic streams (what the API sends) and a
+    ``: ping`` comment line to others (OpenAI sends none; comments are how SSE servers
+    keep a connection alive, and every SSE parser must skip them).
+    """
+
+    name = "pings"
+
+    every_ms: float = spec_field("every", "ms", default=100.0, help="interval between pings")
+    style: str = spec_field("style", "choice", default="auto", choices=("auto", "event", "comment"), help="event: ping, a comment, or by provider")
+
+    def __post_init__(self) -> None:
+        if not self.every_ms > 0:
+            raise ValueError(f"every must be > 0ms, got {self.every_ms!r}")
+
+    def ping(self, t: float, ctx: Context) -> Event:
+        style = self.style if self.style != "auto" else ("event" if ctx.provider == "anthropic" else "comment")
+        return Event(t=t, event="ping", data=PING_DATA) if style == "event" else Event(t=t, comment="ping")
+
+    def apply_events(self, events: tuple[Event, ...], ctx: Context) -> tuple[Event, ...]:
+        if len(events) < 2:
+            return events
+        start, stop = events[0].t, events[-1].t
+        count = int((stop - start) // self.every_ms)
+        if count > MAX_PINGS:
+            raise ValueError(f"pings every {self.every_ms:g}ms over {stop - start:g}ms would be {count} pings; at most {MAX_PINGS}")
+        out: list[Event] = [events[0]]
+        k = 1
+        for ev in events[1:]:
+            while start + k * self.every_ms < ev.t:
+                out.append(self.ping(start + k * self.every_ms, ctx))
+                k += 1
+            out.append(ev)
+        return tuple(out)

@@ -1,0 +1,37 @@
+"""``truncate``: cut the ``data`` of chosen events short, leaving broken JSON on the wire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..sse import Event
+from .base import Context, EventFault, register, selected, spec_field
+
+__all__ = ["Truncate"]
+
+
+@register
+@dataclass(frozen=True)
+class Truncate(EventFault):
+    """Keep only the first ``keep_fraction`` of the ``data`` of the events ``events`` picks
+    (0-based index, negative from the end, or a name: every event of that type). The
+    event still goes out whole, blank line included, so the stream goes on after it."""
+
+    name = "truncate"
+
+    events: tuple[int | str, ...] = spec_field("event", "ints_or_names", default=(), help="index or name of the event(s) to cut, joined by |")
+    keep_fraction: float = spec_field("keep", "float", default=0.5, help="fraction of the data kept, 0 <= keep < 1")
+
+    def __post_init__(self) -> None:
+        if not self.events:
+            raise ValueError("say which event to cut: event=N (0-based index) or event=NAME")
+        if not 0 <= self.keep_fraction < 1:
+            raise ValueError(f"keep must be in [0, 1), got {self.keep_fraction!r}")
+
+    def apply_events(self, events: tuple[Event, ...], ctx: Context) -> tuple[Event, ...]:
+        picked = selected(events, self.events)
+        return tuple(self._cut(ev) if i in picked and ev.data else ev for i, ev in enumerate(events))
+
+    def _cut(self, event: Event) -> Event:
+        data = event.data or ""
+        return replace(event, data=data[: int(len(data) * self.keep_fraction)])
