@@ -197,9 +197,9 @@ class Recorder(Replayer):
             await session.close()
         await self._flush()
 
-    async def asettle(self, timeout: float = 5.0) -> list[Any]:
+    async def asettle(self, timeout: float = 5.0, *, requests: int = 0) -> list[Any]:
         """Wait until no response is in flight and the cassette file is written."""
-        responses = await super().asettle(timeout)
+        responses = await super().asettle(timeout, requests=requests)
         await asyncio.wait_for(self._flush(), timeout)
         return responses
 

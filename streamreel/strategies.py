@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence, TypeVar, Union
+from typing import Any, Callable, Sequence, TypeVar
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -226,39 +226,42 @@ def _byte_boundaries(data: bytes) -> tuple[tuple[int, ...], ...]:
     return (tuple(utf8), tuple(line), tuple(field))
 
 
-_MAX_SPARSE_CUTS = 24
-_DENSITIES = (0.25, 0.5, 0.125, 1.0)
-"""Dense splits cut each position with one of these probabilities: token-like, finer, coarser, every one."""
+_MAX_CUT_RULES = 24
+_STEPS = 7
+"""A rule's run cuts every 2 to 8 characters (``2 + extra % 7``), like token-sized deltas."""
+_MAX_RUN = 64
 
-_SplitPlan = Union["list[int]", "tuple[float, bytes]"]
+_SplitPlan = "list[tuple[int, int]]"
 
-_SPLIT_PLANS: SearchStrategy[_SplitPlan] = st.one_of(
-    st.lists(st.integers(0, 2**17 - 1), max_size=_MAX_SPARSE_CUTS),
-    st.tuples(st.sampled_from(_DENSITIES), st.binary(min_size=32, max_size=256)),
+_SPLIT_PLANS: SearchStrategy[list[tuple[int, int]]] = st.lists(
+    st.tuples(st.integers(0, 2**17 - 1), st.integers(0, _STEPS * _MAX_RUN - 1)), max_size=_MAX_CUT_RULES
 )
-"""How to split something, independent of what: a few chosen cuts (each number names "the
-n-th boundary of kind k", or a position anywhere), or a dense token-like split (a density,
-and a byte per position, repeating, that cuts when high). One fixed strategy with few draws
-keeps generation cheap, so end-to-end properties run hundreds of examples a second; both
-branches shrink by removing cuts, toward the first branch with no numbers: no cut at all."""
+"""How to split something, independent of what: a few rules ``(where, run)``. ``where`` names
+"the n-th boundary of kind k" or a position anywhere; with ``run`` 0 the rule cuts there,
+otherwise it makes 1 to 64 cuts every 2 to 8 characters after it, a token-like run (runs
+overlay into irregular splits).
+A short list of integer pairs keeps generation cheap (end-to-end properties run hundreds of
+examples a second) and shrinks well: deleting a rule removes its cuts, a run shrinks to the
+single cut it starts from, and a cut named by kind stays put while the shrinker deletes
+other parts of the text. No rules: no cut, one delta."""
 
 
-def _cuts(plan: _SplitPlan, size: int, boundaries: Sequence[Sequence[int]]) -> tuple[int, ...]:
+def _cuts(plan: Sequence[tuple[int, int]], size: int, boundaries: Sequence[Sequence[int]]) -> tuple[int, ...]:
     """Sorted cut positions in ``1..size-1``."""
     if size < 2:
         return ()
-    if isinstance(plan, list):
-        cuts = set()
-        choices = len(boundaries) + 1
-        for number in plan:
-            kind, nth = number % choices, number // choices
-            positions = boundaries[kind - 1] if kind else ()
-            cuts.add(positions[nth % len(positions)] if positions else 1 + nth % (size - 1))
-        return tuple(sorted(cuts))
-    density, pattern = plan
-    low = max(1.0, 256 * (1 - density))  # a zero byte never cuts, so shrinking removes cuts
-    period = len(pattern)
-    return tuple(i for i in range(1, size) if pattern[(i - 1) % period] >= low)
+    cuts: set[int] = set()
+    choices = len(boundaries) + 1
+    for where, run in plan:
+        kind, nth = where % choices, where // choices
+        positions = boundaries[kind - 1] if kind else ()
+        at = positions[nth % len(positions)] if positions else 1 + nth % (size - 1)
+        if run == 0:
+            cuts.add(at)
+        else:
+            step, count = 2 + run % _STEPS, 1 + run // _STEPS
+            cuts.update(range(at + step, min(size, at + step * count + 1), step))
+    return tuple(sorted(cuts))
 
 
 def _cut(data: S, cuts: Sequence[int]) -> tuple[S, ...]:
@@ -266,7 +269,7 @@ def _cut(data: S, cuts: Sequence[int]) -> tuple[S, ...]:
     return tuple(data[a:b] for a, b in zip(bounds, bounds[1:]))
 
 
-def _split(plan: _SplitPlan, text: str, boundaries: Sequence[Sequence[int]] | None = None) -> tuple[str, ...]:
+def _split(plan: Sequence[tuple[int, int]], text: str, boundaries: Sequence[Sequence[int]] | None = None) -> tuple[str, ...]:
     return _cut(text, _cuts(plan, len(text), _text_boundaries(text) if boundaries is None else boundaries))
 
 
@@ -353,7 +356,7 @@ def markdown_texts(*, max_fragments: int = 40) -> SearchStrategy[str]:
 
 
 _KEYS = ("city", "unit", "q", "path", "a\"b", "naïve", "日本", "x\\y", "", "emoji👍", "line\nbreak", "n")
-_STRINGS = ("", "Paris", '"', "\\", "\n", "\t", "é", "👍", "👨\u200d👩\u200d👧", "\u0000", "\u001f", "\u2028", "日本語", "a\"b\\c", "/", "C:\\tmp")
+_STRINGS = ("", "Paris", '"', "\\", "\n", "\t", "é", "👍", "👨\u200d👩\u200d👧", "\u0000", "\u001f", "\u2028", "日本語", "a\"b\\c", "/", "C:\\tmp", "😀 ok", "🇫🇷")
 _NUMBERS = (0, 1, -7, 12, 1000000, -123456789012, 0.5, -12.5e-3, 3.14159, 1e100, 6.02e23, 5e-324, -0.25)
 
 
@@ -395,7 +398,7 @@ def tool_inputs(*, max_bytes: int = 48) -> SearchStrategy[dict[str, Any]]:
     return st.binary(max_size=max_bytes).map(_json_from)
 
 
-_JSON_STYLES = ((False, (", ", ": ")), (False, (",", ":")), (True, (", ", ": ")))
+_JSON_STYLES = ((False, (", ", ": ")), (False, (",", ":")), (True, (", ", ": ")), (True, (",", ":")))
 """(ensure_ascii, separators): the API's spacing, compact, and ``\\uXXXX`` escapes to split inside."""
 
 

@@ -65,13 +65,6 @@ def test_a_failure_that_needs_one_cut_shrinks_to_one_cut() -> None:
     assert found in (("a *", "*b** c"), ("a **b*", "* c"))
 
 
-def test_a_renderer_bug_shrinks_to_two_deltas_split_inside_the_bold_marker() -> None:
-    """A failure that needs a split inside ``**`` reads as exactly that: two deltas, cut between the stars."""
-    found = find(anthropic_streams(), lambda s: any(d.endswith("*") and not d.endswith("**") for d in s.text_deltas[:-1]), settings=FIND)
-    first, second = found.text_deltas
-    assert first.endswith("*") and not first.endswith("**") and second.startswith("*")
-
-
 # ---------------------------------------------------------------- boundaries
 
 
