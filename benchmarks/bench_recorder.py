@@ -8,6 +8,9 @@ streamed request both ways, interleaved, on kept-alive loopback connections from
 time to the first complete SSE event, and to the end of a 21-event stream. Before each
 request the recorder has finished writing the cassette for the previous one (its `wrote`
 log line), so the figures are the proxy's own cost, not a concurrent disk write.
+Then, for timing fidelity, it records a stream with real gaps (20-60 ms, seeded) several times
+and compares the gaps the recorder wrote with the upstream's schedule, next to the gaps this
+client measured receiving the same stream direct (the baseline jitter of the machine).
 ``--check`` exits 1 when the median added time to first event is 1 ms or more.
 """
 
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -26,11 +30,11 @@ from pathlib import Path
 
 import aiohttp
 
-from streamreel import Cassette, save
+from streamreel import Cassette, load, save
 from streamreel.importer import import_sse
 
 ROOT = Path(__file__).resolve().parent.parent
-CAPTURE = ROOT / "tests" / "data" / "anthropic-stream-b-fallback.sse"
+CAPTURE = ROOT / "tests" / "data" / "anthropic-sdk-python" / "stream-b-fallback.sse"
 BODY = json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "Explain eclipses"}]}).encode()
 HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "sk-ant-bench-not-a-key"}
 
@@ -77,17 +81,73 @@ def summary(name: str, values: list[float]) -> str:
     return f"{name:<28} median {statistics.median(values):7.3f}  p10 {q[1]:7.3f}  p90 {q[17]:7.3f}  mean {statistics.fmean(values):7.3f}"
 
 
-async def main(rounds: int, check: bool) -> int:
+async def main(rounds: int, check: bool, streams: int) -> int:
     with tempfile.TemporaryDirectory(prefix="streamreel-bench-") as tmp:
-        return await run(Path(tmp), rounds, check)
+        return await run(Path(tmp), rounds, check, streams)
 
 
-async def run(work: Path, rounds: int, check: bool) -> int:
-    imported = import_sse(CAPTURE.read_bytes())
-    it = imported.interactions[0]
-    events = tuple(replace(e, t=0.0) for e in it.response.events or ())
-    upstream_cassette = Cassette(interactions=(replace(it, response=replace(it.response, headers_at=0.0, events=events)),))
-    save(upstream_cassette, work / "upstream.yaml")
+def timed_cassette(gaps_ms: tuple[float, float] | None, seed: int = 7) -> Cassette:
+    """The capture with every event at 0 ms (``gaps_ms`` None) or with seeded random gaps."""
+    it = import_sse(CAPTURE.read_bytes()).interactions[0]
+    rng = random.Random(seed)
+    t = 0.0
+    events = []
+    for e in it.response.events or ():
+        if gaps_ms is not None:
+            t += rng.uniform(*gaps_ms)
+        events.append(replace(e, t=round(t, 3)))
+    end = replace(it.response.end, t=events[-1].t)
+    return Cassette(interactions=(replace(it, response=replace(it.response, headers_at=0.0, events=tuple(events), end=end)),))
+
+
+async def arrival_times(session: aiohttp.ClientSession, url: str) -> list[float]:
+    """ms from the request to each complete event, as this client sees them arrive."""
+    t0 = time.perf_counter()
+    out: list[float] = []
+    pending = b""
+    async with session.post(url + "/v1/messages", data=BODY, headers=HEADERS) as resp:
+        async for chunk in resp.content.iter_any():
+            now = (time.perf_counter() - t0) * 1000.0
+            pending += chunk
+            while b"\n\n" in pending:
+                _, pending = pending.split(b"\n\n", 1)
+                out.append(now)
+    return out
+
+
+def gap_errors(want: list[float], got: list[float]) -> list[float]:
+    wg = [b - a for a, b in zip(want, want[1:])]
+    gg = [b - a for a, b in zip(got, got[1:])]
+    assert len(wg) == len(gg), (len(wg), len(gg))
+    return [abs(a - b) for a, b in zip(wg, gg)]
+
+
+async def fidelity(work: Path, streams: int) -> tuple[list[float], list[float]]:
+    """(recorded-gap errors, client-observed direct gap errors) against the upstream's schedule, in ms."""
+    cas = timed_cassette((20.0, 60.0))
+    schedule = [e.t for e in cas.interactions[0].response.events or ()]
+    save(cas, work / "timed.yaml")
+    upstream, upstream_url = await spawn("serve", str(work / "timed.yaml"))
+    recorder, recorder_url = await spawn("record", "--upstream", upstream_url, "-o", str(work / "timed-recorded.yaml"), "--mode", "all")
+    observed: list[float] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(streams):
+                observed += gap_errors(schedule, await arrival_times(session, upstream_url))
+                await arrival_times(session, recorder_url)
+                await wait_written(recorder)
+    finally:
+        for proc in (recorder, upstream):
+            proc.terminate()
+            await proc.wait()
+    recorded: list[float] = []
+    for item in load(work / "timed-recorded.yaml").interactions:
+        recorded += gap_errors(schedule, [e.t for e in item.response.events or ()])
+    return recorded, observed
+
+
+async def run(work: Path, rounds: int, check: bool, streams: int) -> int:
+    save(timed_cassette(None), work / "upstream.yaml")
     upstream, upstream_url = await spawn("serve", str(work / "upstream.yaml"), "--speed", "0")
     recorder, recorder_url = await spawn("record", "--upstream", upstream_url, "-o", str(work / "recorded.yaml"), "--mode", "all")
     direct_first: list[float] = []
@@ -121,12 +181,17 @@ async def run(work: Path, rounds: int, check: bool) -> int:
     print(f"added time to first event (median): {added_first:.3f} ms   (limit 1 ms: {'OK' if added_first < 1.0 else 'OVER'})")
     print(f"added time to end of stream (median): {added_last:.3f} ms")
     print(f"cassette rewritten after every interaction, {rounds + 20} interactions, {size} bytes at the end")
+    recorded, observed = await fidelity(work, streams)
+    print(f"gap fidelity, {streams} streams of 21 events with 20-60 ms gaps; |gap - scheduled gap| in ms:")
+    print(summary("recorded by the recorder", recorded) + f"  max {max(recorded):7.3f}")
+    print(summary("seen by a client, direct", observed) + f"  max {max(observed):7.3f}")
     return 1 if check and added_first >= 1.0 else 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--streams", type=int, default=10, help="timed streams recorded for the gap-fidelity figures")
     parser.add_argument("--check", action="store_true", help="exit 1 if the added median time to first event is >= 1 ms")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.rounds, args.check)))
+    sys.exit(asyncio.run(main(args.rounds, args.check, args.streams)))

@@ -6,7 +6,9 @@ from .cassette import Cassette, End, Event, Interaction, Request, Response, load
 from .errors import CassetteError, FaultSpecError, NoMatchError, StreamreelError
 from .fault_injection import parse as parse_faults
 from .pipeline import Chunk, Ending, Plan, plan, timed_chunks
+from .recorder import Recorder
 from .replayer import Replayer, SentResponse
+from .scrub import Scrubber
 
 __all__ = [
     "Cassette",
@@ -19,9 +21,11 @@ __all__ = [
     "Interaction",
     "NoMatchError",
     "Plan",
+    "Recorder",
     "Replayer",
     "Request",
     "Response",
+    "Scrubber",
     "SentResponse",
     "StreamreelError",
     "load",

@@ -30,6 +30,8 @@ __all__ = [
     "Event",
     "END_REASONS",
     "VERSION",
+    "bundled",
+    "bundled_names",
     "load",
     "loads",
     "save",
@@ -40,7 +42,7 @@ VERSION = 1
 END_REASONS = ("complete", "upstream_disconnect", "client_cancel", "timeout")
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_BaseDumper = yaml.SafeDumper  # libyaml's emitter escapes characters beyond the BMP (emoji) even with allow_unicode
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -66,7 +68,8 @@ class Request:
 
 @dataclass(frozen=True)
 class End:
-    """How a recorded stream ended: ``reason`` is one of :data:`END_REASONS`; ``t`` in ms from the request."""
+    """How a recorded stream ended: ``reason`` is one of :data:`END_REASONS`; ``t`` in ms from
+    the request, None meaning right after the last event."""
 
     t: float | None = None
     reason: str = "complete"
@@ -152,6 +155,23 @@ class Cassette:
 
 
 # ---------------------------------------------------------------- loading
+
+
+_BUNDLED = Path(__file__).parent / "cassettes"
+
+
+def bundled_names() -> list[str]:
+    """Names of the cassettes shipped with streamreel."""
+    return sorted(p.stem for p in _BUNDLED.glob("*.yaml"))
+
+
+def bundled(name: str) -> Path:
+    """Path of a cassette shipped with streamreel: ``text``, ``tool_use``, ``thinking``, ``pings``, ``openai_chat``."""
+    stem = name[:-5] if name.endswith(".yaml") else name
+    path = _BUNDLED / f"{stem}.yaml"
+    if not path.is_file():
+        raise CassetteError(f"no bundled cassette {name!r}; bundled: {', '.join(bundled_names())}", path=name)
+    return path
 
 
 def load(path: PathLike) -> Cassette:
@@ -331,14 +351,16 @@ class _Reader:
         return tuple(out)
 
     def end(self, raw: Any, where: tuple[str | int, ...], events: tuple[Event, ...] | None, headers_at: float) -> End:
-        last = events[-1].t if events else headers_at
         if raw is None:
-            return End(t=last, reason="complete")
+            return End()
         end = self.mapping(raw, where, ("t", "reason"))
         reason = end.get("reason", "complete")
         if reason not in END_REASONS:
             raise self.fail((*where, "reason"), f"expected one of {', '.join(END_REASONS)}, got {reason!r}")
-        t = last if end.get("t") is None else self.number(end["t"], (*where, "t"))
+        if end.get("t") is None:
+            return End(reason=reason)
+        t = self.number(end["t"], (*where, "t"))
+        last = events[-1].t if events else headers_at
         if t < last:
             raise self.fail((*where, "t"), f"{t:g} ms is earlier than the last event ({last:g} ms)")
         return End(t=t, reason=reason)
@@ -453,10 +475,11 @@ def _interaction_data(item: Interaction) -> dict[str, Any]:
         out_res["events"] = [_event_data(e) for e in res.events]
     if res.body is not None:
         out_res["body"] = res.body
-    end: dict[str, Any] = {"reason": res.end.reason}
-    if res.end.t is not None:
-        end = {"t": _ms(res.end.t), **end}
-    out_res["end"] = _Flow(end)
+    if res.events is not None or res.end != End():
+        end: dict[str, Any] = {"reason": res.end.reason}
+        if res.end.t is not None:
+            end = {"t": _ms(res.end.t), **end}
+        out_res["end"] = _Flow(end)
     return {"request": req, "response": out_res}
 
 

@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import click
 
@@ -40,7 +40,7 @@ def main() -> None:
     """Record LLM streams with their timing; replay them with faults."""
 
 
-def run_until_signal(start: Any, stop: Any, banner: str) -> None:
+def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
     """Run ``start()``, print ``banner`` flushed as the first line, serve until SIGINT/SIGTERM, ``stop()``, exit 0."""
 
     async def serve() -> None:
@@ -49,7 +49,7 @@ def run_until_signal(start: Any, stop: Any, banner: str) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, done.set)
         await start()
-        click.echo(banner() if callable(banner) else banner)
+        click.echo(banner())
         sys.stdout.flush()
         try:
             await done.wait()
@@ -65,32 +65,67 @@ def run_until_signal(start: Any, stop: Any, banner: str) -> None:
 @click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
 @click.option("--speed", default=1.0, show_default=True, help="Playback rate: 2 = twice as fast, 0 = no waiting.")
 @click.option("--fault", "faults", multiple=True, type=_Fault(), help="Fault spec, e.g. 'disconnect:after=5'; repeatable.")
-def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple[Any, ...], ...]) -> None:
+@click.option("--ids", is_flag=True, help="Number the events (id: N) so a browser's EventSource resumes with Last-Event-ID.")
+@click.option("--retry-ms", default=None, type=click.IntRange(min=0), help="Send `retry:` with this reconnect delay (1000 with --ids).")
+def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple[Any, ...], ...], ids: bool, retry_ms: int | None) -> None:
     """Serve CASSETTE until interrupted; prints `listening on http://HOST:PORT` first."""
     from .replayer import Replayer
 
     try:
-        replayer = Replayer(cassette, speed=speed, faults=_fault_list(faults), host=host, port=port)
+        replayer = Replayer(cassette, speed=speed, faults=_fault_list(faults), host=host, port=port, ids=ids, retry_ms=retry_ms)
     except StreamreelError as e:
         raise click.ClickException(str(e)) from None
     run_until_signal(replayer.start, replayer.stop, lambda: f"listening on {replayer.url}")
 
 
 @main.command(name="import")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cassette to write.")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, type=click.Path(), help="Cassette to write (a directory when SOURCE is one).")
 @click.option("--gap-ms", default=20.0, show_default=True, help="Synthetic gap between events.")
+@click.option("--jitter-ms", default=0.0, show_default=True, help="Spread each gap uniformly by up to this much either way.")
+@click.option("--seed", default=0, show_default=True, help="Seed for the jitter.")
 @click.option("--first-ms", default=None, type=float, help="Time to the first event (default: one gap after the headers).")
 @click.option("--headers-ms", default=0.0, show_default=True, help="Time to the response headers.")
 @click.option("--end", type=click.Choice(_cassette.END_REASONS), default=None, help="Override how the stream ended.")
 @click.option("--method", default=None, help="Request method to match (default from the provider).")
 @click.option("--path", "req_path", default=None, help="Request path to match, e.g. /v1/messages or /stream?q=1.")
-def import_(source: str, output: str, gap_ms: float, first_ms: float | None, headers_ms: float, end: str | None, method: str | None, req_path: str | None) -> None:
-    """Turn a raw SSE capture (a stream's text as logged or copied from devtools) into a cassette."""
-    from .importer import import_file
+@click.option("--format", "fmt", type=click.Choice(["auto", "sse", "chunks", "vcrpy"]), default="auto", show_default=True, help="What SOURCE holds.")
+def import_(
+    source: str,
+    output: str,
+    gap_ms: float,
+    jitter_ms: float,
+    seed: int,
+    first_ms: float | None,
+    headers_ms: float,
+    end: str | None,
+    method: str | None,
+    req_path: str | None,
+    fmt: str,
+) -> None:
+    """Turn a capture into a cassette: raw SSE text, JSON chunks per line, or a vcrpy / pytest-recording cassette.
 
+    Given a directory, imports every vcrpy cassette under it into OUTPUT, keeping relative paths.
+    """
+    from .importer import Timing, import_directory, import_file
+
+    timing = Timing(gap_ms=gap_ms, jitter_ms=jitter_ms, seed=seed, first_ms=first_ms, headers_ms=headers_ms)
+    if Path(source).is_dir():
+        if method or req_path or fmt not in ("auto", "vcrpy"):
+            raise click.UsageError("--method, --path and --format apply to one capture file, not a directory of vcrpy cassettes")
+        try:
+            results = import_directory(source, output, timing=timing, end=end)
+        except StreamreelError as e:
+            raise click.ClickException(str(e)) from None
+        for r in results:
+            click.echo(f"wrote {r.output}: {r.interactions} interaction(s)" if r.output else f"skipped {r.reason}", err=r.output is None)
+        written = sum(1 for r in results if r.output)
+        click.echo(f"imported {written} of {len(results)} YAML file(s) into {output}")
+        if not written:
+            raise click.ClickException(f"{source}: no vcrpy cassettes imported")
+        return
     try:
-        cas = import_file(source, gap_ms=gap_ms, first_ms=first_ms, headers_ms=headers_ms, end=end, method=method, path=req_path)
+        cas = import_file(source, format=fmt, timing=timing, end=end, method=method, path=req_path)
     except StreamreelError as e:
         raise click.ClickException(str(e)) from None
     _cassette.save(cas, output, comment=f"imported from {Path(source).name} by `streamreel import` (synthetic timing, {gap_ms:g} ms gaps)")
@@ -98,6 +133,133 @@ def import_(source: str, output: str, gap_ms: float, first_ms: float | None, hea
     reasons = ", ".join(sorted({i.response.end.reason for i in cas.interactions}))
     click.echo(f"wrote {output}: {len(cas.interactions)} interaction(s), {n} events, ended {reasons}")
 
+
+
+# ---------------------------------------------------------------- inspect, plot, synth
+
+
+def _load_for_inspect(target: str) -> tuple[list[Any], list[str]]:
+    """Cassettes at ``target`` (a file, or every *.yaml/*.yml under a directory) and the skipped files' reasons."""
+    path = Path(target)
+    if path.is_file():
+        try:
+            return [_cassette.load(path)], []
+        except StreamreelError as e:
+            raise click.ClickException(str(e)) from None
+    files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    loaded, skipped = [], []
+    for f in files:
+        try:
+            loaded.append(_cassette.load(f))
+        except StreamreelError as e:
+            skipped.append(str(e))
+    if not loaded:
+        raise click.ClickException(f"{target}: no streamreel cassettes found" + (f" ({len(skipped)} YAML file(s) skipped)" if skipped else ""))
+    return loaded, skipped
+
+
+@main.command(name="inspect")
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per interaction (JSON Lines), then a summary line.")
+@click.option("--stall-ms", default=500.0, show_default=True, help="A silence at least this long counts as a stall.")
+def inspect_(target: str, as_json: bool, stall_ms: float) -> None:
+    """Show TTFT, tokens/s, gaps, stalls and endings of CASSETTE, or of every cassette in a DIRECTORY."""
+    import json
+
+    from .metrics import cassette_metrics, summarize
+
+    cassettes, skipped = _load_for_inspect(target)
+    for reason in skipped:
+        click.echo(f"skipped {reason}", err=True)
+    results = [(cas, cassette_metrics(cas, stall_ms=stall_ms)) for cas in cassettes]
+    everything = [m for _, ms in results for m in ms]
+    summary = summarize(everything) if len(everything) > 1 else None
+    if as_json:
+        for cas, ms in results:
+            for m in ms:
+                click.echo(json.dumps({"cassette": cas.path, **m.as_dict()}, ensure_ascii=False))
+        if summary is not None:
+            click.echo(json.dumps({"summary": summary.as_dict()}))
+        return
+    from ._inspect_table import render
+
+    render(results, summary)
+
+
+@main.command(name="plot")
+@click.argument("cassette", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Image to write: .png or .svg.")
+@click.option("--index", default=None, type=int, help="Draw only this interaction (0-based).")
+@click.option("--stall-ms", default=500.0, show_default=True, help="Shade silences at least this long.")
+def plot_(cassette: str, output: str, index: int | None, stall_ms: float) -> None:
+    """Draw CASSETTE's streams: event arrivals, cumulative tokens, TTFT, stalls and the ending (needs streamreel[plot])."""
+    from .plot import plot_cassette
+
+    try:
+        written = plot_cassette(_cassette.load(cassette), output, index=index, stall_ms=stall_ms)
+    except StreamreelError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {written}")
+
+
+@main.command(name="synth")
+@click.option("--text", "text_file", type=click.File("r", encoding="utf-8"), default=None, help="File with the reply text, or - for stdin.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cassette to write.")
+@click.option("--provider", type=click.Choice(["anthropic", "openai"]), default="anthropic", show_default=True)
+@click.option("--ttft-ms", default=400.0, show_default=True, help="Time to the first token.")
+@click.option("--tps", default=60.0, show_default=True, help="Output tokens per second after the first.")
+@click.option("--jitter-ms", default=0.0, show_default=True, help="Move each delta by up to this much either way.")
+@click.option("--seed", default=0, show_default=True, help="Seed for token splits and jitter.")
+@click.option("--headers-ms", default=None, type=float, help="Time to the response headers (default 60% of --ttft-ms).")
+@click.option("--tool-input", default=None, help="JSON input of a tool call streamed after the text.")
+@click.option("--tool-name", default="tool", show_default=True, help="Name of that tool.")
+@click.option("--thinking", "thinking_file", type=click.File("r", encoding="utf-8"), default=None, help="File with thinking text (Anthropic).")
+@click.option("--model", default=None, help="Model name the stream reports.")
+def synth_(
+    text_file: Any,
+    output: str,
+    provider: str,
+    ttft_ms: float,
+    tps: float,
+    jitter_ms: float,
+    seed: int,
+    headers_ms: float | None,
+    tool_input: str | None,
+    tool_name: str,
+    thinking_file: Any,
+    model: str | None,
+) -> None:
+    """Write a protocol-valid synthetic stream with realistic timing, for tests that have no capture yet."""
+    import json
+
+    from .synth import synth_cassette
+
+    text = text_file.read() if text_file is not None else ""
+    parsed = None
+    if tool_input is not None:
+        try:
+            parsed = json.loads(tool_input)
+        except ValueError as e:
+            raise click.BadParameter(f"not valid JSON: {e}", param_hint="--tool-input") from None
+    try:
+        cas = synth_cassette(
+            text,
+            provider=provider,
+            ttft_ms=ttft_ms,
+            tps=tps,
+            jitter_ms=jitter_ms,
+            seed=seed,
+            headers_ms=headers_ms,
+            thinking=thinking_file.read() if thinking_file is not None else None,
+            tool_input=parsed,
+            tool_name=tool_name,
+            model=model,
+        )
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    _cassette.save(cas, output, comment=f"synthesized by `streamreel synth` ({provider}, ttft {ttft_ms:g} ms, {tps:g} tok/s, jitter {jitter_ms:g} ms, seed {seed})")
+    events = cas.interactions[0].response.events or ()
+    click.echo(f"wrote {output}: {len(events)} events over {events[-1].t:.0f} ms")
 
 
 @main.command()
@@ -142,13 +304,19 @@ def record(cassette: str, upstream: str, host: str, port: int, mode: str, scrub_
             log.info("%s exists: replaying it only (mode %s); use --mode new_episodes to add to it or --mode all to re-record", cassette, mode)
 
     async def stop() -> None:
-        try:
-            await recorder.stop()
-        except StreamreelError as e:
-            raise click.ClickException(str(e)) from None
+        await recorder.stop()
+        if recorder.write_error is not None:
+            raise click.ClickException(str(recorder.write_error))
 
     run_until_signal(start, stop, lambda: f"listening on {recorder.url}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+
+
+@main.command()
+@click.option("--speed", default=1.0, show_default=True, help="Playback rate of the bundled recordings.")
+def demo(speed: float) -> None:
+    """Replay bundled recordings through the real anthropic SDK and show what a user sees."""
+    from .demo import run
+
+    raise SystemExit(run(speed=speed))

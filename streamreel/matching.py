@@ -78,10 +78,9 @@ class Matcher:
         match_on: Iterable[str] = MATCH_ON,
         ignore_query: Iterable[str] = SDK_QUERY_PARAMS,
         ignore_body_keys: Iterable[str] = (),
-        repeat_last: bool = True,
     ) -> None:
         self.interactions = tuple(interactions)
-        self.repeat_last = repeat_last
+        self.repeat_last = True
         self.match_on = tuple(match_on)
         unknown = set(self.match_on) - set(MATCH_ON)
         if unknown:

@@ -10,6 +10,8 @@ A stream that fails is kept as far as it got: an upstream that drops gives
 ``end.reason: upstream_disconnect`` (and the client is cut the same way, close or reset),
 a client that hangs up gives ``client_cancel``, an upstream silent for ``timeout`` seconds
 gives ``timeout``; stopping the recorder finishes streams in flight as ``client_cancel``.
+A client that leaves just after the provider's final event (the openai SDK does, at
+``[DONE]``) has seen the whole stream, which is then kept as ``complete``.
 The cassette is rewritten atomically after every finished interaction, scrubbed first, so
 a killed recorder leaves a valid file with no secret in it.
 
@@ -38,8 +40,9 @@ from yarl import URL
 from . import cassette as _cassette
 from .cassette import Cassette, End, Interaction, Request, Response
 from .errors import CassetteError, NoMatchError, StreamreelError
+from .importer import is_complete, provider_of_events
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, ReceivedRequest
-from .replayer import _CORS, FAULTS_HEADER, CassetteLike, Replayer, _drain, _Live, _reset, _State
+from .replayer import _CORS, FAULTS_HEADER, CassetteLike, Replayer, _Live, _reset, _State
 from .scrub import Scrubber, safe_url
 from .sse import Decoder, Event
 
@@ -68,7 +71,7 @@ _HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-_REQUEST_DROP = _HOP_BY_HOP | {"host", "content-length", "accept-encoding", FAULTS_HEADER}
+_REQUEST_DROP = _HOP_BY_HOP | {"host", "content-length", "accept-encoding", "expect", FAULTS_HEADER}
 """Request headers neither forwarded nor stored (the proxy sets its own)."""
 _RESPONSE_DROP = _HOP_BY_HOP | {"content-length", "content-encoding"}
 """Response headers not stored: the cassette holds the decoded body, re-framed on replay."""
@@ -132,7 +135,7 @@ class Recorder(Replayer):
         self._session: aiohttp.ClientSession | None = None
         self._writer: asyncio.Task[None] | None = None
         self._dirty = False
-        self._write_error: BaseException | None = None
+        self._write_error: StreamreelError | None = None
         self._origin = safe_url(str(self.upstream.origin()))
         self._auth = _basic_auth(self.upstream)
         self._base_url = str(self.upstream.with_user(None)).rstrip("/")
@@ -148,9 +151,10 @@ class Recorder(Replayer):
         )
 
     def _make_state(self, cassette: CassetteLike, *, faults: Sequence[Any] | str, speed: float) -> _State:
+        state = super()._make_state(cassette, faults=faults, speed=speed)
         # new_episodes records a repeat of a request once its recordings are used up (as vcrpy does).
-        self._match["repeat_last"] = self.mode != "new_episodes"
-        return super()._make_state(cassette, faults=faults, speed=speed)
+        state.matcher.repeat_last = self.mode != "new_episodes"
+        return state
 
     def load(self, cassette: CassetteLike, *, faults: Sequence[Any] | str = (), speed: float | None = None) -> None:
         raise StreamreelError("a Recorder's cassette is fixed when it is created; make a new Recorder for another one")
@@ -197,10 +201,19 @@ class Recorder(Replayer):
             await session.close()
         await self._flush()
 
-    async def asettle(self, timeout: float = 5.0, *, requests: int = 0) -> list[Any]:
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+        self._raise_write_error()
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self._raise_write_error()
+
+    async def asettle(self, timeout: float = 5.0, **options: Any) -> list[Any]:
         """Wait until no response is in flight and the cassette file is written."""
-        responses = await super().asettle(timeout, requests=requests)
+        responses = await super().asettle(timeout, **options)
         await asyncio.wait_for(self._flush(), timeout)
+        self._raise_write_error()
         return responses
 
     # ------------------------------------------------------------ writing
@@ -241,17 +254,23 @@ class Recorder(Replayer):
             try:
                 await loop.run_in_executor(None, lambda: _cassette.save(snapshot, self.path, comment=comment))
             except OSError as e:
-                self._write_error = e
-                _log.error("could not write %s: %s", self.path, e.strerror or e)
+                self._write_error = StreamreelError(f"could not write the cassette {self.path}: {e.strerror or e}")
+                _log.error("%s", self._write_error)
                 return
             _log.info("wrote %s (%d interactions)", self.path, len(snapshot))
 
     async def _flush(self) -> None:
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
+
+    @property
+    def write_error(self) -> StreamreelError | None:
+        """Why the cassette could not be written, if it could not (also raised on exit and by settle)."""
+        return self._write_error
+
+    def _raise_write_error(self) -> None:
         if self._write_error is not None:
-            error, self._write_error = self._write_error, None
-            raise StreamreelError(f"could not write the cassette {self.path}: {error}") from error
+            raise self._write_error
 
     # ------------------------------------------------------------ proxying
 
@@ -273,7 +292,8 @@ class Recorder(Replayer):
         session = self._session
         if session is None:
             raise StreamreelError("the recorder is not running")
-        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _REQUEST_DROP and k.lower() not in _connection_tokens(request.headers))
+        drop = _REQUEST_DROP | _connection_tokens(request.headers)
+        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in drop)
         headers["Accept-Encoding"] = "identity"
         slot = len(self._takes)
         self._takes.append(None)
@@ -357,11 +377,11 @@ class Recorder(Replayer):
             else:
                 upstream.close()
                 live.ending = cut
-                await _drain(request)
                 if cut == "reset":
+                    await _flushed(request.transport)
                     _reset(request)
                 elif request.transport is not None:
-                    request.transport.close()
+                    request.transport.close()  # sends what is buffered, then FIN
         except asyncio.CancelledError:
             self._hung_up(upstream, live, take, loop.time() - start)
             self._commit(slot, received, take)
@@ -373,14 +393,33 @@ class Recorder(Replayer):
 
     @staticmethod
     def _hung_up(upstream: aiohttp.ClientResponse, live: _Live, take: _Take, elapsed_s: float) -> None:
-        """The client left (or the recorder is stopping): keep what arrived, tell the upstream."""
+        """The client left (or the recorder is stopping): keep what arrived, tell the upstream.
+
+        A client that leaves right after the provider's final event (``message_stop``,
+        ``[DONE]``, ``response.completed``), as the openai SDK does, saw the whole stream:
+        that recording is complete, ending where its last event did.
+        """
         upstream.close()
         if take.reason == "complete" and live.ending is None:
-            take.reason = "client_cancel"
-            take.end_t = elapsed_s * 1000.0
+            provider = provider_of_events(take.events)
+            if take.stream and provider != "sse" and is_complete(take.events, provider):
+                take.end_t = take.events[-1].t
+            else:
+                take.reason = "client_cancel"
+                take.end_t = elapsed_s * 1000.0
         if live.ending is None:
             live.ending = "client_hung_up"
             live.client_hung_up = True
+
+
+async def _flushed(transport: asyncio.BaseTransport | None, limit_s: float = 1.0) -> None:
+    """Wait (bounded) until the transport has handed every byte to the kernel: an abort drops the rest."""
+    if not isinstance(transport, asyncio.WriteTransport):
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while transport.get_write_buffer_size() and not transport.is_closing() and loop.time() < deadline:
+        await asyncio.sleep(0.001)
 
 
 def _upstream_url(upstream: str) -> URL:

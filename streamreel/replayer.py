@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 from aiohttp import web
 
 from . import cassette as _cassette
+from .browser import BrowserState
 from .cassette import Cassette
 from .errors import FaultSpecError, NoMatchError, StreamreelError
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, Matcher, ReceivedRequest
@@ -148,6 +149,7 @@ class _State:
     matcher: Matcher
     faults: tuple[Any, ...]
     speed: float
+    browser: BrowserState
     attempts: dict[str, int] = field(default_factory=dict)
 
 
@@ -164,7 +166,9 @@ class Replayer:
     ``speed`` scales the recorded gaps (2 = twice as fast, 0 = no waiting); ``faults`` apply
     to every response on top of the cassette's own ``faults:``; a request may add more with
     the ``x-streamreel-faults`` header. ``match_on``/``ignore_query``/``ignore_body_keys``
-    tune request matching.
+    tune request matching. For browsers (see :mod:`streamreel.browser`): ``ids`` numbers the
+    events of streams that have no ids, ``retry_ms`` is the ``retry:`` sent first (1000 by
+    default when ``ids`` is on), and a reconnect with ``Last-Event-ID`` resumes after that event.
     """
 
     def __init__(
@@ -178,7 +182,13 @@ class Replayer:
         match_on: Iterable[str] = MATCH_ON,
         ignore_query: Iterable[str] = SDK_QUERY_PARAMS,
         ignore_body_keys: Iterable[str] = (),
+        ids: bool = False,
+        retry_ms: int | None = None,
     ) -> None:
+        if retry_ms is not None and (isinstance(retry_ms, bool) or not isinstance(retry_ms, int) or retry_ms < 0):
+            raise ValueError(f"retry_ms must be a whole number of ms >= 0, got {retry_ms!r}")
+        self.ids = ids
+        self.retry_ms = retry_ms
         self.host = host
         self.port = port
         self._match = {"match_on": tuple(match_on), "ignore_query": tuple(ignore_query), "ignore_body_keys": tuple(ignore_body_keys)}
@@ -206,7 +216,8 @@ class Replayer:
         else:
             cas = _cassette.load(cassette)
         parsed = parse(list(cas.faults)) + parse(faults)
-        return _State(cassette=cas, matcher=Matcher(cas.interactions, **self._match), faults=parsed, speed=speed)
+        browser = BrowserState(cas.interactions, ids=self.ids, retry_ms=self.retry_ms)
+        return _State(cassette=cas, matcher=Matcher(cas.interactions, **self._match), faults=parsed, speed=speed, browser=browser)
 
     def load(self, cassette: CassetteLike, *, faults: Sequence[Any] | str = (), speed: float | None = None) -> None:
         """Serve another cassette from now on, without restarting; clears requests and responses."""
@@ -218,6 +229,7 @@ class Replayer:
         self._requests.clear()
         self._responses.clear()
         self._state.matcher.reset()
+        self._state.browser.reset()
         self._state.attempts.clear()
 
     @property
@@ -389,10 +401,13 @@ class Replayer:
         except FaultSpecError as e:
             return self._error(live, 400, "invalid_request_error", f"streamreel: bad {FAULTS_HEADER} header: {e}")
         try:
-            index = state.matcher.find(received)
+            index = state.browser.find(received, state.matcher)
         except NoMatchError as e:
             return await self._unmatched(request, received, live, start, e)
-        interaction = state.cassette.interactions[index]
+        interaction = state.browser.view(index, received)
+        if interaction is None:
+            live.interaction, live.status, live.ending = index, 204, "end"
+            return web.Response(status=204, headers=_CORS)
         faults = state.faults + extra
         keys = [str(f) for f in faults]
         attempts: dict[int, int] = {}

@@ -130,8 +130,14 @@ class Scrubber:
     def event(self, event: Event) -> Event:
         if not self.patterns:
             return event
-        changes = {k: self.text(v) for k in ("data", "comment", "id", "event") if isinstance(v := getattr(event, k), str)}
-        return replace(event, **changes)
+        text = self.text
+        return replace(
+            event,
+            event=None if event.event is None else text(event.event),
+            data=None if event.data is None else text(event.data),
+            id=None if event.id is None else text(event.id),
+            comment=None if event.comment is None else text(event.comment),
+        )
 
 
 def safe_url(url: str) -> str:

@@ -104,10 +104,10 @@ class Decoder:
     line is returned too, so a capture's final event is never lost.
     """
 
-    __slots__ = ("_buf", "_skip_lf", "_started", "_event", "_data", "_id", "_retry", "_dirty")
+    __slots__ = ("_parts", "_skip_lf", "_started", "_event", "_data", "_id", "_retry", "_dirty")
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._parts: list[bytes] = []
         self._skip_lf = False
         self._started = False
         self._reset()
@@ -120,41 +120,51 @@ class Decoder:
         self._dirty = False
 
     def feed(self, chunk: bytes, t: float = 0.0) -> list[Event]:
-        if not chunk:
-            return []
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
-        buf = self._buf + chunk if self._buf else chunk
-        if b"\r" in buf:
-            lines = buf.splitlines(keepends=True)
-            last = lines[-1] if lines else b""
-            if last[-1:] in (b"\n", b"\r"):
-                self._buf = b""
-                if last[-1:] == b"\r":
-                    self._skip_lf = True
-            else:
-                self._buf = lines.pop()
-            lines = [line.rstrip(b"\r\n") for line in lines]
-        else:
-            lines = buf.split(b"\n")
-            self._buf = lines.pop()
-        out: list[Event] = []
-        for raw in lines:
-            ev = self._line(raw.decode("utf-8", "replace"), t)
-            if ev is not None:
-                out.append(ev)
-        return out
+        if b"\n" not in chunk:
+            if b"\r" in chunk:
+                return self._feed_cr(chunk, t)
+            if chunk:
+                self._parts.append(chunk)
+            return []
+        if b"\r" in chunk:
+            return self._feed_cr(chunk, t)
+        parts = self._parts
+        # Events dispatch only at a blank line, so until one arrives just keep the bytes.
+        if b"\n\n" not in chunk and not (chunk[0] == 10 and parts and parts[-1][-1] == 10):
+            parts.append(chunk)
+            return []
+        if parts:
+            parts.append(chunk)
+            chunk = b"".join(parts)
+        end = chunk.rfind(b"\n")
+        self._parts = [chunk[end + 1 :]] if end + 1 < len(chunk) else []
+        return self._lines(chunk[:end].decode("utf-8", "replace").split("\n"), t)
+
+    def _feed_cr(self, chunk: bytes, t: float) -> list[Event]:
+        """The rare path: CR or CRLF line ends, possibly a CR at the end of this chunk."""
+        buf = b"".join((*self._parts, chunk))
+        self._parts = []
+        cut = max(buf.rfind(b"\n"), buf.rfind(b"\r"))
+        if cut < 0:
+            self._parts.append(buf)
+            return []
+        if cut + 1 < len(buf):
+            self._parts.append(buf[cut + 1 :])
+        elif buf[cut] == 13:  # a CR that ends the chunk: an LF starting the next one belongs to it
+            self._skip_lf = True
+        return self._lines(_split_wire_lines(buf[: cut + 1]), t)
 
     def flush(self, t: float = 0.0) -> list[Event]:
-        """End of stream: decode a last unterminated line and dispatch a pending event."""
+        """End of stream: decode what is buffered, including a last unterminated line, and dispatch."""
         out: list[Event] = []
-        if self._buf:
-            raw, self._buf = self._buf, b""
-            ev = self._line(raw.decode("utf-8", "replace"), t)
-            if ev is not None:
-                out.append(ev)
+        if self._parts:
+            raw = b"".join(self._parts)
+            self._parts = []
+            out = self._lines(_split_wire_lines(raw), t)
         if self._dirty:
             out.append(self._dispatch(t))
         return out
@@ -162,58 +172,82 @@ class Decoder:
     @property
     def pending(self) -> bool:
         """True when bytes of an unfinished event are buffered."""
-        return bool(self._buf) or self._dirty
+        return bool(self._parts) or self._dirty
 
-    def _line(self, line: str, t: float) -> Event | None:
-        if not self._started:
+    def _lines(self, lines: list[str], t: float) -> list[Event]:
+        if not self._started and lines:
             self._started = True
-            if line.startswith(_BOM):
-                line = line[1:]
-        if not line:
-            return self._dispatch(t) if self._dirty else None
-        if line[0] == ":":
-            text = line[1:]
-            return Event(t=t, comment=text[1:] if text[:1] == " " else text)
+            if lines[0].startswith(_BOM):
+                lines[0] = lines[0][1:]
+        out: list[Event] = []
+        for line in lines:
+            if not line:
+                if self._dirty:
+                    out.append(self._dispatch(t))
+            elif line.startswith("data:"):
+                value = line[6:] if line[5:6] == " " else line[5:]
+                if self._data is None:
+                    self._data = [value]
+                else:
+                    self._data.append(value)
+                self._dirty = True
+            elif line[0] == ":":
+                out.append(Event(t=t, comment=line[2:] if line[1:2] == " " else line[1:]))
+            else:
+                self._field(line)
+        return out
+
+    def _field(self, line: str) -> None:
         name, sep, value = line.partition(":")
         if sep and value[:1] == " ":
             value = value[1:]
-        if name == "data":
-            if self._data is None:
-                self._data = [value]
-            else:
-                self._data.append(value)
-        elif name == "event":
+        if name == "event":
             self._event = value
+        elif name == "data":
+            if self._data is None:
+                self._data = []
+            self._data.append(value)
         elif name == "id":
             if "\0" in value:
-                return None
+                return
             self._id = value
         elif name == "retry":
             if not value.isascii() or not value.isdigit():
-                return None
+                return
             self._retry = int(value)
         else:
-            return None
+            return
         self._dirty = True
-        return None
 
     def _dispatch(self, t: float) -> Event:
         data = self._data
-        ev = Event(
+        # Filled through __dict__: a frozen dataclass's __init__ costs a call per field, and this
+        # runs once per event on the recorder's hot path.
+        ev = _new_event(Event)
+        ev.__dict__.update(
             t=t,
             event=self._event,
             data=None if data is None else (data[0] if len(data) == 1 else "\n".join(data)),
             id=self._id,
             retry=self._retry,
+            comment=None,
         )
         self._reset()
         return ev
 
 
+_new_event = object.__new__
+
+
+def _split_wire_lines(raw: bytes) -> list[str]:
+    """Lines split at CR, LF or CRLF only (``bytes.splitlines`` knows no other line ends), then decoded."""
+    return [line.decode("utf-8", "replace") for line in raw.splitlines()]
+
+
 def decode(data: bytes | Iterable[bytes]) -> list[Event]:
     """Decode a whole stream (bytes, or an iterable of chunks), including an unterminated last event."""
     dec = Decoder()
-    chunks: Iterable[bytes] = (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    chunks: Iterable[bytes] = (bytes(data),) if isinstance(data, (bytes, bytearray, memoryview)) else data
     out: list[Event] = []
     for chunk in chunks:
         out.extend(dec.feed(bytes(chunk)))

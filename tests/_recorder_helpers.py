@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import struct
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from streamreel.cassette import Cassette, End, Interaction, Request, Response
+from streamreel.cassette import Cassette, End, Interaction, Request, Response, save
 from streamreel.importer import import_sse
 
 DATA = Path(__file__).parent / "data"
-ANTHROPIC_CAPTURE = DATA / "anthropic-stream-b-fallback.sse"
-OPENAI_CAPTURE = DATA / "openai-chat-pydantic-model.sse"
+ANTHROPIC_CAPTURE = DATA / "anthropic-sdk-python" / "stream-b-fallback.sse"
+OPENAI_CAPTURE = DATA / "openai-python" / "7e5ea4d12e7cc064399b6631415e65923f182256b6e6b752950a3aaa2ad2320a.bin"
 
 MESSAGE = {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": [{"role": "user", "content": "Explain eclipses"}]}
 
@@ -207,3 +210,19 @@ def reset_connection(request: web.Request) -> None:
 def files_under(root: Path) -> list[Path]:
     """Every file below ``root``, hidden temp files included."""
     return [p for p in root.rglob("*") if p.is_file()]
+
+
+@contextlib.contextmanager
+def served_in_subprocess(cas: Cassette, directory: Path) -> Iterator[str]:
+    """``streamreel serve`` in its own process (its timing then owes nothing to this process's GIL); yields its URL."""
+    path = directory / "upstream-served.yaml"
+    save(cas, path)
+    proc = subprocess.Popen([sys.executable, "-m", "streamreel.cli", "serve", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        yield line.split()[-1]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -37,35 +36,58 @@ def upstream() -> Iterator[Replayer]:
         yield up
 
 
-def start_recorder(*args: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamreel.cli", "record", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    assert first.startswith("listening on http://127.0.0.1:"), first
-    return proc, first.split()[-1]
+class Running:
+    """A `streamreel record` subprocess: its URL, and its stderr lines as they come (read on a thread)."""
 
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamreel.cli", "record", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True)
+        self._reader.start()
+        first = self.proc.stdout.readline()
+        assert first.startswith("listening on http://127.0.0.1:"), (first, self.stderr)
+        self.url = first.split()[-1]
 
-def wait_for_line(stream: IO[str], needle: str, timeout: float = 10.0) -> list[str]:
-    """Read lines until one contains ``needle``; fails after ``timeout`` seconds."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(stream, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not sel.select(deadline - time.monotonic()):
-                break
-            line = stream.readline()
-            if not line:
-                break
-            seen.append(line)
-            if needle in line:
-                return seen
-    raise AssertionError(f"no line with {needle!r} within {timeout}s; saw {seen!r}")
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self.lines.append("")  # end of stream
+            self._changed.notify_all()
+
+    def wait_for_line(self, needle: str, timeout: float = 10.0) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: any(needle in line for line in self.lines) or "" in self.lines, timeout):
+                raise AssertionError(f"no stderr line with {needle!r} within {timeout}s; saw {self.lines!r}")
+            if not any(needle in line for line in self.lines):
+                raise AssertionError(f"the recorder exited without a line with {needle!r}; saw {self.lines!r}")
+
+    def finish(self, sig: int | None = signal.SIGTERM, timeout: float = 20.0) -> tuple[str, str]:
+        """Send ``sig`` (None: just wait), wait for the exit; returns (stdout, stderr)."""
+        if sig is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout)
+        assert self.proc.stdout is not None
+        return self.proc.stdout.read(), self.stderr
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
 
 
 def stream_events(url: str, text: str, *, stop_after: int | None = None, on_stop: Any = None) -> tuple[int, BaseException | None]:
@@ -87,17 +109,14 @@ def stream_events(url: str, text: str, *, stop_after: int | None = None, on_stop
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_exits_0_and_leaves_a_cassette_with_the_stream_in_flight_kept(tmp_path: Path, upstream: Replayer, sig: signal.Signals) -> None:
     out = tmp_path / "rec" / "cli.yaml"
-    proc, url = start_recorder("--upstream", upstream.url, "-o", str(out), "--mode", "all", "--timeout", "5")
+    rec = Running("--upstream", upstream.url, "-o", str(out), "--mode", "all", "--timeout", "5")
     try:
-        done, error = stream_events(url, "quick")
+        done, error = stream_events(rec.url, "quick")
         assert error is None and done > 3
-        seen, error = stream_events(url, "slow", stop_after=3, on_stop=lambda: proc.send_signal(sig))
-        stdout, stderr = proc.communicate(timeout=20)
+        seen, error = stream_events(rec.url, "slow", stop_after=3, on_stop=lambda: rec.proc.send_signal(sig))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, stderr
+        stdout, stderr = rec.finish(None)
+    assert rec.proc.returncode == 0, stderr
     assert error is not None and 3 <= seen < 40
     quick, slow = load(out).interactions
     assert quick.response.end.reason == "complete"
@@ -111,19 +130,15 @@ def test_signal_exits_0_and_leaves_a_cassette_with_the_stream_in_flight_kept(tmp
 
 def test_killed_recorder_leaves_the_last_written_cassette_valid(tmp_path: Path, upstream: Replayer) -> None:
     out = tmp_path / "killed.yaml"
-    proc, url = start_recorder("--upstream", upstream.url, "-o", str(out))
+    rec = Running("--upstream", upstream.url, "-o", str(out))
     try:
-        assert proc.stderr is not None
-        _, error = stream_events(url, "quick")
+        _, error = stream_events(rec.url, "quick")
         assert error is None
-        wait_for_line(proc.stderr, "(1 interactions)")
-        seen, error = stream_events(url, "slow", stop_after=3, on_stop=lambda: os.kill(proc.pid, signal.SIGKILL))
-        proc.wait(timeout=10)
+        rec.wait_for_line("(1 interactions)")
+        seen, error = stream_events(rec.url, "slow", stop_after=3, on_stop=lambda: os.kill(rec.proc.pid, signal.SIGKILL))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+        rec.finish(None)
+    assert rec.proc.returncode == -signal.SIGKILL
     assert error is not None
     (only,) = load(out).interactions
     assert only.request.body["messages"][0]["content"] == "quick"
@@ -134,21 +149,18 @@ def test_killed_recorder_leaves_the_last_written_cassette_valid(tmp_path: Path, 
 
 def test_existing_cassette_in_mode_once_is_replayed_and_says_so(tmp_path: Path, upstream: Replayer) -> None:
     out = tmp_path / "once.yaml"
-    proc, url = start_recorder("--upstream", upstream.url, "-o", str(out), "--mode", "once")
+    rec = Running("--upstream", upstream.url, "-o", str(out), "--mode", "once")
     try:
-        assert proc.stderr is not None
-        stream_events(url, "quick")
-        wait_for_line(proc.stderr, "(1 interactions)")
+        stream_events(rec.url, "quick")
+        rec.wait_for_line("(1 interactions)")
     finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
+        rec.finish()
     before = len(upstream.requests)
-    proc, url = start_recorder("--upstream", upstream.url, "-o", str(out))
+    rec = Running("--upstream", upstream.url, "-o", str(out))
     try:
-        n, error = stream_events(url, "quick")
+        n, error = stream_events(rec.url, "quick")
     finally:
-        proc.terminate()
-        _, stderr = proc.communicate(timeout=10)
+        _, stderr = rec.finish()
     assert error is None and n > 3
     assert len(upstream.requests) == before
     assert "replaying it only (mode once)" in stderr
@@ -175,3 +187,16 @@ def test_bad_options_fail_with_a_clear_message_before_listening(tmp_path: Path, 
     assert message in result.output
     assert "listening on" not in result.output
     assert "sk-[oops" not in result.output
+
+
+def test_a_cassette_that_cannot_be_written_makes_the_exit_status_1(tmp_path: Path, upstream: Replayer) -> None:
+    (tmp_path / "file").write_text("")
+    rec = Running("--upstream", upstream.url, "-o", str(tmp_path / "file" / "c.yaml"), "--mode", "all")
+    try:
+        _, error = stream_events(rec.url, "quick")
+        assert error is None
+        rec.wait_for_line("could not write the cassette")
+    finally:
+        _, stderr = rec.finish()
+    assert rec.proc.returncode == 1
+    assert "Error: could not write the cassette" in stderr

@@ -158,10 +158,12 @@ def message_events(
     stop_reason: str | None = None,
     stop_sequence: str | None = None,
     ping: bool = True,
+    output_tokens: int | None = None,
 ) -> tuple[Event, ...]:
     """The events of one streamed message (``t`` = 0; give them times with a timing function).
 
     ``stop_reason`` defaults to ``tool_use`` when the last block is a tool call, else ``end_turn``.
+    ``output_tokens`` (the final usage) defaults to an estimate from the streamed text.
     Ids are derived from the content, so the same input always gives the same bytes.
     """
     fingerprint = repr(blocks)
@@ -186,6 +188,8 @@ def message_events(
     ]
     produced = ""
     for index, block in enumerate(blocks):
+        start: dict[str, object]
+        deltas: list[dict[str, str]]
         if isinstance(block, TextBlock):
             start = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": d} for d in block.deltas]
@@ -216,7 +220,7 @@ def message_events(
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                "usage": {"output_tokens": estimate_tokens(produced)},
+                "usage": {"output_tokens": estimate_tokens(produced) if output_tokens is None else output_tokens},
             },
         )
     )

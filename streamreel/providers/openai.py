@@ -93,11 +93,13 @@ def chat_events(
     created: int = 1727346173,
     finish_reason: str | None = None,
     usage: bool = False,
+    completion_tokens: int | None = None,
 ) -> tuple[Event, ...]:
     """The data-only events of one streamed chat completion, ending with ``data: [DONE]``.
 
     ``tool_calls`` is a list of (function name, argument JSON pieces). Ids are derived from
-    the content, so the same input always gives the same bytes.
+    the content, so the same input always gives the same bytes. With ``usage`` a final
+    usage chunk follows, counting ``completion_tokens`` (default: an estimate from the text).
     """
     fingerprint = repr((tuple(text_deltas), tuple((n, tuple(a)) for n, a in tool_calls)))
     cid = completion_id or "chatcmpl-" + hashlib.sha256(fingerprint.encode()).hexdigest()[:29]
@@ -117,7 +119,7 @@ def chat_events(
     out.append(chunk({}, reason))
     if usage:
         produced = "".join(text_deltas) + "".join("".join(p) for _, p in tool_calls)
-        tokens = max(1, (len(produced) + 3) // 4) if produced else 0
+        tokens = completion_tokens if completion_tokens is not None else max(1, (len(produced) + 3) // 4) if produced else 0
         payload = {**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": tokens, "total_tokens": 12 + tokens}}
         out.append(Event(data=json.dumps(payload, separators=(",", ":"))))
     out.append(Event(data="[DONE]"))

@@ -1,0 +1,362 @@
+"""What a recorded stream looked like to its client: TTFT, output rate, gaps, stalls, ending.
+
+Plain functions over an :class:`~streamreel.cassette.Interaction` or a
+:class:`~streamreel.cassette.Cassette`, returning frozen :class:`Metrics`;
+``streamreel inspect`` prints them and ``streamreel plot`` draws them.
+
+Definitions (all times in ms from the request, as the cassette stores them):
+
+- ``headers_ms``: the response headers.
+- ``ttft_ms``: the first event that carries generated tokens: an Anthropic text, thinking or
+  tool-input delta, an OpenAI chunk with content, reasoning, refusal or tool arguments, an
+  OpenAI Responses ``*.delta``, a Gemini part with text. Empty deltas do not count.
+- ``output_tokens``: the final usage the stream reports (``tokens_from="usage"``), or, for a
+  stream cut before its usage, an estimate of about four characters a token (``"estimate"``).
+- ``tps``: ``output_tokens`` over the streaming window, from the first to the last
+  token-carrying event, in tokens per second (None when that window is empty).
+- gaps: the silences between consecutive events on the wire (pings and comments included)
+  once tokens flow, from the first token-carrying event on (from the first event in a
+  stream without tokens), so the wait for the first token is TTFT's and not a gap;
+  ``p50``/``p95`` interpolate linearly between ranks, as numpy's default does.
+- ``longest_stall_ms``: the longest of those silences, the one between the last event and
+  the end of the response (before a cut or a timeout) included; ``stalls`` lists every
+  silence of at least ``stall_ms``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from .cassette import Cassette, Interaction
+from .sse import Event
+
+__all__ = [
+    "STALL_MS",
+    "Metrics",
+    "Summary",
+    "delta_text",
+    "event_kind",
+    "interaction_metrics",
+    "cassette_metrics",
+    "cumulative_tokens",
+    "summarize",
+    "percentile",
+]
+
+STALL_MS = 500.0
+"""A silence at least this long counts as a stall (a visible hitch in a chat UI)."""
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The figures for one interaction; ``None`` where the stream has nothing to measure."""
+
+    index: int
+    method: str | None
+    path: str | None
+    status: int
+    stream: bool
+    headers_ms: float
+    first_event_ms: float | None
+    ttft_ms: float | None
+    last_token_ms: float | None
+    end_ms: float | None
+    output_tokens: int | None
+    tokens_from: str | None
+    tps: float | None
+    gap_p50_ms: float | None
+    gap_p95_ms: float | None
+    gap_max_ms: float | None
+    longest_stall_ms: float | None
+    longest_stall_at_ms: float | None
+    stalls: tuple[tuple[float, float], ...]
+    events: Mapping[str, int] = field(default_factory=dict)
+    event_count: int = 0
+    end_reason: str | None = None
+    stop_reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: times rounded to 0.001 ms, rates to 0.01."""
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, float):
+                out[key] = round(value, 2 if key == "tps" else 3)
+        out["stalls"] = [[round(a, 3), round(b, 3)] for a, b in self.stalls]
+        out["events"] = dict(self.events)
+        return out
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Across interactions: how many, and the p50/p95 of TTFT and TPS a dashboard would track."""
+
+    interactions: int
+    streams: int
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    tps_p50: float | None
+    tps_p95: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 2 if k.startswith("tps") else 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+# ---------------------------------------------------------------- reading events
+
+
+def event_kind(ev: Event) -> str:
+    """The name an event is counted under: its type, ``comment``, ``[DONE]`` or ``message``."""
+    if ev.is_comment:
+        return "comment"
+    if ev.data == "[DONE]":
+        return "[DONE]"
+    return ev.type or "message"
+
+
+def delta_text(ev: Event) -> str:
+    """The generated text an event carries (``""`` when it carries none)."""
+    return _delta_text(ev.json(default=None))
+
+
+def _delta_text(payload: Any) -> str:
+    if not isinstance(payload, dict):
+        return ""
+    kind = payload.get("type")
+    if kind == "content_block_delta":
+        delta = payload.get("delta")
+        if isinstance(delta, dict):
+            for key in ("text", "thinking", "partial_json"):
+                value = delta.get(key)
+                if isinstance(value, str):
+                    return value
+        return ""
+    if isinstance(kind, str) and kind.startswith("response.") and kind.endswith(".delta"):
+        value = payload.get("delta")
+        return value if isinstance(value, str) else ""
+    choices = payload.get("choices")
+    if isinstance(choices, list):
+        parts: list[str] = []
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            if isinstance(choice.get("text"), str):
+                parts.append(choice["text"])
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            for key in ("content", "reasoning_content", "reasoning", "refusal"):
+                value = delta.get(key)
+                if isinstance(value, str):
+                    parts.append(value)
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    parts.append(fn["arguments"])
+        return "".join(parts)
+    candidates = payload.get("candidates")
+    if isinstance(candidates, list):
+        parts = []
+        for cand in candidates:
+            content = cand.get("content") if isinstance(cand, dict) else None
+            if not isinstance(content, dict):
+                continue
+            for part in content.get("parts") or ():
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    parts.append(part["text"])
+        return "".join(parts)
+    return ""
+
+
+def _usage_tokens(payload: Any) -> int | None:
+    """Final output tokens reported by this event, if it reports them."""
+    if not isinstance(payload, dict):
+        return None
+    kind = payload.get("type")
+    if kind == "message_delta":
+        usage = payload.get("usage")
+        return _int(usage.get("output_tokens")) if isinstance(usage, dict) else None
+    if kind in ("response.completed", "response.incomplete", "response.failed"):
+        usage = (payload.get("response") or {}).get("usage")
+        return _int(usage.get("output_tokens")) if isinstance(usage, dict) else None
+    usage = payload.get("usage")
+    if isinstance(usage, dict) and "completion_tokens" in usage:
+        return _int(usage.get("completion_tokens"))
+    meta = payload.get("usageMetadata")
+    if isinstance(meta, dict) and "candidatesTokenCount" in meta:
+        return (_int(meta.get("candidatesTokenCount")) or 0) + (_int(meta.get("thoughtsTokenCount")) or 0)
+    return None
+
+
+def _stop_reason(payload: Any) -> str | None:
+    if not isinstance(payload, dict):
+        return None
+    kind = payload.get("type")
+    if kind == "message_delta":
+        delta = payload.get("delta")
+        return delta.get("stop_reason") if isinstance(delta, dict) else None
+    if kind == "error" or (kind is None and isinstance(payload.get("error"), dict) and "choices" not in payload):
+        err = payload.get("error") if isinstance(payload.get("error"), dict) else payload
+        detail = err.get("type") or err.get("code") if isinstance(err, dict) else None
+        return f"error: {detail}" if detail else "error"
+    if kind in ("response.completed", "response.incomplete", "response.failed"):
+        response = payload.get("response") or {}
+        details = response.get("incomplete_details") if isinstance(response, dict) else None
+        if isinstance(details, dict) and details.get("reason"):
+            return str(details["reason"])
+        return str(response.get("status") or kind.split(".", 1)[1])
+    for key in ("choices", "candidates"):
+        items = payload.get(key)
+        if isinstance(items, list):
+            for item in items:
+                if isinstance(item, dict):
+                    reason = item.get("finish_reason") or item.get("finishReason")
+                    if reason:
+                        return str(reason)
+            if isinstance(payload.get("error"), dict):
+                err = payload["error"]
+                return f"error: {err.get('code') or err.get('type') or ''}".rstrip(": ")
+    return None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _estimate(text: str) -> int:
+    from .providers.anthropic import estimate_tokens
+
+    return estimate_tokens(text)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0..100), linear between closest ranks; None for no values."""
+    if not 0 <= q <= 100:
+        raise ValueError(f"q must be within 0..100, got {q!r}")
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def interaction_metrics(interaction: Interaction, index: int = 0, *, stall_ms: float = STALL_MS) -> Metrics:
+    """The figures for one interaction (``index`` only labels it)."""
+    req, res = interaction.request, interaction.response
+    events = res.events or ()
+    payloads = [None if ev.data is None or ev.data == "[DONE]" else ev.json(default=None) for ev in events]
+    token_times: list[float] = []
+    flowing = 0
+    produced: list[str] = []
+    usage: int | None = None
+    stop: str | None = None
+    for i, (ev, payload) in enumerate(zip(events, payloads)):
+        text = _delta_text(payload)
+        if text:
+            if not token_times:
+                flowing = i
+            token_times.append(ev.t)
+            produced.append(text)
+        found = _usage_tokens(payload)
+        if found is not None:
+            usage = found
+        reason = _stop_reason(payload)
+        if reason is not None and not (stop or "").startswith("error"):
+            stop = reason
+    tokens: int | None
+    source: str | None
+    if usage is not None:
+        tokens, source = usage, "usage"
+    elif produced:
+        tokens, source = _estimate("".join(produced)), "estimate"
+    else:
+        tokens, source = None, None
+    ttft = token_times[0] if token_times else None
+    last_token = token_times[-1] if token_times else None
+    window = token_times[-1] - token_times[0] if token_times else 0.0
+    tps = tokens * 1000.0 / window if tokens is not None and window > 0 else None
+    times = [ev.t for ev in events[flowing:]]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    end_t = res.end.t if res.is_stream else None
+    silences = list(zip(times, times[1:]))
+    if times and end_t is not None and end_t > times[-1]:
+        silences.append((times[-1], end_t))
+    longest = max(silences, key=lambda s: s[1] - s[0], default=None)
+    return Metrics(
+        index=index,
+        method=req.method,
+        path=req.path,
+        status=res.status,
+        stream=res.is_stream,
+        headers_ms=res.headers_at,
+        first_event_ms=events[0].t if events else None,
+        ttft_ms=ttft,
+        last_token_ms=last_token,
+        end_ms=end_t,
+        output_tokens=tokens,
+        tokens_from=source,
+        tps=tps,
+        gap_p50_ms=percentile(gaps, 50),
+        gap_p95_ms=percentile(gaps, 95),
+        gap_max_ms=max(gaps) if gaps else None,
+        longest_stall_ms=(longest[1] - longest[0]) if longest else (0.0 if times else None),
+        longest_stall_at_ms=longest[0] if longest else None,
+        stalls=tuple((a, b) for a, b in silences if b - a >= stall_ms),
+        events=dict(Counter(event_kind(ev) for ev in events)),
+        event_count=len(events),
+        end_reason=res.end.reason if res.is_stream else None,
+        stop_reason=stop,
+    )
+
+
+def cassette_metrics(cassette: Cassette, *, stall_ms: float = STALL_MS) -> tuple[Metrics, ...]:
+    """The figures for every interaction of a cassette, in order."""
+    return tuple(interaction_metrics(item, i, stall_ms=stall_ms) for i, item in enumerate(cassette.interactions))
+
+
+def summarize(metrics: Iterable[Metrics]) -> Summary:
+    """p50/p95 of TTFT and TPS over the interactions that have them."""
+    items = list(metrics)
+    ttfts = [m.ttft_ms for m in items if m.ttft_ms is not None]
+    rates = [m.tps for m in items if m.tps is not None]
+    return Summary(
+        interactions=len(items),
+        streams=sum(1 for m in items if m.stream),
+        ttft_p50_ms=percentile(ttfts, 50),
+        ttft_p95_ms=percentile(ttfts, 95),
+        tps_p50=percentile(rates, 50),
+        tps_p95=percentile(rates, 95),
+    )
+
+
+def cumulative_tokens(interaction: Interaction) -> tuple[tuple[float, float], ...]:
+    """``(t, output tokens so far)`` at each token-carrying event, for plotting.
+
+    Each delta counts in proportion to its characters, scaled so the last point is the
+    stream's output tokens (its usage when it reports one).
+    """
+    events = interaction.response.events or ()
+    points: list[tuple[float, int]] = []
+    chars = 0
+    usage: int | None = None
+    for ev in events:
+        payload = None if ev.data is None or ev.data == "[DONE]" else ev.json(default=None)
+        text = _delta_text(payload)
+        if text:
+            chars += len(text)
+            points.append((ev.t, chars))
+        found = _usage_tokens(payload)
+        if found is not None:
+            usage = found
+    if not points:
+        return ()
+    total = usage if usage is not None else _estimate("".join(delta_text(ev) for ev in events))
+    scale = total / chars if chars else 0.0
+    return tuple((t, c * scale) for t, c in points)
