@@ -528,15 +528,6 @@ async def _sleep_until(loop: asyncio.AbstractEventLoop, due: float) -> None:
         await asyncio.sleep(delay)
 
 
-async def _drain(request: web.Request) -> None:
-    """Let the kernel take what was written before the connection is cut (the recorder's cut uses it)."""
-    transport = request.transport
-    if transport is None:
-        return
-    while transport.get_write_buffer_size() > 0 and not transport.is_closing():
-        await asyncio.sleep(0.001)
-
-
 UNACKED_WAIT_S = 1.0
 """How long a reset waits for the peer to acknowledge what was written before it aborts."""
 
