@@ -7,6 +7,10 @@ status and headers with their time, then :class:`Chunk` s (bytes with the time, 
 from the request, at which they go out) and an :class:`Ending`. The replayer writes a
 plan to a socket against a monotonic clock; a property test can iterate the same chunks
 directly and feed a parser, thousands of examples a second, with no server and no sleep.
+
+Byte faults only delay, split and cut the encoded bytes, so after them every chunk's
+``events_done`` is recounted from the events' encoded sizes (:func:`_counted`), and
+:func:`cut` finds "after N events" by size: both stay exact however the bytes were split.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ class Plan:
     faults: tuple[Fault, ...] = ()
     answered_by: Fault | None = None
     """The request fault that answered instead of the recording (``http``), if any."""
+    separate_writes: bool = False
+    """Let the event loop run between writes that are due together, so a reader (even one on
+    the same loop) can take each piece before the next goes out (``fragment`` sets it)."""
 
     @property
     def is_stream(self) -> bool:
@@ -151,7 +158,14 @@ def plan(
     twice and then lets the stream through).
     """
     # Imported here: every fault module builds on this module's Chunk and Plan.
-    from .fault_injection import ByteFault, Context, EventFault, RequestFault, Speed, parse
+    from .fault_injection import (
+        ByteFault,
+        Context,
+        EventFault,
+        RequestFault,
+        Speed,
+        parse,
+    )
 
     fault_list = parse(faults)
     ctx = Context(interaction=interaction, provider=provider or detect_provider(interaction))

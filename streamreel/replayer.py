@@ -18,8 +18,11 @@ import struct
 import sys
 import threading
 import time
+from array import array
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from aiohttp import web
@@ -122,7 +125,7 @@ class _Live:
         self.finished: float | None = None
         self.headers: dict[str, str] = {}
         self.answered_by: str | None = None
-        self.frames: list[tuple[int, int]] = []  # (body bytes, events done) after each chunk written
+        self.frames = array("q")  # body bytes after each chunk written (kept only when a reset is planned)
 
     def snapshot(self) -> SentResponse:
         return SentResponse(
@@ -461,15 +464,20 @@ class Replayer:
                 transport.set_write_buffer_limits(high=0)
             writer, protocol = request.writer, request.protocol
             data, frames = live.data, live.frames
+            track = ending.how == "reset"
+            separate = p.separate_writes
             for chunk in p.chunks:
                 due = start + chunk.at_ms / 1000.0
                 if due > loop.time():
                     await asyncio.sleep(due - loop.time())
+                elif separate:
+                    await asyncio.sleep(0)
                 await resp.write(chunk.data)
                 if protocol.writing_paused:
                     await writer.drain()
                 data += chunk.data
-                frames.append((len(data), chunk.events_done))
+                if track:
+                    frames.append(len(data))
                 live.events_done = chunk.events_done
             if ending.at_ms is not None:
                 await _sleep_until(loop, start + ending.at_ms / 1000.0)
@@ -484,7 +492,7 @@ class Replayer:
                 unacked = await _unacked_after_wait(request.transport, loop)
                 _reset(request)
                 if unacked:
-                    _forget_unacked(live, unacked)
+                    _forget_unacked(live, unacked, p.events)
                 live.ending = "reset"
             else:
                 live.ending = "hang"
@@ -567,7 +575,7 @@ async def _unacked_after_wait(transport: asyncio.BaseTransport | None, loop: asy
         delay = min(delay * 2, 0.01)
 
 
-def _forget_unacked(live: _Live, unacked: int) -> None:
+def _forget_unacked(live: _Live, unacked: int, events: Sequence[Event]) -> None:
     """Drop from the ground truth the tail the peer never acknowledged (it dies with the RST).
 
     ``unacked`` counts wire bytes at the end of what was written; each chunk went out
@@ -577,8 +585,8 @@ def _forget_unacked(live: _Live, unacked: int) -> None:
     keep = len(live.data)
     left = unacked
     for i in range(len(frames) - 1, -1, -1):
-        end = frames[i][0]
-        start = frames[i - 1][0] if i else 0
+        end = frames[i]
+        start = frames[i - 1] if i else 0
         size = end - start
         if left <= 2:
             break
@@ -592,8 +600,8 @@ def _forget_unacked(live: _Live, unacked: int) -> None:
         if left <= prefix:
             break
         left -= prefix
-    live.events_done = max((done for end, done in frames if end <= keep), default=0)
     del live.data[keep:]
+    live.events_done = bisect_right(list(accumulate(len(e.wire) for e in events)), keep)
 
 
 def _reset(request: web.Request) -> None:

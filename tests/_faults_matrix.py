@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 import time
 from dataclasses import dataclass, field

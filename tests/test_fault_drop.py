@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from _fault_helpers import shape, anthropic_cassette, events_of, interaction, openai_cassette, run
+from _fault_helpers import anthropic_cassette, events_of, interaction, openai_cassette, run, shape
 
 
 def test_dropping_message_stop_by_name_removes_only_it() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _fault_helpers import shape, anthropic_cassette, events_of, interaction, openai_cassette, run, wire
+from _fault_helpers import anthropic_cassette, events_of, interaction, openai_cassette, run, shape, wire
 
 from streamreel import Cassette, Event
 from streamreel.fault_injection.error import ERROR_TYPES

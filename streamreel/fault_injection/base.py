@@ -8,8 +8,11 @@ Three layers, applied in this order by :func:`streamreel.pipeline.plan`:
 
 - :class:`RequestFault` may answer a request instead of the recorded stream (``http``);
 - :class:`EventFault` rewrites the parsed events (``truncate``, ``error``, ``drop``, ``pings``);
-- :class:`ByteFault` rewrites the timed byte chunks and the ending (``speed``, ``latency``,
-  ``stall``, ``throttle``, ``fragment``, ``disconnect``), ordered by ``stage``.
+- :class:`ByteFault` rewrites the timed byte chunks and the ending, ordered by ``stage``:
+  ``speed`` 0, ``latency`` 10, ``stall`` 20, ``disconnect`` 30, ``throttle`` 40, ``fragment`` 50,
+  so cuts land on event boundaries before the bytes are split. Byte faults only delay,
+  split and cut the encoded stream (never change bytes); the pipeline counts completed
+  events from byte offsets afterwards.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence, cast
 
 from ..errors import FaultSpecError
 
@@ -161,8 +164,8 @@ def parse_one(spec: str) -> Fault:
     if cls is None:
         known = ", ".join(sorted(REGISTRY))
         raise FaultSpecError(f"unknown fault {name!r}; known faults: {known}", spec=spec)
-    fields = {f.metadata["key"]: f for f in dataclasses.fields(cls) if "key" in f.metadata}
-    positional = [f for f in dataclasses.fields(cls) if f.metadata.get("positional")]
+    fields = {f.metadata["key"]: f for f in _fields(cls) if "key" in f.metadata}
+    positional = [f for f in _fields(cls) if f.metadata.get("positional")]
     kwargs: dict[str, Any] = {}
     for i, token in enumerate(t.strip() for t in args.split(",") if args.strip()):
         key, eq, value = token.partition("=")
@@ -177,9 +180,10 @@ def parse_one(spec: str) -> Fault:
             else:
                 raise FaultSpecError(_unknown_key(cls, key), spec=spec)
         else:
-            f = fields.get(key) or _by_field_name(cls, key)
-            if f is None:
+            found = fields.get(key) or _by_field_name(cls, key)
+            if found is None:
                 raise FaultSpecError(_unknown_key(cls, key), spec=spec)
+            f = found
         if f.name in kwargs:
             raise FaultSpecError(f"key {f.metadata['key']!r} given twice", spec=spec)
         kwargs[f.name] = _coerce(f, value.strip(), spec)
@@ -191,15 +195,19 @@ def parse_one(spec: str) -> Fault:
         raise FaultSpecError(str(e), spec=spec) from None
 
 
+def _fields(cls: type[Fault] | Fault) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(cast(Any, cls))
+
+
 def _by_field_name(cls: type[Fault], key: str) -> dataclasses.Field[Any] | None:
-    for f in dataclasses.fields(cls):
+    for f in _fields(cls):
         if f.name == key and "key" in f.metadata:
             return f
     return None
 
 
 def _unknown_key(cls: type[Fault], key: str) -> str:
-    keys = [f.metadata["key"] for f in dataclasses.fields(cls) if "key" in f.metadata]
+    keys = [f.metadata["key"] for f in _fields(cls) if "key" in f.metadata]
     return f"{cls.name!r} has no key {key!r}; valid keys: {', '.join(keys) or '(none)'}"
 
 
@@ -257,7 +265,7 @@ def to_spec(fault: Fault) -> str:
     A positional field is always shown, bare when it is the fault's only field (``speed:0``).
     """
     parts: list[str] = []
-    spec_fields = [f for f in dataclasses.fields(fault) if "key" in f.metadata]  # type: ignore[arg-type]
+    spec_fields = [f for f in _fields(fault) if "key" in f.metadata]
     for f in spec_fields:
         meta: Mapping[str, Any] = f.metadata
         value = getattr(fault, f.name)

@@ -43,7 +43,7 @@ class Fragment(ByteFault):
             raise ValueError(f"gap must be >= 0ms, got {self.gap_ms!r}")
 
     def apply(self, plan: Plan, ctx: Context) -> Plan:
-        return replace(plan, chunks=self._chunks(plan.chunks))
+        return replace(plan, chunks=self._chunks(plan.chunks), separate_writes=True)
 
     def _sizes(self) -> Iterator[int]:
         if not self.random:

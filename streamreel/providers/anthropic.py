@@ -20,6 +20,7 @@ from ..sse import Event
 __all__ = [
     "ERROR_TYPES",
     "error_type_for",
+    "status_for",
     "error_body",
     "error_headers",
     "error_event_data",
