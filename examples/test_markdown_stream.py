@@ -14,11 +14,11 @@ import anthropic
 import httpx2
 import pytest
 from hypothesis import given, seed, settings
-from markdown_stream import Span, StreamingRenderer, merged, render, stream_reply, visible
+from markdown_stream import Span, StreamFailed, StreamingRenderer, merged, render, stream_reply, visible
 
 from streamreel import Cassette, End
 from streamreel.providers.anthropic import TextBlock, message_events
-from streamreel.strategies import StreamCassette, anthropic_streams, interrupted
+from streamreel.strategies import FAULT_KINDS, StreamCassette, anthropic_streams, faulted, interrupted
 
 REQUEST: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "Explain, with code."}]}
 STALL_READ_TIMEOUT_S = 0.3
@@ -145,6 +145,43 @@ def test_a_stalled_stream_keeps_its_partial_and_the_retry_completes(reel_session
     impatient = client.with_options(timeout=httpx2.Timeout(5.0, read=STALL_READ_TIMEOUT_S))
     check_recovery(reel_session, impatient, stream)
     assert reel_session.responses[0].client_hung_up
+
+
+NO_STALLS = [k for k in FAULT_KINDS if k != "stall"]
+"""Every fault but ``stall``, whose silences cost a read timeout each and are the subject of
+the interrupted tests above."""
+
+def loses_content_silently(stream: StreamCassette) -> bool:
+    """Whether the fault plan may remove part of the reply without any client being able to
+    tell: ``drop`` by index (it may hit a delta), or ``truncate`` to nothing (the anthropic
+    SDK skips an event whose data is empty; the random-fault properties found that)."""
+    from streamreel.fault_injection import Drop, Truncate, parse
+
+    faults = parse(list(stream.faults))
+    return any(
+        (isinstance(f, Drop) and any(isinstance(e, int) for e in f.events)) or (isinstance(f, Truncate) and f.keep_fraction == 0) for f in faults
+    )
+
+
+
+@settings(max_examples=100, deadline=None)
+@given(stream=faulted(anthropic_streams(), kinds=NO_STALLS).filter(lambda s: not loses_content_silently(s)))
+def test_under_random_faults_what_is_shown_stays_clean(reel_session: Any, client: anthropic.Anthropic, stream: StreamCassette) -> None:
+    """Whatever the fault plan (it applies to every attempt), unless it loses content silently,
+    each render is clean; the reply either completes, after the SDK's own retries of HTTP
+    errors, or fails keeping clean partials."""
+    reel_session.load(stream)
+    final = render(stream.text)
+    patient = client.with_options(max_retries=2)
+    try:
+        reply = stream_reply(patient, on_render=lambda shown: assert_clean(shown, visible(final)), **REQUEST)
+    except StreamFailed as failed:
+        assert len(failed.partials) == 3
+        for partial in failed.partials:
+            assert stream.text.startswith(partial.text)
+            assert_clean(partial.shown, visible(final))
+    else:
+        assert (reply.text, reply.shown) == (stream.text, final)
 
 
 def test_the_reel_fixture_serves_a_recorded_cut_then_the_whole_reply(reel: Any) -> None:

@@ -10,9 +10,9 @@ import httpx2
 import pytest
 from hypothesis import given, seed, settings
 from hypothesis import strategies as st
-from tool_json import ToolCallAccumulator, parse_partial, stream_tool_call
+from tool_json import StreamFailed, ToolCallAccumulator, parse_partial, stream_tool_call
 
-from streamreel.strategies import StreamCassette, anthropic_streams, interrupted, tool_inputs
+from streamreel.strategies import FAULT_KINDS, StreamCassette, anthropic_streams, faulted, interrupted, tool_inputs
 
 REQUEST: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "What's the weather?"}]}
 STALL_READ_TIMEOUT_S = 0.3
@@ -168,3 +168,49 @@ def test_a_stalled_tool_call_keeps_its_partial_and_the_retry_completes(reel_sess
     impatient = client.with_options(timeout=httpx2.Timeout(5.0, read=STALL_READ_TIMEOUT_S))
     check_recovery(reel_session, impatient, stream)
     assert reel_session.responses[0].client_hung_up
+
+def loses_content_silently(stream: StreamCassette) -> bool:
+    """Whether the fault plan may remove part of the reply without any client being able to
+    tell: ``drop`` by index (it may hit a delta), or ``truncate`` to nothing (the anthropic
+    SDK skips an event whose data is empty; the random-fault properties found that)."""
+    from streamreel.fault_injection import Drop, Truncate, parse
+
+    faults = parse(list(stream.faults))
+    return any(
+        (isinstance(f, Drop) and any(isinstance(e, int) for e in f.events)) or (isinstance(f, Truncate) and f.keep_fraction == 0) for f in faults
+    )
+
+
+
+@settings(max_examples=100, deadline=None)
+@given(stream=faulted(tool_streams, kinds=[k for k in FAULT_KINDS if k != "stall"]).filter(lambda s: not loses_content_silently(s)))
+def test_under_random_faults_partial_arguments_never_contradict_the_input(reel_session: Any, client: anthropic.Anthropic, stream: StreamCassette) -> None:
+    """Unless the plan loses content silently, what arrives is a prefix of the JSON: the
+    arguments shown never contradict the input, and the call either completes or fails
+    keeping its partials; it never crashes."""
+    reel_session.load(stream)
+    shown: list[Any] = []
+    try:
+        call = stream_tool_call(client.with_options(max_retries=2), on_partial=shown.append, **REQUEST)
+    except StreamFailed as failed:
+        assert len(failed.partials) == 3
+        assert all((stream.tool_json or "").startswith(p.json) for p in failed.partials)
+    else:
+        assert (call.name, call.input) == (stream.tool_name, stream.tool_input)
+    assert all(s is None or grows_into(s, stream.tool_input) for s in shown)
+
+
+def test_a_delta_the_sdk_skips_leaves_arguments_that_do_not_parse_and_the_call_is_retried(reel: Any) -> None:
+    """``truncate`` to nothing empties the data of the piece that closes the JSON; the SDK
+    skips such an event without a word, so the stream completes with ``{"city": "Paris"``."""
+    from streamreel import Cassette
+    from streamreel.providers.anthropic import ToolUseBlock, message_events
+
+    events = message_events([ToolUseBlock("get_weather", ('{"city": ', '"Paris"', "}"))])
+    closing = next(i for i, e in enumerate(events) if e.data and '"partial_json":"}"' in e.data)
+    reel.load(Cassette.from_events(events), faults=[f"truncate:event={closing},keep=0"])
+    with anthropic.Anthropic(base_url=reel.url, api_key="sk-test", max_retries=0) as c, pytest.raises(StreamFailed) as failed:
+        stream_tool_call(c, **REQUEST)
+    assert [p.json for p in failed.value.partials] == ['{"city": "Paris"'] * 3
+    assert all(p.error.startswith("arguments do not parse") for p in failed.value.partials)
+    assert [r.ending for r in reel.responses] == ["end"] * 3

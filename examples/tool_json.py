@@ -254,8 +254,9 @@ def stream_tool_call(
     **request: Any,
 ) -> ToolCall:
     """Stream a message and return its first tool call; ``on_partial`` sees the arguments as
-    they form. A broken stream (cut, silent, or ended without ``message_stop``) is kept as
-    a :class:`Partial` and the request is made again, up to ``attempts`` times."""
+    they form. A broken stream (cut, silent, ended without ``message_stop``, or complete but
+    with arguments that do not parse) is kept as a :class:`Partial` and the request is made
+    again, up to ``attempts`` times."""
     partials: list[Partial] = []
     for _ in range(attempts):
         name: str | None = None
@@ -280,7 +281,12 @@ def stream_tool_call(
         if not finished or name is None:
             partials.append(Partial(name, acc.json, shown, "stream ended without message_stop" if not finished else "no tool call"))
             continue
-        return ToolCall(name, acc.result(), tuple(partials))
+        try:
+            arguments = acc.result()
+        except json.JSONDecodeError as e:  # the stream "completed", but a piece of the JSON never arrived
+            partials.append(Partial(name, acc.json, shown, f"arguments do not parse: {e}"))
+            continue
+        return ToolCall(name, arguments, tuple(partials))
     raise StreamFailed(tuple(partials))
 
 

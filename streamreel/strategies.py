@@ -559,13 +559,127 @@ def _streamable(cassette: Any) -> Cassette:
 
 # ---------------------------------------------------------------- faults
 
-FAULT_KINDS: tuple[str, ...] = ()
-"""Fault names :func:`fault_plans` draws from by default (filled in by the fault table below)."""
+
+def _from_end(limit: int) -> SearchStrategy[int]:
+    """``limit`` down to 0, shrinking toward ``limit``: a cut or an error as late as it goes."""
+    return st.integers(0, limit).map(lambda k: limit - k)
 
 
-def fault_plans(*args: Any, **kwargs: Any) -> SearchStrategy[list[Any]]:  # pragma: no cover - replaced below
-    raise NotImplementedError
+def _fault_strategies(events: int, stream_bytes: int) -> dict[str, SearchStrategy[str]]:
+    """One spec strategy per fault, each shrinking toward its gentlest form, with every
+    wait kept to milliseconds (a stall without ``seconds`` waits for the client's timeout)."""
+    after = _from_end(events)
+    spec = st.builds
+    return {
+        "latency": spec("latency:first={}ms,each={}ms,jitter={}ms,seed={}".format, st.integers(0, 20), st.integers(0, 1), st.integers(0, 1), st.integers(0, 2**16)),
+        "pings": spec("pings:every={}ms".format, st.integers(1, 100).map(lambda k: 101 - k)),
+        "fragment": st.one_of(
+            spec("fragment:size={}".format, st.integers(1, 16).map(lambda k: 17 - k)),
+            spec("fragment:random,max={},seed={}".format, st.integers(1, 16).map(lambda k: 17 - k), st.integers(0, 2**16)),
+        ),
+        "throttle": spec("throttle:bytes_per_s={}".format, st.integers(0, 9).map(lambda k: 2_000_000 - k * 200_000)),
+        "stall": st.one_of(
+            spec("stall:after={}{}".format, after, st.sampled_from((",seconds=10ms", ",seconds=100ms", ""))),
+            spec("stall:after_bytes={}{}".format, _from_end(stream_bytes), st.sampled_from((",seconds=10ms", ""))),
+        ),
+        "http": spec("http:status={},times={},retry_after=10ms".format, st.sampled_from((529, 429, 500, 503)), st.integers(1, 2)),
+        "drop": spec(
+            "drop:event={}".format,
+            st.one_of(st.sampled_from(("ping", "message_stop", "content_block_stop", "message_delta", "[DONE]")), st.integers(1, events).map(lambda k: -k)),
+        ),
+        "truncate": spec("truncate:event={},keep={}".format, st.integers(1, events).map(lambda k: -k), st.sampled_from((0.5, 0.0, 0.9, 0.25))),
+        "error": spec("error:after={},type={}".format, after, st.sampled_from(("overloaded_error", "api_error", "rate_limit_error"))),
+        "disconnect": st.one_of(
+            spec("disconnect:after={},how={}".format, after, st.sampled_from(("eof", "close", "reset"))),
+            spec("disconnect:after_bytes={},how={}".format, _from_end(stream_bytes), st.sampled_from(("eof", "close", "reset"))),
+        ),
+    }
 
 
-def faulted(*args: Any, **kwargs: Any) -> SearchStrategy[Cassette]:  # pragma: no cover - replaced below
-    raise NotImplementedError
+FAULT_KINDS: tuple[str, ...] = tuple(_fault_strategies(1, 1))
+"""The faults :func:`fault_plans` draws (all by default), gentlest first, which is also the
+order a failing plan shrinks along: latency, pings, fragment, throttle, stall, http, drop,
+truncate, error, disconnect."""
+
+
+def _canonical(spec: str) -> str:
+    from .fault_injection import parse_one
+
+    return str(parse_one(spec))
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(f"{name}: expected a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_kinds(kinds: Sequence[str] | None, *, who: str) -> tuple[str, ...]:
+    from .fault_injection import REGISTRY
+
+    if kinds is None:
+        return FAULT_KINDS
+    if isinstance(kinds, str) or not all(isinstance(k, str) for k in kinds):
+        raise _fail(f"{who}(kinds=...): expected a list of fault names, got {_short(kinds)}")
+    unknown = [k for k in kinds if k not in FAULT_KINDS or k not in REGISTRY]
+    if unknown or not kinds:
+        raise _fail(f"{who}(kinds=...): {'unknown ' + ', '.join(map(repr, unknown)) if unknown else 'no kinds'}; choose from {', '.join(FAULT_KINDS)}")
+    return tuple(kinds)
+
+
+def fault_plans(
+    *,
+    kinds: Sequence[str] | None = None,
+    max_faults: int = 2,
+    events: int = 20,
+    stream_bytes: int = 4000,
+) -> SearchStrategy[list[str]]:
+    """Lists of fault specs (``["disconnect:after=3,how=reset", "fragment:size=2"]``) for
+    ``reel.load(..., faults=...)``, the marker, or a cassette's ``faults:``.
+
+    ``kinds`` limits the faults drawn (default :data:`FAULT_KINDS`); ``events`` and
+    ``stream_bytes`` bound where cuts, stalls and errors fall. Every wait is milliseconds,
+    except a stall without ``seconds``, which lasts until the client's read timeout. Shrinks
+    toward no fault, then one, at its gentlest: as late as possible, ``eof`` before
+    ``close`` before ``reset``, fewer and larger fragments, a fast throttle.
+    """
+    chosen = _check_kinds(kinds, who="fault_plans")
+    _check_count("fault_plans(max_faults=...)", max_faults, 0)
+    _check_count("fault_plans(events=...)", events, 1)
+    _check_count("fault_plans(stream_bytes=...)", stream_bytes, 1)
+    table = _fault_strategies(events, stream_bytes)
+    one = st.one_of([table[k] for k in chosen]).map(_canonical)
+    slot = st.one_of(st.none(), one)  # each slot empty half the time: a plan is empty a quarter of the time, not half
+    return st.tuples(*(slot for _ in range(max_faults))).map(lambda plan: [spec for spec in plan if spec is not None])
+
+
+def faulted(
+    cassette: Cassette | SearchStrategy[Cassette],
+    *,
+    kinds: Sequence[str] | None = None,
+    max_faults: int = 2,
+) -> SearchStrategy[Cassette]:
+    """``cassette`` (or each one a strategy draws) under a drawn fault plan, added to its own
+    ``faults:`` so the replayer applies it to every response. Cuts, stalls and errors fall
+    within its first interaction's events and bytes. Shrinks toward the cassette unchanged.
+    A :class:`StreamCassette` keeps its content fields, so a property can compare what
+    arrived with what should have.
+    """
+    chosen = _check_kinds(kinds, who="faulted")
+    _check_count("faulted(max_faults=...)", max_faults, 0)
+    if isinstance(cassette, SearchStrategy):
+        source = cassette
+    elif isinstance(cassette, Cassette):
+        source = st.just(cassette)
+    else:
+        raise _fail(f"faulted(cassette): expected a Cassette or a strategy of them, got {type(cassette).__name__}")
+
+    @st.composite
+    def build(draw: Callable[[SearchStrategy[Any]], Any]) -> Cassette:
+        cas = draw(source)
+        events = cas.interactions[0].response.events if cas.interactions else None
+        size = sum(len(e.wire) for e in events or ())
+        plan = draw(fault_plans(kinds=chosen, max_faults=max_faults, events=max(1, len(events or ())), stream_bytes=max(1, size)))
+        return replace(cas, faults=(*cas.faults, *plan)) if plan else cas
+
+    return build()

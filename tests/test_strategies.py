@@ -24,6 +24,9 @@ from streamreel.strategies import (
     anthropic_streams,
     chunkings,
     markdown_texts,
+    FAULT_KINDS,
+    fault_plans,
+    faulted,
     interrupted,
     openai_streams,
     splits,
@@ -258,6 +261,60 @@ def test_the_sdk_meets_each_break_then_the_whole_stream(reel_session: Any, anthr
     assert [r.ending for r in reel_session.responses] == ["close", "close", "end"]
 
 
+# ---------------------------------------------------------------- faults
+
+
+def test_fault_plans_shrink_to_no_fault_and_faulted_to_the_cassette_unchanged() -> None:
+    assert find(fault_plans(), lambda plan: True) == []
+    stream = find(anthropic_streams(), lambda s: True)
+    assert find(faulted(stream), lambda c: True) == stream
+
+
+GENTLEST = {
+    "latency": "latency",
+    "pings": "pings",
+    "fragment": "fragment:size=16",
+    "throttle": "throttle:bytes_per_s=2000000",
+    "stall": "stall:after=10,seconds=10ms",
+    "http": "http:status=529,retry_after=10ms",
+    "drop": "drop:event=ping",
+    "truncate": "truncate:event=-1",
+    "error": "error:after=10",
+    "disconnect": "disconnect:after=10,how=eof",
+}
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_a_needed_fault_shrinks_to_its_gentlest_form(kind: str) -> None:
+    assert find(fault_plans(kinds=[kind], events=10), lambda plan: len(plan) > 0, settings=FIND) == [GENTLEST[kind]]
+
+
+def test_a_needed_break_shrinks_to_the_latest_cut() -> None:
+    from streamreel.fault_injection import parse
+
+    plan = find(fault_plans(kinds=["disconnect"], events=10), lambda plan: any(f.how == "reset" for f in parse(plan)), settings=FIND)
+    assert plan == ["disconnect:after=10"]  # how=reset is the default, so the spec leaves it out
+
+
+@given(plan=fault_plans())
+def test_every_drawn_spec_parses_and_round_trips(plan: list[str]) -> None:
+    from streamreel.fault_injection import parse_one
+
+    assert len(plan) <= 2
+    assert [str(parse_one(spec)) for spec in plan] == plan
+
+
+@given(stream=faulted(anthropic_streams(), kinds=["disconnect", "stall", "error", "truncate", "drop"]))
+def test_faulted_cuts_fall_within_the_stream(stream: StreamCassette) -> None:
+    from streamreel.fault_injection import parse
+
+    events = len(stream.interactions[0].response.events or ())
+    for fault in parse(list(stream.faults)):
+        for name in ("after_events", "after_bytes"):
+            value = getattr(fault, name, None)
+            assert value is None or 0 <= value <= (events if name == "after_events" else len(b"".join(e.wire for e in stream.interactions[0].response.events or ())))
+
+
 # ---------------------------------------------------------------- arguments
 
 
@@ -283,6 +340,12 @@ def test_the_sdk_meets_each_break_then_the_whole_stream(reel_session: Any, anthr
         (lambda: interrupted("c.yaml"), "expected a Cassette or a strategy of them, got str"),
         (lambda: interrupted(anthropic_streams(), endings=["complete"]), "expected some of upstream_disconnect, timeout, got ['complete']"),
         (lambda: interrupted(anthropic_streams(), attempts=0), "interrupted(attempts=...): expected a whole number >= 1, got 0"),
+        (lambda: fault_plans(kinds=["latency", "nosuch"]), "fault_plans(kinds=...): unknown 'nosuch'; choose from latency, pings,"),
+        (lambda: fault_plans(kinds="latency"), "fault_plans(kinds=...): expected a list of fault names, got 'latency'"),
+        (lambda: fault_plans(kinds=[]), "fault_plans(kinds=...): no kinds; choose from"),
+        (lambda: fault_plans(max_faults=-1), "fault_plans(max_faults=...): expected a whole number >= 0, got -1"),
+        (lambda: fault_plans(events=0), "fault_plans(events=...): expected a whole number >= 1, got 0"),
+        (lambda: faulted("c.yaml"), "faulted(cassette): expected a Cassette or a strategy of them, got str"),
     ],
 )
 def test_bad_arguments_fail_when_the_strategy_is_built(build: Callable[[], Any], message: str) -> None:
