@@ -264,6 +264,7 @@ def reel(reel_session: Reel, reel_cassette_dir: Path, request: pytest.FixtureReq
         mode=reel_session.mode,
         upstream=reel_session.upstream,
     )
+    _cut_leftovers(reel_session._server)
     marker = request.node.get_closest_marker("reel")
     args, kwargs = ((None,), {}) if marker is None else _marker_arguments(marker, request)
     try:
@@ -272,6 +273,20 @@ def reel(reel_session: Reel, reel_cassette_dir: Path, request: pytest.FixtureReq
         pytest.fail(f"@pytest.mark.reel: {e}", pytrace=False)
     yield handle
     handle.close()
+
+
+def _cut_leftovers(server: Replayer) -> None:
+    """Cut responses an earlier test left in flight (a stalled stream it never closed), so
+    they cannot hold up this test's ``settle()``; the server itself keeps running."""
+    loop, inflight = server._loop, server._inflight
+    if loop is None or not inflight:
+        return
+
+    async def cut() -> None:
+        for task in list(inflight):
+            task.cancel()
+
+    asyncio.run_coroutine_threadsafe(cut(), loop).result()
 
 
 _LOAD_KEYWORDS = ("cassette", "faults", "speed")

@@ -7,7 +7,9 @@ directly, with the content split into deltas at every kind of boundary a real st
 splits at: inside words, between the two ``*`` of ``**``, inside a code fence, inside a
 JSON string, escape or number, inside a grapheme cluster. :func:`chunkings` splits bytes
 the way TCP may deliver them (inside UTF-8 characters, between ``\\r`` and ``\\n``),
-:func:`fault_plans` draws fault lists and :func:`faulted` runs a cassette under them.
+:func:`interrupted` breaks a stream on its first attempts and then plays it whole (what
+recovery code meets), :func:`fault_plans` draws fault lists and :func:`faulted` runs a
+cassette under them.
 
 Everything shrinks toward the harmless case: one delta, one chunk, no fault. Arguments are
 keyword-only and checked when the strategy is built, so a mistake fails at once with
@@ -44,9 +46,10 @@ __all__ = [
     "interrupted",
     "FAULT_KINDS",
     "INTERRUPTIONS",
+    "TEXT_BOUNDARY_KINDS",
+    "BYTE_BOUNDARY_KINDS",
 ]
 
-T = TypeVar("T")
 S = TypeVar("S", str, bytes)
 
 
@@ -153,10 +156,6 @@ def _short(value: Any, limit: int = 60) -> str:
 _PUNCTUATION = frozenset("_~#[]()<>!|\"'{}:,.-+=\t ")
 _NUMBER = frozenset("0123456789.eE+-")
 
-Boundaries = "tuple[tuple[int, ...], ...]"
-"""Cut positions by kind: a split names a cut as "the n-th boundary of kind k", so the cut
-stays put while the shrinker deletes unrelated parts of the text."""
-
 
 def _joins_cluster(ch: str) -> bool:
     """True for a code point that attaches to the one before it (combining mark, ZWJ, VS, skin tone)."""
@@ -230,8 +229,6 @@ _MAX_CUT_RULES = 24
 _STEPS = 7
 """A rule's run cuts every 2 to 8 characters (``2 + extra % 7``), like token-sized deltas."""
 _MAX_RUN = 64
-
-_SplitPlan = "list[tuple[int, int]]"
 
 _SPLIT_PLANS: SearchStrategy[list[tuple[int, int]]] = st.lists(
     st.tuples(st.integers(0, 2**17 - 1), st.integers(0, _STEPS * _MAX_RUN - 1)), max_size=_MAX_CUT_RULES

@@ -140,6 +140,34 @@ def test_each_test_starts_clean_on_the_same_server(pytester: pytest.Pytester) ->
     run(pytester).assert_outcomes(passed=3)
 
 
+def test_a_stream_an_earlier_test_left_open_does_not_hold_up_the_next(pytester: pytest.Pytester) -> None:
+    put_cassette(pytester, "test_leftover", "c.yaml", hello_cassette("hi"))
+    write_test(
+        pytester,
+        "test_leftover",
+        """
+        import time
+
+        leaked = []
+
+        @pytest.mark.reel("c.yaml", faults=["stall:after=2"])
+        def test_leaves_a_stalled_stream_open(reel):
+            client = anthropic.Anthropic(base_url=reel.url, api_key="sk-test", max_retries=0)
+            stream = client.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}], stream=True)
+            next(iter(stream))
+            leaked.append((client, stream))  # never closed: the server keeps the response open
+
+        @pytest.mark.reel("c.yaml")
+        def test_next_settles_at_once(reel):
+            started = time.monotonic()
+            assert ask(reel.url) == "hi"
+            assert [r.ending for r in reel.responses] == ["end"]
+            assert time.monotonic() - started < 2
+        """,
+    )
+    run(pytester).assert_outcomes(passed=2)
+
+
 def test_marker_keywords_are_those_of_load(pytester: pytest.Pytester) -> None:
     put_cassette(pytester, "test_kwargs", "c.yaml", hello_cassette())
     write_test(
