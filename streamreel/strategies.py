@@ -226,30 +226,32 @@ def _byte_boundaries(data: bytes) -> tuple[tuple[int, ...], ...]:
 
 
 _MAX_CUT_RULES = 24
+_RULE_BYTES = 4
 _STEPS = 7
-"""A rule's run cuts every 2 to 8 characters (``2 + extra % 7``), like token-sized deltas."""
-_MAX_RUN = 64
+"""A rule's run cuts every 2 to 8 characters (``2 + run % 7``), like token-sized deltas."""
 
-_SPLIT_PLANS: SearchStrategy[list[tuple[int, int]]] = st.lists(
-    st.tuples(st.integers(0, 2**17 - 1), st.integers(0, _STEPS * _MAX_RUN - 1)), max_size=_MAX_CUT_RULES
-)
-"""How to split something, independent of what: a few rules ``(where, run)``. ``where`` names
-"the n-th boundary of kind k" or a position anywhere; with ``run`` 0 the rule cuts there,
-otherwise it makes 1 to 64 cuts every 2 to 8 characters after it, a token-like run (runs
-overlay into irregular splits).
-A short list of integer pairs keeps generation cheap (end-to-end properties run hundreds of
-examples a second) and shrinks well: deleting a rule removes its cuts, a run shrinks to the
-single cut it starts from, and a cut named by kind stays put while the shrinker deletes
-other parts of the text. No rules: no cut, one delta."""
+_SPLIT_PLANS: SearchStrategy[bytes] = st.binary(max_size=_RULE_BYTES * _MAX_CUT_RULES)
+"""How to split something, independent of what: up to 24 rules of four bytes. Three bytes
+(``where``) name "the n-th boundary of kind k" or a position anywhere; the fourth (``run``)
+is 0 for a single cut there, else 1 to 37 cuts every 2 to 8 characters after it, a
+token-like run (runs overlay into irregular splits). An all-zero rule cuts nothing. One
+draw keeps generation cheap, so end-to-end properties run hundreds of examples a second,
+and shrinking the bytes toward zero removes rules and turns runs into single cuts, while a
+cut named by kind stays put as the shrinker deletes other parts of the text. No bytes: one
+delta."""
 
 
-def _cuts(plan: Sequence[tuple[int, int]], size: int, boundaries: Sequence[Sequence[int]]) -> tuple[int, ...]:
+def _cuts(plan: bytes, size: int, boundaries: Sequence[Sequence[int]]) -> tuple[int, ...]:
     """Sorted cut positions in ``1..size-1``."""
     if size < 2:
         return ()
     cuts: set[int] = set()
     choices = len(boundaries) + 1
-    for where, run in plan:
+    for k in range(0, len(plan) - _RULE_BYTES + 1, _RULE_BYTES):
+        where = plan[k] << 16 | plan[k + 1] << 8 | plan[k + 2]
+        run = plan[k + 3]
+        if not where and not run:
+            continue
         kind, nth = where % choices, where // choices
         positions = boundaries[kind - 1] if kind else ()
         at = positions[nth % len(positions)] if positions else 1 + nth % (size - 1)
@@ -266,7 +268,7 @@ def _cut(data: S, cuts: Sequence[int]) -> tuple[S, ...]:
     return tuple(data[a:b] for a, b in zip(bounds, bounds[1:]))
 
 
-def _split(plan: Sequence[tuple[int, int]], text: str, boundaries: Sequence[Sequence[int]] | None = None) -> tuple[str, ...]:
+def _split(plan: bytes, text: str, boundaries: Sequence[Sequence[int]] | None = None) -> tuple[str, ...]:
     return _cut(text, _cuts(plan, len(text), _text_boundaries(text) if boundaries is None else boundaries))
 
 
