@@ -236,18 +236,16 @@ def stream_reply(
 
 
 def _demo() -> None:  # pragma: no cover - run by hand
-    from dataclasses import replace
-
     from streamreel import Cassette, End, Replayer
-    from streamreel.strategies import anthropic_streams
+    from streamreel.providers.anthropic import TextBlock, message_events
 
-    text = "Here is **bold** text and `code`:\n```python\ny = x**2\n```\nDone."
-    stream = anthropic_streams(text=text).example()
-    full = stream.interactions[0]
-    cut = replace(full, response=replace(full.response, events=full.response.events[:6], end=End(reason="upstream_disconnect")))
-    with Replayer(Cassette(interactions=(cut, full)), speed=0) as server:
+    deltas = ("Here is **bo", "ld** text and `co", "de`:\n```py", "thon\ny = x*", "*2\n`", "``\nDone.")
+    whole = Cassette.from_events(message_events([TextBlock(deltas)])).interactions[0]
+    events = whole.response.events or ()
+    cut = Cassette.from_events(events[:7], end=End(reason="upstream_disconnect")).interactions[0]  # after four deltas
+    with Replayer(Cassette(interactions=(cut, whole)), speed=0) as server:
         client = anthropic.Anthropic(base_url=server.url, api_key="demo", max_retries=0)
-        reply = stream_reply(client, model="claude-haiku-4-5", max_tokens=256, messages=[{"role": "user", "content": "hi"}])
+        reply = stream_reply(client, on_render=lambda shown: print(f"  shows {visible(shown)!r}"), model="claude-haiku-4-5", max_tokens=256, messages=[{"role": "user", "content": "hi"}])
     for p in reply.partials:
         print(f"attempt failed ({p.error}); it had shown {visible(p.shown)!r}")
     print(visible(reply.shown))

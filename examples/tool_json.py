@@ -291,17 +291,16 @@ def stream_tool_call(
 
 
 def _demo() -> None:  # pragma: no cover - run by hand
-    from dataclasses import replace
-
     from streamreel import Cassette, End, Replayer
-    from streamreel.strategies import anthropic_streams
+    from streamreel.providers.anthropic import ToolUseBlock, message_events
 
-    stream = anthropic_streams(text=None, tool_input={"city": "Zürich", "days": 3, "units": "°C", "note": 'say "hi"'}).example()
-    full = stream.interactions[0]
-    cut = replace(full, response=replace(full.response, events=full.response.events[:5], end=End(reason="upstream_disconnect")))
-    with Replayer(Cassette(interactions=(cut, full)), speed=0) as server:
+    pieces = ('{"city": "Z\\u00', 'fcrich", "days": 1', '2, "note": "say \\"h', 'i\\""}')
+    whole = Cassette.from_events(message_events([ToolUseBlock("get_weather", pieces)])).interactions[0]
+    events = whole.response.events or ()
+    cut = Cassette.from_events(events[:6], end=End(reason="upstream_disconnect")).interactions[0]  # after two pieces
+    with Replayer(Cassette(interactions=(cut, whole)), speed=0) as server:
         client = anthropic.Anthropic(base_url=server.url, api_key="demo", max_retries=0)
-        call = stream_tool_call(client, on_partial=print, model="claude-haiku-4-5", max_tokens=256, messages=[{"role": "user", "content": "weather?"}])
+        call = stream_tool_call(client, on_partial=lambda args: print(f"  shows {args!r}"), model="claude-haiku-4-5", max_tokens=256, messages=[{"role": "user", "content": "weather?"}])
     for p in call.partials:
         print(f"attempt failed ({p.error}) after {p.json!r}, showing {p.shown!r}")
     print(call.name, call.input)
