@@ -30,10 +30,11 @@ import pytest
 
 from .cassette import Cassette
 from .errors import CassetteError, StreamreelError
+from .replayer import Replayer
 
 if TYPE_CHECKING:
     from .matching import ReceivedRequest
-    from .replayer import Replayer, SentResponse
+    from .replayer import SentResponse
 
 __all__ = ["Reel", "MODES", "reel", "reel_session", "reel_cassette_dir"]
 
@@ -225,8 +226,6 @@ def _settings(config: pytest.Config) -> tuple[str, str | None, float]:
 @pytest.fixture(scope="session")
 def _reel_server() -> Iterator[Replayer]:
     """One replay server on 127.0.0.1 for the whole session (one per xdist worker)."""
-    from .replayer import Replayer  # aiohttp loads only in sessions that use the fixtures
-
     with Replayer(None, speed=0.0) as server:
         yield server
 
