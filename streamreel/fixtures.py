@@ -1,0 +1,304 @@
+"""The pytest plugin: one replay server per session (per xdist worker), fresh state per test.
+
+Fixtures:
+
+- ``reel``: the server for one test. It serves the cassette named by the test's
+  ``@pytest.mark.reel(...)`` (or nothing until ``reel.load(...)``) and starts with no
+  requests, no responses and ordered playback from the top.
+- ``reel_session``: the same server without per-test state, for ``@given`` tests that
+  load a cassette once per example (hypothesis refuses function-scoped fixtures there).
+- ``reel_cassette_dir``: where marker cassettes live; ``cassettes/<test module>/`` next to
+  the test file, as with pytest-recording. Override it in a conftest to move them.
+
+Marker: ``@pytest.mark.reel("name.yaml", faults=[...], speed=...)``; its keyword arguments
+are those of :meth:`Reel.load`.
+
+Options: ``--reel-mode=none|once|new_episodes|all`` (default ``none``: replay only),
+``--reel-upstream URL`` (record through :class:`streamreel.recorder.Recorder`; implies
+``once`` unless a mode is given) and ``--reel-speed`` (default 0: no waiting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union
+
+import pytest
+
+from .cassette import Cassette
+from .errors import CassetteError, StreamreelError
+from .replayer import Replayer
+
+if TYPE_CHECKING:
+    from .matching import ReceivedRequest
+    from .replayer import SentResponse
+
+__all__ = ["Reel", "MODES", "reel", "reel_session", "reel_cassette_dir"]
+
+MODES = ("none", "once", "new_episodes", "all")
+"""Record modes, as in vcrpy: ``none`` replays only; ``once`` records a cassette that does not
+exist yet; ``new_episodes`` replays what matches and records the rest; ``all`` records afresh."""
+
+SETTLE_TIMEOUT_S = 5.0
+
+CassetteArg = Union[Cassette, str, "os.PathLike[str]", None]
+
+
+class Reel:
+    """A handle on the replay server for a test: load what it serves, then look at what happened.
+
+    ``url`` is the base URL for a client. ``requests`` is what arrived; ``responses`` is the
+    ground truth of what each response sent and how it ended, once every response in flight
+    has finished (from async code, ``await reel.asettle()`` first).
+    """
+
+    def __init__(
+        self,
+        server: Replayer,
+        *,
+        cassette_dir: Path | None = None,
+        speed: float = 0.0,
+        mode: str = "none",
+        upstream: str | None = None,
+    ) -> None:
+        self._server = server
+        self.cassette_dir = cassette_dir
+        self.speed = speed
+        self.mode = mode
+        self.upstream = upstream
+        self._recorder: Any = None
+
+    def __repr__(self) -> str:
+        where = f" {self.cassette_dir}" if self.cassette_dir is not None else ""
+        return f"<Reel {self.url}{where} mode={self.mode} speed={self.speed:g}>"
+
+    # ------------------------------------------------------------ serving
+
+    @property
+    def _active(self) -> Replayer:
+        """The recorder while this test records, else the session's replay server."""
+        return self._recorder if self._recorder is not None else self._server
+
+    @property
+    def url(self) -> str:
+        """Base URL to give a client (``Anthropic(base_url=reel.url)``)."""
+        return self._active.url
+
+    @property
+    def recording(self) -> bool:
+        """Whether requests the cassette does not answer go to ``--reel-upstream`` and are recorded."""
+        return self._recorder is not None
+
+    @property
+    def cassette(self) -> Cassette:
+        return self._active.cassette
+
+    def load(self, cassette: CassetteArg = None, *, faults: Sequence[Any] | str = (), speed: float | None = None) -> Reel:
+        """Serve ``cassette`` from now on, under ``faults``, at ``speed`` (default: ``--reel-speed``).
+
+        ``cassette`` is a :class:`Cassette`, a path, or None for an empty cassette. A relative
+        path is looked up in this test's cassette directory. Requests, responses and ordered
+        playback start afresh; the server keeps running. With ``--reel-upstream``, a path the
+        record mode says to record is served by a recorder instead, which writes the file when
+        the test ends or the next ``load`` comes. Returns the reel, for chaining.
+        """
+        self._stop_recording()
+        speed = self.speed if speed is None else speed
+        if isinstance(cassette, (str, os.PathLike)):
+            path = self.resolve(cassette)
+            if self.mode in ("new_episodes", "all") or (self.mode == "once" and not path.exists()):
+                self._start_recording(path, faults=faults, speed=speed)
+                return self
+            if not path.exists():
+                raise CassetteError(self._missing(), path=str(path))
+            cassette = path
+        self._server.load(cassette, faults=faults, speed=speed)
+        return self
+
+    def resolve(self, name: str | os.PathLike[str]) -> Path:
+        """Where a cassette name points: relative names live in :attr:`cassette_dir`."""
+        path = Path(os.fspath(name))
+        if path.is_absolute() or self.cassette_dir is None:
+            return path
+        return self.cassette_dir / path
+
+    def clear(self) -> None:
+        """Forget requests and responses and restart ordered playback."""
+        self._active.clear()
+
+    # ------------------------------------------------------------ ground truth
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        """Every request that arrived since the last load or clear, in order."""
+        return self._active.requests
+
+    @property
+    def responses(self) -> list[SentResponse]:
+        """What each response really sent and how it ended, after waiting for those in flight."""
+        return self._active.settle(SETTLE_TIMEOUT_S)
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT_S) -> list[SentResponse]:
+        """Wait until no response is in flight (and a recording is written); returns :attr:`responses`."""
+        return self._active.settle(timeout)
+
+    async def asettle(self, timeout: float = SETTLE_TIMEOUT_S) -> list[SentResponse]:
+        """:meth:`settle` for async tests: waits on the server's thread without blocking the test's loop."""
+        active = self._active
+        loop = active._loop
+        if loop is None:
+            raise StreamreelError("the reel's server is not running")
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(active.asettle(timeout), loop))
+
+    # ------------------------------------------------------------ recording
+
+    def _missing(self) -> str:
+        where = f"cassettes for this test live in {self.cassette_dir}; " if self.cassette_dir is not None else ""
+        if self.mode == "once":
+            return f"no such cassette; {where}pass --reel-upstream URL to record it"
+        return f"no such cassette; {where}record it with --reel-upstream URL (and --reel-mode=once, the default then)"
+
+    def _start_recording(self, path: Path, *, faults: Sequence[Any] | str, speed: float) -> None:
+        if self.upstream is None:
+            raise CassetteError(self._missing(), path=str(path))
+        from .recorder import Recorder
+
+        recorder = Recorder(cassette=path, upstream=self.upstream, mode=self.mode, faults=faults, speed=speed)
+        recorder.__enter__()
+        self._recorder = recorder
+
+    def _stop_recording(self) -> None:
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.__exit__(None, None, None)
+
+    def close(self) -> None:
+        """The test is over: a recording in progress is finished and its cassette written."""
+        self._stop_recording()
+
+
+# ---------------------------------------------------------------- options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("streamreel", "streamreel: replay and record LLM streams")
+    group.addoption(
+        "--reel-mode",
+        choices=MODES,
+        default=None,
+        help="none: replay only (default); once: record missing cassettes; new_episodes: record requests no cassette matches; all: re-record everything.",
+    )
+    group.addoption("--reel-upstream", metavar="URL", default=None, help="Real API to record through (e.g. https://api.anthropic.com); implies --reel-mode=once.")
+    group.addoption("--reel-speed", type=float, default=None, metavar="FACTOR", help="Replay speed: 0 = no waiting (default), 1 = as recorded, 2 = twice as fast.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "reel(cassette=None, *, faults=(), speed=None): serve CASSETTE (a name in cassettes/<test module>/, "
+        "a path, or a Cassette; default: the test's name) through the `reel` fixture, under FAULTS, at SPEED",
+    )
+    _settings(config)
+
+
+def _settings(config: pytest.Config) -> tuple[str, str | None, float]:
+    upstream = config.getoption("reel_upstream", None)
+    mode = config.getoption("reel_mode", None) or ("once" if upstream else "none")
+    speed = config.getoption("reel_speed", None)
+    speed = 0.0 if speed is None else speed
+    if not speed >= 0:
+        raise pytest.UsageError(f"--reel-speed must be >= 0, got {speed!r}")
+    if mode in ("new_episodes", "all") and not upstream:
+        raise pytest.UsageError(f"--reel-mode={mode} records, so it needs --reel-upstream URL (the API to record through)")
+    if mode == "none" and upstream:
+        raise pytest.UsageError("--reel-upstream is for recording; it does nothing with --reel-mode=none")
+    if upstream and not re.match(r"^https?://", upstream):
+        raise pytest.UsageError(f"--reel-upstream must be an http(s) URL, got {upstream!r}")
+    return mode, upstream, speed
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def _reel_server() -> Iterator[Replayer]:
+    """One replay server on 127.0.0.1 for the whole session (one per xdist worker)."""
+    with Replayer(None, speed=0.0) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def reel_session(_reel_server: Replayer, pytestconfig: pytest.Config) -> Iterator[Reel]:
+    """The session's replay server with no per-test reset, for ``@given`` tests: call
+    ``reel_session.load(...)`` in every example. Relative paths resolve from the working directory."""
+    mode, upstream, speed = _settings(pytestconfig)
+    handle = Reel(_reel_server, speed=speed, mode=mode, upstream=upstream)
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def reel_cassette_dir(request: pytest.FixtureRequest) -> Path:
+    """``cassettes/<test module>/`` next to the test file; override to keep cassettes elsewhere."""
+    module = Path(request.node.path)
+    return module.parent / "cassettes" / module.stem
+
+
+def _default_name(request: pytest.FixtureRequest) -> str:
+    name = request.node.name if request.cls is None else f"{request.cls.__name__}.{request.node.name}"
+    return re.sub(r'[<>?%*:|"\'/\\]', "-", name) + ".yaml"
+
+
+@pytest.fixture
+def reel(reel_session: Reel, reel_cassette_dir: Path, request: pytest.FixtureRequest) -> Iterator[Reel]:
+    """The replay server for one test: serves the ``reel`` marker's cassette (or nothing
+    until ``reel.load``), with no requests or responses yet and ordered playback from the top."""
+    handle = Reel(
+        reel_session._server,
+        cassette_dir=Path(reel_cassette_dir),
+        speed=reel_session.speed,
+        mode=reel_session.mode,
+        upstream=reel_session.upstream,
+    )
+    _cut_leftovers(reel_session._server)
+    marker = request.node.get_closest_marker("reel")
+    args, kwargs = ((None,), {}) if marker is None else _marker_arguments(marker, request)
+    try:
+        handle.load(*args, **kwargs)
+    except StreamreelError as e:
+        pytest.fail(f"@pytest.mark.reel: {e}", pytrace=False)
+    yield handle
+    handle.close()
+
+
+def _cut_leftovers(server: Replayer) -> None:
+    """Cut responses an earlier test left in flight (a stalled stream it never closed), so
+    they cannot hold up this test's ``settle()``; the server itself keeps running."""
+    loop, inflight = server._loop, server._inflight
+    if loop is None or not inflight:
+        return
+
+    async def cut() -> None:
+        for task in list(inflight):
+            task.cancel()
+
+    asyncio.run_coroutine_threadsafe(cut(), loop).result()
+
+
+_LOAD_KEYWORDS = ("cassette", "faults", "speed")
+
+
+def _marker_arguments(marker: pytest.Mark, request: pytest.FixtureRequest) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if len(marker.args) > 1:
+        pytest.fail(f"@pytest.mark.reel takes one cassette, got {len(marker.args)}: {marker.args!r}", pytrace=False)
+    unknown = sorted(set(marker.kwargs) - set(_LOAD_KEYWORDS))
+    if unknown:
+        pytest.fail(f"@pytest.mark.reel got unknown keyword(s) {', '.join(unknown)}; it takes: {', '.join(_LOAD_KEYWORDS)}", pytrace=False)
+    kwargs = dict(marker.kwargs)
+    if marker.args and "cassette" in kwargs:
+        pytest.fail("@pytest.mark.reel got the cassette twice (positionally and as cassette=)", pytrace=False)
+    cassette = marker.args[0] if marker.args else kwargs.pop("cassette", _default_name(request))
+    return (cassette,), kwargs
