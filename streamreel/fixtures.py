@@ -20,7 +20,6 @@ Options: ``--reel-mode=none|once|new_episodes|all`` (default ``none``: replay on
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from pathlib import Path
@@ -147,11 +146,7 @@ class Reel:
 
     async def asettle(self, timeout: float = SETTLE_TIMEOUT_S) -> list[SentResponse]:
         """:meth:`settle` for async tests: waits on the server's thread without blocking the test's loop."""
-        active = self._active
-        loop = active._loop
-        if loop is None:
-            raise StreamreelError("the reel's server is not running")
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(active.asettle(timeout), loop))
+        return await self._active.asettle(timeout)
 
     # ------------------------------------------------------------ recording
 
@@ -263,7 +258,7 @@ def reel(reel_session: Reel, reel_cassette_dir: Path, request: pytest.FixtureReq
         mode=reel_session.mode,
         upstream=reel_session.upstream,
     )
-    _cut_leftovers(reel_session._server)
+    reel_session._server.cut_inflight()
     marker = request.node.get_closest_marker("reel")
     args, kwargs = ((None,), {}) if marker is None else _marker_arguments(marker, request)
     try:
@@ -272,20 +267,6 @@ def reel(reel_session: Reel, reel_cassette_dir: Path, request: pytest.FixtureReq
         pytest.fail(f"@pytest.mark.reel: {e}", pytrace=False)
     yield handle
     handle.close()
-
-
-def _cut_leftovers(server: Replayer) -> None:
-    """Cut responses an earlier test left in flight (a stalled stream it never closed), so
-    they cannot hold up this test's ``settle()``; the server itself keeps running."""
-    loop, inflight = server._loop, server._inflight
-    if loop is None or not inflight:
-        return
-
-    async def cut() -> None:
-        for task in list(inflight):
-            task.cancel()
-
-    asyncio.run_coroutine_threadsafe(cut(), loop).result()
 
 
 _LOAD_KEYWORDS = ("cassette", "faults", "speed")

@@ -209,12 +209,10 @@ class Recorder(Replayer):
         super().__exit__(*exc)
         self._raise_write_error()
 
-    async def asettle(self, timeout: float = 5.0, **options: Any) -> list[Any]:
-        """Wait until no response is in flight and the cassette file is written."""
-        responses = await super().asettle(timeout, **options)
+    async def _settled(self, timeout: float) -> None:
+        """A settle also waits until the cassette file is written (and raises a failed write)."""
         await asyncio.wait_for(self._flush(), timeout)
         self._raise_write_error()
-        return responses
 
     # ------------------------------------------------------------ writing
 

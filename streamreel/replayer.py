@@ -11,6 +11,7 @@ what was really sent: the bytes, the events they complete, and how the response 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import socket
@@ -341,7 +342,14 @@ class Replayer:
         return self.responses
 
     async def asettle(self, timeout: float = 5.0, *, requests: int = 0) -> list[SentResponse]:
-        """Wait until no response is in flight (from async code); returns :attr:`responses`."""
+        """Wait until no response is in flight (from async code); returns :attr:`responses`.
+
+        Works from any event loop: from another one (a replayer started with `with`, awaited
+        from an async test) the wait runs on the server's loop and does not block the caller's.
+        """
+        server_loop = self._loop
+        if server_loop is not None and server_loop is not asyncio.get_running_loop():
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.asettle(timeout, requests=requests), server_loop))
         idle, answered = self._idle, self._answered
         if idle is None or answered is None:
             return self.responses
@@ -358,7 +366,36 @@ class Replayer:
             busy = [live.request_index for live in self._responses if live.finished is None]
             waiting = f"; {requests} answered requests wanted, {len(self._responses)} arrived" if requests else ""
             raise TimeoutError(f"responses to requests {busy} still in flight after {timeout:g}s{waiting}") from None
+        await self._settled(timeout)
         return self.responses
+
+    async def _settled(self, timeout: float) -> None:
+        """What else a settle waits for once no response is in flight (the recorder: its cassette write)."""
+
+    def cut_inflight(self) -> int:
+        """Cut every response still in flight (a stalled stream a test never closed); returns how many.
+
+        The server keeps running; the cut responses report ``client_hung_up``. Thread-safe.
+        """
+        loop = self._loop
+        if loop is None or not self._inflight:
+            return 0
+
+        def cut() -> int:
+            tasks = list(self._inflight)
+            for task in tasks:
+                task.cancel()
+            return len(tasks)
+
+        try:
+            same_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same_loop = False
+        if same_loop:
+            return cut()
+        done: concurrent.futures.Future[int] = concurrent.futures.Future()
+        loop.call_soon_threadsafe(lambda: done.set_result(cut()))
+        return done.result()
 
     # ------------------------------------------------------------ serving
 
