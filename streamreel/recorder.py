@@ -338,6 +338,7 @@ class Recorder(Replayer):
             body=bytearray(),
         )
         live.status = upstream.status
+        live.headers = self.scrubber.header_map(out_headers.items())
         decoder = Decoder()
         events = take.events
         content = upstream.content

@@ -88,6 +88,7 @@ def test_anthropic_stream_records_its_timing_and_replays_the_same_events_and_byt
     assert live[-1]["type"] == "message_stop"
     # byte for byte: what the upstream sends, what the client got through the proxy, what the replay sends
     assert rec.responses[0].data == b"".join(e.wire for e in source.events or ()) == again.responses[0].data
+    assert rec.responses[0].headers["content-type"].startswith("text/event-stream")
 
     events = recorded.response.events or ()
     assert [(e.event, e.data) for e in events] == [(e.event, e.data) for e in source.events or ()]
