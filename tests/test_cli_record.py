@@ -20,7 +20,7 @@ from streamreel.cassette import Request
 from streamreel.cli import main
 from streamreel.recorder import MODES
 
-KEY = "sk-ant-api03-CLIRECORDKEY-0a1b2c3d"
+KEY = "sk-ant-test-not-a-key-CLIRECORD-0a1b2c3d"
 
 
 def question(text: str) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from streamreel.recorder import Recorder
 from streamreel.scrub import SCRUBBED, Scrubber
 from streamreel.sse import decode
 
-KEY = "sk-ant-api03-RECORDERTESTKEY-9f8e7d6c5b4a"
+KEY = "sk-ant-test-not-a-key-RECORDER-9f8e7d6c5b4a"
 
 
 def anthropic_stream(url: str, *, body: dict[str, Any] = MESSAGE, limit: int | None = None, timeout: float = 10.0) -> tuple[list[dict[str, Any]], BaseException | None]:
