@@ -30,7 +30,7 @@ def run(*, speed: float = 1.0, console: Console | None = None) -> int:
         out.print(f"[dim]replaying text.yaml on {reel.url}[/]")
         start = time.monotonic()
         first = None
-        with client.messages.stream(model="claude-sonnet-4-5", max_tokens=1024, messages=_PROMPT) as stream:
+        with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1024, messages=_PROMPT) as stream:
             for text in stream.text_stream:
                 if first is None:
                     first = time.monotonic() - start
@@ -45,7 +45,7 @@ def run(*, speed: float = 1.0, console: Console | None = None) -> int:
 
         reel.load(bundled("thinking"))
         out.print("[dim]replaying thinking.yaml (extended thinking with a signature)[/]")
-        with client.messages.stream(model="claude-sonnet-4-5", max_tokens=1024, messages=_PROMPT) as stream:
+        with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1024, messages=_PROMPT) as stream:
             for event in stream:
                 if event.type == "thinking":
                     out.print(f"[italic dim]{event.thinking}[/]", end="", soft_wrap=True)
@@ -58,7 +58,7 @@ def run(*, speed: float = 1.0, console: Console | None = None) -> int:
 
         reel.load(bundled("tool_use"))
         out.print("[dim]replaying tool_use.yaml (tool input streamed as input_json_delta)[/]")
-        with client.messages.stream(model="claude-sonnet-4-5", max_tokens=1024, messages=_PROMPT) as stream:
+        with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1024, messages=_PROMPT) as stream:
             for event in stream:
                 if event.type == "text":
                     out.print(event.text, end="", soft_wrap=True)

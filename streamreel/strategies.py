@@ -428,7 +428,7 @@ def anthropic_streams(
     tool_input: dict[str, Any] | SearchStrategy[dict[str, Any]] | None = None,
     thinking: str | SearchStrategy[str] | None = None,
     tool_name: str = "get_weather",
-    model: str = "claude-sonnet-4-5",
+    model: str = "claude-sonnet-4-6",
 ) -> SearchStrategy[StreamCassette]:
     """Protocol-valid Anthropic Messages streams, as cassettes the replayer serves directly.
 

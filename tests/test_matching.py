@@ -19,7 +19,7 @@ def req(method: str = "POST", path: str = "/v1/messages", query: str = "", body:
     return ReceivedRequest(method=method, path=path, query=query, body=b"" if body is None else json.dumps(body).encode())
 
 
-BODY = {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
+BODY = {"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
 
 
 def test_matches_method_path_and_json_body() -> None:
@@ -73,7 +73,7 @@ def test_mismatch_names_the_request_the_closest_recording_and_the_difference() -
     with pytest.raises(NoMatchError) as info:
         m.find(req(query="beta=true", body=BODY))
     message = str(info.value)
-    assert message.startswith("no recorded interaction matches POST /v1/messages?beta=true (model='claude-sonnet-4-5', 1 message(s), last 'Hi')")
+    assert message.startswith("no recorded interaction matches POST /v1/messages?beta=true (model='claude-sonnet-4-6', 1 message(s), last 'Hi')")
     closest = message.splitlines()[1]
     assert closest.strip() == "#1 POST /v1/messages: body.messages[0].content: recorded 'Hello', asked 'Hi'"
 

@@ -144,7 +144,7 @@ def _stable_id(prefix: str, seed: str) -> str:
 def message_events(
     blocks: Sequence[Block],
     *,
-    model: str = "claude-sonnet-4-5",
+    model: str = "claude-sonnet-4-6",
     message_id: str | None = None,
     input_tokens: int = 12,
     stop_reason: str | None = None,
