@@ -134,7 +134,7 @@ class Decoder:
             return self._feed_cr(chunk, t)
         parts = self._parts
         # Events dispatch only at a blank line, so until one arrives just keep the bytes.
-        if b"\n\n" not in chunk and not (chunk[0] == 10 and parts and parts[-1][-1] == 10):
+        if b"\n\n" not in chunk and not (chunk[0] == 10 and (not parts or parts[-1][-1] == 10)):
             parts.append(chunk)
             return []
         if parts:

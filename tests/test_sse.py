@@ -56,6 +56,28 @@ def test_decode_of_encode_is_identity_under_any_chunking_and_line_ending(evs: li
     assert got == evs
 
 
+@given(st.lists(events(), max_size=8), st.lists(st.integers(0, 10**6), max_size=20))
+@settings(max_examples=300)
+def test_each_feed_returns_exactly_the_events_its_bytes_complete(evs: list[Event], cuts: list[int]) -> None:
+    ends, offset = [], 0
+    for ev in evs:
+        offset += len(ev.wire)
+        ends.append(offset)
+    dec, fed, got = Decoder(), 0, []
+    for i, piece in enumerate(split_at(encode_all(evs), cuts)):
+        fed += len(piece)
+        new = dec.feed(piece, t=float(i))
+        assert all(ev.t == float(i) for ev in new)
+        got.extend(new)
+        assert len(got) == sum(1 for end in ends if end <= fed), "an event whose blank line arrived was held back"
+
+
+def test_blank_line_alone_after_a_line_end_dispatches_at_once() -> None:
+    dec = Decoder()
+    assert dec.feed(b"data: a\n\ndata: b\n", 1.0) == [Event(t=1.0, data="a")]
+    assert dec.feed(b"\n", 2.0) == [Event(t=2.0, data="b")]
+
+
 def test_cr_at_chunk_end_then_lf_is_one_line_end_not_two() -> None:
     dec = Decoder()
     assert dec.feed(b"data: a\r") == []
