@@ -34,22 +34,18 @@ import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import yaml
 
 from .cassette import Cassette, End, Interaction, Request, Response
 from .errors import CassetteError
 from .providers import is_complete, provider_of_events
-from .scrub import DEFAULT_HEADERS as SECRET_HEADERS
-from .scrub import SCRUBBED
+from .scrub import Scrubber
 from .sse import Event, decode
 
 __all__ = [
     "FORMATS",
-    "SCRUBBED",
-    "SECRET_HEADERS",
-    "SECRET_QUERY_PARAMS",
     "Timing",
     "detect_format",
     "import_sse",
@@ -58,15 +54,11 @@ __all__ = [
     "import_file",
     "import_directory",
     "ImportResult",
-    "provider_of_events",
-    "is_complete",
 ]
 
 FORMATS = ("sse", "chunks", "vcrpy")
 
 
-SECRET_QUERY_PARAMS = frozenset({"key", "api_key", "apikey", "access_token", "token", "sig", "signature"})
-"""Query parameters that carry credentials; dropped from imported paths."""
 
 _PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions", "openai-responses": "/v1/responses"}
 _ANTHROPIC_TYPES = frozenset(
@@ -74,6 +66,7 @@ _ANTHROPIC_TYPES = frozenset(
 )
 _TRANSPORT_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection", "host", "keep-alive", "accept-encoding"})
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SCRUB = Scrubber()
 
 
 def detect_format(data: bytes) -> str:
@@ -230,21 +223,12 @@ def _header_map(raw: Any, where: str, source: str | None) -> dict[str, str]:
         return {}
     if not isinstance(raw, dict):
         raise CassetteError(f"{where}: expected a mapping of headers, got {type(raw).__name__}", path=source)
-    out: dict[str, str] = {}
-    for name, value in raw.items():
-        key = str(name).lower()
-        values = value if isinstance(value, list) else [value]
-        out[key] = SCRUBBED if key in SECRET_HEADERS else ", ".join(str(v) for v in values)
-    return out
+    return _SCRUB.header_map((str(name), ", ".join(str(v) for v in (value if isinstance(value, list) else [value]))) for name, value in raw.items())
 
 
 def _target(uri: str) -> str:
     parts = urlsplit(uri)
-    path = parts.path or "/"
-    if not parts.query:
-        return path
-    pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in SECRET_QUERY_PARAMS]
-    return f"{path}?{urlencode(pairs)}" if pairs else path
+    return _SCRUB.target(f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/")
 
 
 def _json_or_none(body: Any) -> Any:

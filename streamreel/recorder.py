@@ -221,7 +221,7 @@ class Recorder(Replayer):
         scrub = self.scrubber
         request = Request(
             method=received.method.upper(),
-            path=scrub.text(received.target),
+            path=scrub.target(received.target),
             headers=scrub.header_map((k, v) for k, v in received.headers.items() if k not in _REQUEST_DROP),
             body=scrub.request_body(received.body),
         )
@@ -277,11 +277,11 @@ class Recorder(Replayer):
             hint = ""
             if self.mode == "once":
                 hint = "\n(mode 'once': the cassette exists, so nothing is recorded; use mode 'new_episodes' to add to it or 'all' to re-record)"
-            return self._error(live, 404, "not_found_error", self.scrubber.text(f"streamreel: {error}{hint}"))
+            return self._error(live, 404, "not_found_error", self.scrubber.message(f"streamreel: {error}{hint}"))
         return await self._record(request, received, live, start)
 
     def _upstream_error(self, live: _Live, status: int, message: str) -> web.StreamResponse:
-        text = self.scrubber.text(message)
+        text = self.scrubber.message(message)
         _log.warning("%s", text)
         return self._error(live, status, "api_error" if status == 502 else "timeout_error", f"streamreel: {text}")
 

@@ -13,11 +13,11 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .sse import Event
 
-__all__ = ["SCRUBBED", "DEFAULT_HEADERS", "Scrubber", "safe_url"]
+__all__ = ["SCRUBBED", "DEFAULT_HEADERS", "DEFAULT_QUERY_PARAMS", "Scrubber", "safe_url"]
 
 SCRUBBED = "<scrubbed>"
 """What a secret is replaced with."""
@@ -37,6 +37,11 @@ DEFAULT_HEADERS = frozenset(
     }
 )
 """Headers scrubbed always: credentials (Anthropic, OpenAI, Azure, Gemini), cookies, organisation ids."""
+
+DEFAULT_QUERY_PARAMS = frozenset({"key", "api_key", "apikey", "api-key", "access_token", "token", "sig", "signature"})
+"""Query parameters whose value is scrubbed always: they carry credentials (Gemini's ``?key=``, signed URLs)."""
+
+_QUERY_SECRET = re.compile(r"(?i)(?<![\w-])(" + "|".join(re.escape(k) for k in sorted(DEFAULT_QUERY_PARAMS)) + r")=[^&\s'\"]+")
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,20 @@ class Scrubber:
             return [self.data(v) for v in value]
         return value
 
+    def message(self, value: str) -> str:
+        """A log line or error message: the patterns, and any ``key=...``-style credential in a URL."""
+        return _QUERY_SECRET.sub(rf"\1={SCRUBBED}", self.text(value))
+
     # ------------------------------------------------------------ HTTP parts
+
+    def target(self, target: str) -> str:
+        """A request path and query for the cassette: credential parameters keep their name, their
+        value becomes ``<scrubbed>`` (which matches any value on replay); then the patterns."""
+        path, sep, query = target.partition("?")
+        if sep and any(k.lower() in DEFAULT_QUERY_PARAMS for k, _ in parse_qsl(query, keep_blank_values=True)):
+            pairs = [(k, SCRUBBED if k.lower() in DEFAULT_QUERY_PARAMS else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+            query = urlencode(pairs, safe="<>")
+        return self.text(f"{path}?{query}" if sep else path)
 
     def header(self, name: str, value: str) -> str:
         return SCRUBBED if name.lower() in self.headers else self.text(value)

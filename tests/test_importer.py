@@ -277,9 +277,12 @@ version: 1
     written = (tmp_path / "out.yaml").read_text()
     assert "SECRET" not in written
     item = load(tmp_path / "out.yaml").interactions[0]
-    assert item.request.path == "/v1/models/x:streamGenerateContent?alt=sse"
+    assert item.request.path == "/v1/models/x:streamGenerateContent?alt=sse&key=<scrubbed>"
     assert item.request.headers["authorization"] == "<scrubbed>" and item.request.headers["x-api-key"] == "<scrubbed>"
     assert item.response.events[0].data == '{"x": 1}'
+    with Replayer(load(tmp_path / "out.yaml"), speed=0) as reel:  # the scrubbed key matches any key
+        assert httpx2.post(f"{reel.url}/v1/models/x:streamGenerateContent?alt=sse&key=OTHER", content=b'{"a": 1}').status_code == 200
+        assert httpx2.post(f"{reel.url}/v1/models/x:streamGenerateContent?alt=json&key=OTHER", content=b'{"a": 1}').status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -453,14 +453,15 @@ def test_no_secret_reaches_any_written_file_or_log_line(tmp_path: Path, caplog: 
     )
     out_dir = tmp_path / "cassettes"
     out = out_dir / "secret.yaml"
-    with Replayer(cassette(leaky)) as up, Recorder(upstream=up.url, cassette=out, mode="all") as rec:
+    with Replayer(cassette(leaky), ignore_query=("beta", "key")) as up, Recorder(upstream=up.url, cassette=out, mode="all") as rec:
         _, error = anthropic_stream(rec.url)  # Authorization: Bearer KEY
         assert error is None
         old_style = asyncio.run(
             raw_request(rec.url, "POST", "/v1/messages", body=json.dumps(MESSAGE).encode(), headers={"x-api-key": KEY, "cookie": f"c={KEY}", "content-type": "application/json"})
         )
+        in_query = asyncio.run(raw_request(rec.url, "POST", f"/v1/messages?beta=true&key={KEY}", body=json.dumps(MESSAGE).encode(), headers={"content-type": "application/json"}))
         rec.settle()
-    assert old_style.status == 200
+    assert old_style.status == 200 and in_query.status == 200
     written = files_under(tmp_path)
     assert written == [out]
     for path in written:
@@ -468,7 +469,8 @@ def test_no_secret_reaches_any_written_file_or_log_line(tmp_path: Path, caplog: 
         assert KEY.encode() not in data, path
         assert b"SECRETORG" not in data
     text = out.read_text()
-    first, second = load(out).interactions
+    first, second, third = load(out).interactions
+    assert third.request.path == f"/v1/messages?beta=true&key={SCRUBBED}"
     assert first.request.headers["authorization"] == SCRUBBED
     assert second.request.headers["x-api-key"] == SCRUBBED and second.request.headers["cookie"] == SCRUBBED
     assert first.response.headers["set-cookie"] == SCRUBBED

@@ -90,3 +90,16 @@ def test_a_single_string_is_refused_rather_than_read_letter_by_letter() -> None:
 def test_safe_url_drops_credentials_and_query() -> None:
     assert safe_url("https://user:pw@api.example.com:8443/v1?key=abc") == "https://api.example.com:8443/v1"
     assert safe_url("http://[::1]:9000") == "http://[::1]:9000"
+
+
+def test_credential_query_parameters_keep_their_name_and_lose_their_value() -> None:
+    scrub = Scrubber()
+    assert scrub.target("/v1beta/models/g:stream?alt=sse&key=AIzaSECRET") == "/v1beta/models/g:stream?alt=sse&key=<scrubbed>"
+    assert scrub.target("/stream?q=cats&Access_Token=abc") == "/stream?q=cats&Access_Token=<scrubbed>"
+    assert scrub.target("/stream?q=keys") == "/stream?q=keys"
+    assert scrub.target("/plain") == "/plain"
+
+
+def test_messages_lose_credentials_in_urls_but_keep_the_rest() -> None:
+    message = "no match for POST /v1/x?alt=sse&key=AIzaSECRET (closest: /v1/x?monkey=1)"
+    assert Scrubber().message(message) == "no match for POST /v1/x?alt=sse&key=<scrubbed> (closest: /v1/x?monkey=1)"
