@@ -9,6 +9,7 @@ expected a number``). Saving is atomic, so a killed recorder never leaves half a
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -220,7 +221,7 @@ class _Reader:
     def number(self, value: Any, where: tuple[str | int, ...], *, minimum: float = 0.0) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(where, f"expected a number, got {_kind(value)}")
-        if value != value or value < minimum:
+        if not math.isfinite(value) or value < minimum:
             raise self.fail(where, f"expected a number >= {minimum:g}, got {value!r}")
         return float(value)
 

@@ -195,7 +195,7 @@ def plan(
         if isinstance(f, EventFault):
             events = f.apply_events(events, ctx)
     # Speed is the first byte stage; folded into the chunks as they are made, it costs nothing per event.
-    scale = next((f for f in reversed(fault_list) if isinstance(f, Speed)), None) or Speed(factor=speed)
+    scale = Speed.of(fault_list, speed)
     ending = ending_for(res.end)
     out = Plan(
         status=res.status,
@@ -218,7 +218,7 @@ def _scaled(p: Plan, speed: float, faults: tuple[Fault, ...]) -> Plan:
     """A request fault's or a plain body's answer still follows the replay speed."""
     from .fault_injection import Speed
 
-    scale = next((f for f in faults if isinstance(f, Speed)), None) or Speed(factor=speed)
+    scale = Speed.of(faults, speed)
     return p if scale.factor == 1.0 else replace(p, headers_at_ms=scale.scale(p.headers_at_ms))
 
 

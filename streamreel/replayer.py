@@ -154,14 +154,18 @@ class _State:
     faults: tuple[Any, ...]
     speed: float
     browser: BrowserState
+    fault_keys: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
     attempts: dict[str, int] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=256)
-def _header_faults(spec: str) -> tuple[Any, ...]:
+def _header_faults(spec: str) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    """A request header's faults and their spec strings, parsed once per distinct header."""
     from .fault_injection import parse
 
-    return parse(spec)
+    faults = parse(spec)
+    return faults, tuple(str(f) for f in faults)
 
 
 class Replayer:
@@ -221,7 +225,15 @@ class Replayer:
             cas = _cassette.load(cassette)
         parsed = parse(list(cas.faults)) + parse(faults)
         browser = BrowserState(cas.interactions, ids=self.ids, retry_ms=self.retry_ms)
-        return _State(cassette=cas, matcher=Matcher(cas.interactions, **self._match), faults=parsed, speed=speed, browser=browser)
+        return _State(
+            cassette=cas,
+            matcher=Matcher(cas.interactions, **self._match),
+            faults=parsed,
+            speed=speed,
+            browser=browser,
+            fault_keys=tuple(str(f) for f in parsed),
+            providers=tuple(detect_provider(i) for i in cas.interactions),
+        )
 
     def load(self, cassette: CassetteLike, *, faults: Sequence[Any] | str = (), speed: float | None = None) -> None:
         """Serve another cassette from now on, without restarting; clears requests and responses."""
@@ -303,21 +315,24 @@ class Replayer:
         def run() -> None:
             asyncio.set_event_loop(loop)
             try:
-                loop.run_until_complete(self.start())
-            except BaseException as e:  # reported to the caller below
-                failure.append(e)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
+                try:
+                    loop.run_until_complete(self.start())
+                except BaseException as e:  # reported to the caller below
+                    failure.append(e)
+                    return
+                finally:
+                    ready.set()
+                loop.run_forever()
+                loop.run_until_complete(self.stop())
+            finally:
+                loop.close()
 
         self._thread = threading.Thread(target=run, name="streamreel-replayer", daemon=True)
         self._thread.start()
         ready.wait()
         if failure:
             self._thread.join()
+            self._forget_loop()
             raise failure[0]
         return self
 
@@ -327,7 +342,13 @@ class Replayer:
             return
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
+        self._forget_loop()
+
+    def _forget_loop(self) -> None:
+        """After the server's thread is gone: nothing is in flight, and nothing may be scheduled on its loop."""
         self._thread = None
+        self._loop = None
+        self._idle = self._answered = None
 
     def settle(self, timeout: float = 5.0, *, requests: int = 0) -> list[SentResponse]:
         """Wait until no response is in flight (from a sync test); returns :attr:`responses`.
@@ -336,7 +357,9 @@ class Replayer:
         client that has sent a request the server may not have seen yet.
         """
         loop = self._loop
-        if loop is None or self._thread is None:
+        if loop is None:
+            return self.responses
+        if self._thread is None:
             raise StreamreelError("settle() is for a replayer started with `with`; use `await r.asettle()` under `async with`")
         asyncio.run_coroutine_threadsafe(self.asettle(timeout, requests=requests), loop).result()
         return self.responses
@@ -421,6 +444,7 @@ class Replayer:
                 body=body,
                 at=start,
             )
+            live.request_index = len(self._requests)
             self._requests.append(received)
             self._responses.append(live)
             return await self._respond(request, received, live, start)
@@ -437,7 +461,7 @@ class Replayer:
     async def _respond(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float) -> web.StreamResponse:
         state = self._state
         try:
-            extra = _header_faults(received.headers[FAULTS_HEADER]) if FAULTS_HEADER in received.headers else ()
+            extra, extra_keys = _header_faults(received.headers[FAULTS_HEADER]) if FAULTS_HEADER in received.headers else ((), ())
         except FaultSpecError as e:
             return self._error(live, 400, "invalid_request_error", f"streamreel: bad {FAULTS_HEADER} header: {e}")
         try:
@@ -449,15 +473,18 @@ class Replayer:
             live.interaction, live.status, live.ending = index, 204, "end"
             return web.Response(status=204, headers=_CORS)
         faults = state.faults + extra
-        keys = [str(f) for f in faults]
+        keys = state.fault_keys + extra_keys
         attempts: dict[int, int] = {}
         for i, f in enumerate(faults):
             if f.layer == "request":
                 attempts[i] = state.attempts.get(keys[i], 0)
                 state.attempts[keys[i]] = attempts[i] + 1
-        p = plan(interaction, faults, speed=state.speed, attempts=attempts, provider=detect_provider(interaction))
         live.interaction = index
-        live.faults = tuple(keys)
+        live.faults = keys
+        try:
+            p = plan(interaction, faults, speed=state.speed, attempts=attempts, provider=state.providers[index])
+        except (StreamreelError, ValueError) as e:
+            return self._error(live, 400, "invalid_request_error", f"streamreel: the faults {list(keys)} cannot be applied to this response: {e}")
         if p.answered_by is not None:
             state.matcher.release(index)
             live.answered_by = str(p.answered_by)

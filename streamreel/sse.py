@@ -41,7 +41,7 @@ class Event:
     def is_comment(self) -> bool:
         return self.comment is not None and self.event is None and self.data is None and self.id is None and self.retry is None
 
-    @property
+    @cached_property
     def type(self) -> str | None:
         """The event's name, or for data-only streams (OpenAI) the JSON payload's ``type``/``object``."""
         if self.event is not None:

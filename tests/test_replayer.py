@@ -350,3 +350,38 @@ async def test_concurrent_streams_do_not_delay_each_other() -> None:
         elapsed = time.monotonic() - start
     assert all(len(arrivals) == 6 for _, arrivals in results)
     assert elapsed < 0.25 + 0.2
+
+
+async def test_requests_whose_bodies_arrive_out_of_order_keep_distinct_indices() -> None:
+    cas = Cassette.from_events([Event(t=0, event="message_stop", data='{"type":"message_stop"}')], path="/v1/messages", body=None)
+    body = b'{"n": 1}'
+    head = f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+    async with Replayer(cas, speed=0) as reel:
+        port = int(reel.url.rsplit(":", 1)[1])
+        slow_reader, slow = await asyncio.open_connection("127.0.0.1", port)
+        slow.write(head)  # headers only: the server waits for the body
+        await slow.drain()
+        fast_reader, fast = await asyncio.open_connection("127.0.0.1", port)
+        fast.write(head + body)
+        await fast.drain()
+        assert (await fast_reader.read()).startswith(b"HTTP/1.1 200")
+        slow.write(body)
+        await slow.drain()
+        assert (await slow_reader.read()).startswith(b"HTTP/1.1 200")
+        for writer in (slow, fast):
+            writer.close()
+        sent = await reel.asettle(requests=2)
+    assert sorted(r.request_index for r in sent) == [0, 1]
+    assert [r.request_index for r in sent] == list(range(len(reel.requests)))
+
+
+def test_faults_that_cannot_apply_to_a_response_answer_400_naming_them() -> None:
+    events = [Event(t=0, event="message_start", data="{}"), Event(t=200_000, event="message_stop", data="{}")]
+    with Replayer(Cassette.from_events(events), speed=0) as reel:
+        resp = httpx2.post(f"{reel.url}/v1/messages", json={}, headers={"x-streamreel-faults": "pings:every=1ms"})
+        ok = httpx2.post(f"{reel.url}/v1/messages", json={}, headers={"x-streamreel-faults": "pings:every=10s"})
+    assert resp.status_code == 400
+    error = resp.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert "pings:every=1ms" in error["message"] and "at most" in error["message"]
+    assert ok.status_code == 200 and ok.text.count("event: ping") == 19

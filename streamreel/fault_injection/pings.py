@@ -31,8 +31,8 @@ class Pings(EventFault):
     style: str = spec_field("style", "choice", default="auto", choices=("auto", "event", "comment"), help="event: ping, a comment, or by provider")
 
     def __post_init__(self) -> None:
-        if not self.every_ms > 0:
-            raise ValueError(f"every must be > 0ms, got {self.every_ms!r}")
+        if not self.every_ms >= 1:
+            raise ValueError(f"every must be at least 1ms, got {self.every_ms!r}")
 
     def ping(self, t: float, ctx: Context) -> Event:
         style = self.style if self.style != "auto" else ("event" if ctx.provider == "anthropic" else "comment")

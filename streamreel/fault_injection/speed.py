@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Iterable
 
-from ..pipeline import Chunk, Plan
+from ..pipeline import Plan
 from .base import ByteFault, Context, register, spec_field
 
 __all__ = ["Speed"]
@@ -14,7 +14,11 @@ __all__ = ["Speed"]
 @register
 @dataclass(frozen=True)
 class Speed(ByteFault):
-    """Divide every recorded time by ``factor`` (0 = send everything at once)."""
+    """Divide every recorded time by ``factor`` (0 = send everything at once).
+
+    It is the first byte stage, so :func:`streamreel.pipeline.plan` folds it into the chunks as
+    it makes them (no per-chunk pass); the last ``speed`` given wins over the replay's own.
+    """
 
     name = "speed"
     stage = 0
@@ -28,19 +32,11 @@ class Speed(ByteFault):
     def scale(self, ms: float) -> float:
         return 0.0 if self.factor == 0 else ms / self.factor
 
-    def apply(self, plan: Plan, ctx: Context) -> Plan:
-        if self.factor == 1.0:
-            return plan
-        ending = plan.ending
-        if ending.at_ms is not None:
-            ending = replace(ending, at_ms=self.scale(ending.at_ms))
-        return replace(plan, headers_at_ms=self.scale(plan.headers_at_ms), chunks=self._chunks(plan.chunks), ending=ending)
+    @classmethod
+    def of(cls, faults: Iterable[object], default: float = 1.0) -> Speed:
+        """The speed in force: the last ``speed`` fault among ``faults``, else ``default``."""
+        found = [f for f in faults if isinstance(f, cls)]
+        return found[-1] if found else cls(factor=default)
 
-    def _chunks(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
-        if self.factor == 0:
-            for c in chunks:
-                yield Chunk(0.0, c.data, c.events_done)
-        else:
-            k = 1.0 / self.factor
-            for c in chunks:
-                yield Chunk(c.at_ms * k, c.data, c.events_done)
+    def apply(self, plan: Plan, ctx: Context) -> Plan:
+        raise TypeError("speed is applied by pipeline.plan() as it makes the chunks; pass it in the fault list")
