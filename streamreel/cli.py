@@ -12,6 +12,7 @@ import click
 
 from . import cassette as _cassette
 from .errors import StreamreelError
+from .recorder import DEFAULT_TIMEOUT, DEFAULT_UPSTREAM, MODES
 
 __all__ = ["main"]
 
@@ -48,7 +49,10 @@ def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
         done = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, done.set)
-        await start()
+        try:
+            await start()
+        except OSError as e:
+            raise click.ClickException(f"cannot listen: {e.strerror or e}") from None
         click.echo(banner())
         sys.stdout.flush()
         try:
@@ -63,7 +67,7 @@ def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
 @click.argument("cassette", type=click.Path(exists=True, dir_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
 @click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
-@click.option("--speed", default=1.0, show_default=True, help="Playback rate: 2 = twice as fast, 0 = no waiting.")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Playback rate: 2 = twice as fast, 0 = no waiting.")
 @click.option("--fault", "faults", multiple=True, type=_Fault(), help="Fault spec, e.g. 'disconnect:after=5'; repeatable.")
 @click.option("--ids", is_flag=True, help="Number the events (id: N) so a browser's EventSource resumes with Last-Event-ID.")
 @click.option("--retry-ms", default=None, type=click.IntRange(min=0), help="Send `retry:` with this reconnect delay (1000 with --ids).")
@@ -263,14 +267,14 @@ def synth_(
 
 
 @main.command()
-@click.option("--upstream", default="https://api.anthropic.com", show_default=True, help="API to forward to (base URL).")
+@click.option("--upstream", default=DEFAULT_UPSTREAM, show_default=True, help="API to forward to (base URL).")
 @click.option("-o", "--output", "cassette", required=True, type=click.Path(dir_okay=False), help="Cassette to write (and, by mode, replay from).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
 @click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
-@click.option("--mode", type=click.Choice(["none", "once", "new_episodes", "all"]), default="once", show_default=True, help="Record mode, as in vcrpy.")
+@click.option("--mode", type=click.Choice(MODES), default="once", show_default=True, help="Record mode, as in vcrpy.")
 @click.option("--scrub-header", "scrub_headers", multiple=True, metavar="NAME", help="Header to blank (credential headers always are); repeatable.")
 @click.option("--scrub-pattern", "scrub_patterns", multiple=True, metavar="REGEX", help="Regular expression blanked in bodies, events, paths and headers; repeatable.")
-@click.option("--timeout", default=120.0, show_default=True, help="Seconds the upstream may stay silent before the stream is kept as `timeout`.")
+@click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True, help="Seconds the upstream may stay silent before the stream is kept as `timeout`.")
 def record(cassette: str, upstream: str, host: str, port: int, mode: str, scrub_headers: tuple[str, ...], scrub_patterns: tuple[str, ...], timeout: float) -> None:
     """Proxy to --upstream and record into a cassette until interrupted; prints `listening on http://HOST:PORT` first."""
     import logging
@@ -314,7 +318,7 @@ def record(cassette: str, upstream: str, host: str, port: int, mode: str, scrub_
 
 
 @main.command()
-@click.option("--speed", default=1.0, show_default=True, help="Playback rate of the bundled recordings.")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Playback rate of the bundled recordings.")
 def demo(speed: float) -> None:
     """Replay bundled recordings through the real anthropic SDK and show what a user sees."""
     from .demo import run

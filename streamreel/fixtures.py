@@ -29,6 +29,7 @@ import pytest
 
 from .cassette import Cassette
 from .errors import CassetteError, StreamreelError
+from .recorder import MODES
 from .replayer import Replayer
 
 if TYPE_CHECKING:
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Reel", "MODES", "reel", "reel_session", "reel_cassette_dir"]
 
-MODES = ("none", "once", "new_episodes", "all")
-"""Record modes, as in vcrpy: ``none`` replays only; ``once`` records a cassette that does not
-exist yet; ``new_episodes`` replays what matches and records the rest; ``all`` records afresh."""
 
 SETTLE_TIMEOUT_S = 5.0
 

@@ -97,3 +97,20 @@ def test_demo_runs_the_sdk_over_bundled_cassettes() -> None:
     assert "stop reason: end_turn" in out
     assert "stop reason: tool_use" in out
     assert "tool call: json(" in out
+
+
+def test_serve_on_a_busy_port_says_so_without_a_traceback() -> None:
+    proc, url = start_server("serve", str(bundled("text")))
+    try:
+        result = streamreel("serve", str(bundled("text")), "--port", url.rsplit(":", 1)[1])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert result.returncode == 1
+    assert "cannot listen" in result.stderr and "address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_negative_speed_is_a_usage_error() -> None:
+    result = streamreel("serve", str(bundled("text")), "--speed", "-1")
+    assert result.returncode == 2 and "--speed" in result.stderr and "Traceback" not in result.stderr
