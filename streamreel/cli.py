@@ -17,6 +17,10 @@ from .recorder import DEFAULT_TIMEOUT, DEFAULT_UPSTREAM, MODES
 __all__ = ["main"]
 
 
+SERVE_HISTORY = 100
+"""Requests and responses `serve` keeps (for no one to read): a long session must not grow without bound."""
+
+
 class _Fault(click.ParamType):
     """A ``--fault`` value, parsed (and rejected with the valid choices) before anything starts."""
 
@@ -76,7 +80,7 @@ def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple
     from .replayer import Replayer
 
     try:
-        replayer = Replayer(cassette, speed=speed, faults=_fault_list(faults), host=host, port=port, ids=ids, retry_ms=retry_ms)
+        replayer = Replayer(cassette, speed=speed, faults=_fault_list(faults), host=host, port=port, ids=ids, retry_ms=retry_ms, history=SERVE_HISTORY)
     except StreamreelError as e:
         raise click.ClickException(str(e)) from None
     run_until_signal(replayer.start, replayer.stop, lambda: f"listening on {replayer.url}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from collections import deque
 import json
 import os
 import socket
@@ -177,6 +178,8 @@ class Replayer:
     tune request matching. For browsers (see :mod:`streamreel.browser`): ``ids`` numbers the
     events of streams that have no ids, ``retry_ms`` is the ``retry:`` sent first (1000 by
     default when ``ids`` is on), and a reconnect with ``Last-Event-ID`` resumes after that event.
+    ``history`` keeps only the last N requests and responses (a long-running ``serve``); by
+    default everything is kept for the test to inspect.
     """
 
     def __init__(
@@ -192,6 +195,7 @@ class Replayer:
         ignore_body_keys: Iterable[str] = (),
         ids: bool = False,
         retry_ms: int | None = None,
+        history: int | None = None,
     ) -> None:
         if retry_ms is not None and (isinstance(retry_ms, bool) or not isinstance(retry_ms, int) or retry_ms < 0):
             raise ValueError(f"retry_ms must be a whole number of ms >= 0, got {retry_ms!r}")
@@ -200,8 +204,11 @@ class Replayer:
         self.host = host
         self.port = port
         self._match = {"match_on": tuple(match_on), "ignore_query": tuple(ignore_query), "ignore_body_keys": tuple(ignore_body_keys)}
-        self._requests: list[ReceivedRequest] = []
-        self._responses: list[_Live] = []
+        if history is not None and history < 0:
+            raise ValueError(f"history must be >= 0 or None, got {history!r}")
+        self._requests: deque[ReceivedRequest] = deque(maxlen=history)
+        self._responses: deque[_Live] = deque(maxlen=history)
+        self._arrived = 0
         self._inflight: set[asyncio.Task[Any]] = set()
         self._idle: asyncio.Event | None = None
         self._answered: asyncio.Event | None = None
@@ -244,6 +251,7 @@ class Replayer:
         """Forget recorded requests and responses and restart ordered playback and fault counts."""
         self._requests.clear()
         self._responses.clear()
+        self._arrived = 0
         self._state.matcher.reset()
         self._state.browser.reset()
         self._state.attempts.clear()
@@ -381,13 +389,13 @@ class Replayer:
         try:
             while True:
                 answered.clear()
-                done = sum(1 for live in self._responses if live.finished is not None)
+                done = self._arrived - sum(1 for live in self._responses if live.finished is None)
                 if idle.is_set() and done >= requests:
                     break
                 await asyncio.wait_for(answered.wait(), max(deadline - loop.time(), 0))
         except asyncio.TimeoutError:
             busy = [live.request_index for live in self._responses if live.finished is None]
-            waiting = f"; {requests} answered requests wanted, {len(self._responses)} arrived" if requests else ""
+            waiting = f"; {requests} answered requests wanted, {self._arrived} arrived" if requests else ""
             raise TimeoutError(f"responses to requests {busy} still in flight after {timeout:g}s{waiting}") from None
         await self._settled(timeout)
         return self.responses
@@ -431,7 +439,7 @@ class Replayer:
             self._inflight.add(task)
         if idle is not None:
             idle.clear()
-        live = _Live(len(self._requests), time.monotonic())
+        live = _Live(self._arrived, time.monotonic())
         try:
             if request.method == "OPTIONS":
                 return _preflight(request)
@@ -444,7 +452,8 @@ class Replayer:
                 body=body,
                 at=start,
             )
-            live.request_index = len(self._requests)
+            live.request_index = self._arrived
+            self._arrived += 1
             self._requests.append(received)
             self._responses.append(live)
             return await self._respond(request, received, live, start)

@@ -385,3 +385,13 @@ def test_faults_that_cannot_apply_to_a_response_answer_400_naming_them() -> None
     assert error["type"] == "invalid_request_error"
     assert "pings:every=1ms" in error["message"] and "at most" in error["message"]
     assert ok.status_code == 200 and ok.text.count("event: ping") == 19
+
+
+def test_history_keeps_only_the_last_requests_and_counts_on() -> None:
+    with Replayer(import_file(ANTHROPIC_CAPTURES[0]), speed=0, history=2) as reel:
+        for n in range(5):
+            httpx2.post(f"{reel.url}/v1/messages", json={"n": n})
+        sent = reel.settle(requests=5)
+        seen = reel.requests
+    assert [q.json["n"] for q in seen] == [3, 4]
+    assert [r.request_index for r in sent] == [3, 4]
