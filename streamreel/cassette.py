@@ -37,6 +37,7 @@ __all__ = [
     "loads",
     "save",
     "dumps",
+    "write_atomic",
 ]
 
 VERSION = 1

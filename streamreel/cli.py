@@ -14,7 +14,7 @@ from . import cassette as _cassette
 from .errors import StreamreelError
 from .recorder import DEFAULT_TIMEOUT, DEFAULT_UPSTREAM, MODES
 
-__all__ = ["main"]
+__all__ = ["main", "run_until_signal"]
 
 
 SERVE_HISTORY = 100

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any, Iterable, Mapping, Sequence
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from .cassette import Interaction
 from .errors import NoMatchError
@@ -251,9 +251,3 @@ def _summarize_body(body: Any) -> str:
             content = content[-1].get("text", content[-1].get("type"))
         parts.append(f"{len(messages)} message(s), last {_short(content, 40)}")
     return ", ".join(parts)
-
-
-def parse_target(target: str) -> tuple[str, str]:
-    """Split ``/path?query`` into path and query."""
-    parts = urlsplit(target)
-    return parts.path, parts.query

@@ -42,7 +42,7 @@ from .cassette import Cassette, End, Interaction, Request, Response
 from .errors import CassetteError, NoMatchError, StreamreelError
 from .providers import is_complete, provider_of_events
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, ReceivedRequest
-from .replayer import _CORS, FAULTS_HEADER, CassetteLike, Replayer, _Live, _reset, _State
+from .replayer import _CORS, FAULTS_HEADER, HOP_BY_HOP, CassetteLike, Replayer, _Live, _reset_when_delivered, _State
 from .scrub import Scrubber, safe_url
 from .sse import Decoder, Event
 
@@ -57,23 +57,9 @@ DEFAULT_TIMEOUT = 120.0
 
 _log = logging.getLogger("streamreel.recorder")
 
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-_REQUEST_DROP = _HOP_BY_HOP | {"host", "content-length", "accept-encoding", "expect", FAULTS_HEADER}
+_REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "accept-encoding", "expect", FAULTS_HEADER}
 """Request headers neither forwarded nor stored (the proxy sets its own)."""
-_RESPONSE_DROP = _HOP_BY_HOP | {"content-length", "content-encoding"}
+_RESPONSE_DROP = HOP_BY_HOP | {"content-length", "content-encoding"}
 """Response headers not stored: the cassette holds the decoded body, re-framed on replay."""
 
 
@@ -323,7 +309,7 @@ class Recorder(Replayer):
         loop = asyncio.get_running_loop()
         stream = upstream.content_type == "text/event-stream"
         decoded = upstream.headers.get("content-encoding", "identity").lower() != "identity"
-        out_headers = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP and k.lower() not in ("content-length", "content-encoding"))
+        out_headers = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_DROP)
         for k, v in _CORS.items():
             out_headers.setdefault(k, v)
         resp = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=out_headers)
@@ -377,8 +363,7 @@ class Recorder(Replayer):
                 upstream.close()
                 live.ending = cut
                 if cut == "reset":
-                    await _flushed(request.transport)
-                    _reset(request)
+                    await _reset_when_delivered(request, loop)
                 elif request.transport is not None:
                     request.transport.close()  # sends what is buffered, then FIN
         except asyncio.CancelledError:
@@ -409,16 +394,6 @@ class Recorder(Replayer):
         if live.ending is None:
             live.ending = "client_hung_up"
             live.client_hung_up = True
-
-
-async def _flushed(transport: asyncio.BaseTransport | None, limit_s: float = 1.0) -> None:
-    """Wait (bounded) until the transport has handed every byte to the kernel: an abort drops the rest."""
-    if not isinstance(transport, asyncio.WriteTransport):
-        return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while transport.get_write_buffer_size() and not transport.is_closing() and loop.time() < deadline:
-        await asyncio.sleep(0.001)
 
 
 def _upstream_url(upstream: str) -> URL:

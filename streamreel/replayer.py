@@ -47,23 +47,13 @@ MAX_REQUEST_BYTES = 32 * 1024 * 1024
 FAULTS_HEADER = "x-streamreel-faults"
 """Request header carrying fault specs (joined by ``;``) for that one request."""
 
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "content-encoding",
-        "date",
-        "server",
-    }
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade"}
 )
+"""Headers that describe one connection (RFC 9110 7.6.1), never stored or passed on."""
+
+_NOT_REPLAYED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
+"""Recorded response headers the replayer sets itself (the body is re-framed, decoded, and sent now)."""
 
 CassetteLike = Union[Cassette, str, "os.PathLike[str]", None]
 
@@ -514,7 +504,7 @@ class Replayer:
 
     async def _send(self, request: web.Request, p: Plan, live: _Live, start: float) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        headers = {k: v for k, v in p.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers = {k: v for k, v in p.headers.items() if k.lower() not in _NOT_REPLAYED}
         headers.update(_CORS)
         live.status = p.status
         await _sleep_until(loop, start + p.headers_at_ms / 1000.0)
@@ -562,8 +552,7 @@ class Replayer:
                 if request.transport is not None:
                     request.transport.close()
             elif ending.how == "reset":
-                unacked = await _unacked_after_wait(request.transport, loop)
-                _reset(request)
+                unacked = await _reset_when_delivered(request, loop)
                 if unacked:
                     _forget_unacked(live, unacked, p.events)
                 live.ending = "reset"
@@ -629,23 +618,29 @@ def _unacked(sock: Any) -> int | None:
     return None
 
 
-async def _unacked_after_wait(transport: asyncio.BaseTransport | None, loop: asyncio.AbstractEventLoop) -> int:
-    """Wait (bounded) until the peer acknowledged every byte written; returns what it still has not.
+async def _reset_when_delivered(request: web.Request, loop: asyncio.AbstractEventLoop) -> int:
+    """Reset the connection once the peer has every byte written (waiting at most
+    :data:`UNACKED_WAIT_S`, since an RST throws away what is still queued); returns the
+    bytes it still had not acknowledged, which died with the reset.
 
-    The kernel signals no acknowledgement, so this polls the send queue, backing off from
-    0.2 ms to 10 ms; on loopback with a reading client the first check or two see it empty.
+    Nothing signals an acknowledgement, so this polls what is still queued (the transport's
+    buffer plus the kernel's send queue), backing off from 0.2 ms to 10 ms; on loopback with a
+    reading client the first check or two find it empty.
     """
+    transport = request.transport
     sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None:
-        return 0
-    deadline = loop.time() + UNACKED_WAIT_S
-    delay = 0.0002
-    while True:
-        left = _unacked(sock)
-        if not left or loop.time() >= deadline:
-            return left or 0
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.01)
+    left = 0
+    if transport is not None and sock is not None:
+        deadline = loop.time() + UNACKED_WAIT_S
+        delay = 0.0002
+        while True:
+            left = transport.get_write_buffer_size() + (_unacked(sock) or 0)
+            if not left or transport.is_closing() or loop.time() >= deadline:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.01)
+    _reset(request)
+    return left
 
 
 def _forget_unacked(live: _Live, unacked: int, events: Sequence[Event]) -> None:
