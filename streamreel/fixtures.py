@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
 import pytest
 
@@ -93,8 +93,19 @@ class Reel:
     def cassette(self) -> Cassette:
         return self._active.cassette
 
-    def load(self, cassette: CassetteArg = None, *, faults: Sequence[Any] | str = (), speed: float | None = None) -> Reel:
-        """Serve ``cassette`` from now on, under ``faults``, at ``speed`` (default: ``--reel-speed``).
+    def load(
+        self,
+        cassette: CassetteArg = None,
+        *,
+        faults: Sequence[Any] | str = (),
+        speed: float | None = None,
+        match_on: Iterable[str] | None = None,
+        ignore_query: Iterable[str] | None = None,
+        ignore_body_keys: Iterable[str] | None = None,
+    ) -> Reel:
+        """Serve ``cassette`` from now on, under ``faults``, at ``speed`` (default: ``--reel-speed``),
+        matching requests by ``match_on``/``ignore_query``/``ignore_body_keys`` (default: the
+        replayer's: method, path, query less ``beta``, and JSON body).
 
         ``cassette`` is a :class:`Cassette`, a path, or None for an empty cassette. A relative
         path is looked up in this test's cassette directory. Requests, responses and ordered
@@ -104,15 +115,17 @@ class Reel:
         """
         self._stop_recording()
         speed = self.speed if speed is None else speed
+        given = {"match_on": match_on, "ignore_query": ignore_query, "ignore_body_keys": ignore_body_keys}
+        match = {k: v for k, v in given.items() if v is not None}
         if isinstance(cassette, (str, os.PathLike)):
             path = self.resolve(cassette)
             if self.mode in ("new_episodes", "all") or (self.mode == "once" and not path.exists()):
-                self._start_recording(path, faults=faults, speed=speed)
+                self._start_recording(path, faults=faults, speed=speed, match=match)
                 return self
             if not path.exists():
                 raise CassetteError(self._missing(), path=str(path))
             cassette = path
-        self._server.load(cassette, faults=faults, speed=speed)
+        self._server.load(cassette, faults=faults, speed=speed, **match)
         return self
 
     def resolve(self, name: str | os.PathLike[str]) -> Path:
@@ -154,12 +167,12 @@ class Reel:
             return f"no such cassette; {where}pass --reel-upstream URL to record it"
         return f"no such cassette; {where}record it with --reel-upstream URL (and --reel-mode=once, the default then)"
 
-    def _start_recording(self, path: Path, *, faults: Sequence[Any] | str, speed: float) -> None:
+    def _start_recording(self, path: Path, *, faults: Sequence[Any] | str, speed: float, match: dict[str, Any]) -> None:
         if self.upstream is None:
             raise CassetteError(self._missing(), path=str(path))
         from .recorder import Recorder
 
-        recorder = Recorder(cassette=path, upstream=self.upstream, mode=self.mode, faults=faults, speed=speed)
+        recorder = Recorder(cassette=path, upstream=self.upstream, mode=self.mode, faults=faults, speed=speed, **match)
         recorder.__enter__()
         self._recorder = recorder
 
@@ -267,7 +280,7 @@ def reel(reel_session: Reel, reel_cassette_dir: Path, request: pytest.FixtureReq
     handle.close()
 
 
-_LOAD_KEYWORDS = ("cassette", "faults", "speed")
+_LOAD_KEYWORDS = ("cassette", "faults", "speed", "match_on", "ignore_query", "ignore_body_keys")
 
 
 def _marker_arguments(marker: pytest.Mark, request: pytest.FixtureRequest) -> tuple[tuple[Any, ...], dict[str, Any]]:

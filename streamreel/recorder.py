@@ -30,7 +30,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import aiohttp
 from aiohttp import web
@@ -136,13 +136,13 @@ class Recorder(Replayer):
             ignore_body_keys=ignore_body_keys,
         )
 
-    def _make_state(self, cassette: CassetteLike, *, faults: Sequence[Any] | str, speed: float) -> _State:
-        state = super()._make_state(cassette, faults=faults, speed=speed)
+    def _make_state(self, cassette: CassetteLike, *, faults: Sequence[Any] | str, speed: float, match: Mapping[str, Any] | None = None) -> _State:
+        state = super()._make_state(cassette, faults=faults, speed=speed, match=match)
         # new_episodes records a repeat of a request once its recordings are used up (as vcrpy does).
         state.matcher.repeat_last = self.mode != "new_episodes"
         return state
 
-    def load(self, cassette: CassetteLike, *, faults: Sequence[Any] | str = (), speed: float | None = None) -> None:
+    def load(self, cassette: CassetteLike, **options: Any) -> None:
         raise StreamreelError("a Recorder's cassette is fixed when it is created; make a new Recorder for another one")
 
     @property

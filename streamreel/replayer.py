@@ -209,7 +209,7 @@ class Replayer:
 
     # ------------------------------------------------------------ configuration
 
-    def _make_state(self, cassette: CassetteLike, *, faults: Sequence[Any] | str, speed: float) -> _State:
+    def _make_state(self, cassette: CassetteLike, *, faults: Sequence[Any] | str, speed: float, match: Mapping[str, Any] | None = None) -> _State:
         from .fault_injection import parse
 
         if not speed >= 0:
@@ -224,7 +224,7 @@ class Replayer:
         browser = BrowserState(cas.interactions, ids=self.ids, retry_ms=self.retry_ms)
         return _State(
             cassette=cas,
-            matcher=Matcher(cas.interactions, **self._match),
+            matcher=Matcher(cas.interactions, **{**self._match, **(match or {})}),
             faults=parsed,
             speed=speed,
             browser=browser,
@@ -232,9 +232,24 @@ class Replayer:
             providers=tuple(detect_provider(i) for i in cas.interactions),
         )
 
-    def load(self, cassette: CassetteLike, *, faults: Sequence[Any] | str = (), speed: float | None = None) -> None:
-        """Serve another cassette from now on, without restarting; clears requests and responses."""
-        self._state = self._make_state(cassette, faults=faults, speed=self._state.speed if speed is None else speed)
+    def load(
+        self,
+        cassette: CassetteLike,
+        *,
+        faults: Sequence[Any] | str = (),
+        speed: float | None = None,
+        match_on: Iterable[str] | None = None,
+        ignore_query: Iterable[str] | None = None,
+        ignore_body_keys: Iterable[str] | None = None,
+    ) -> None:
+        """Serve another cassette from now on, without restarting; clears requests and responses.
+
+        The matching options apply to this cassette only; left out, they are the ones the
+        replayer was made with.
+        """
+        given = {"match_on": match_on, "ignore_query": ignore_query, "ignore_body_keys": ignore_body_keys}
+        match = {k: tuple(v) for k, v in given.items() if v is not None}
+        self._state = self._make_state(cassette, faults=faults, speed=self._state.speed if speed is None else speed, match=match)
         self.clear()
 
     def clear(self) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
+import httpx2
 import pytest
 
-from streamreel import Cassette, Replayer, save
+from streamreel import Cassette, Event, Replayer, save
 from streamreel.cassette import load
 from streamreel.providers.anthropic import TextBlock, message_events
 
@@ -459,3 +460,10 @@ def test_mode_all_records_afresh(pytester: pytest.Pytester, upstream: Replayer) 
     run(pytester, "--reel-mode=all", f"--reel-upstream={upstream.url}").assert_outcomes(passed=1)
     texts = [e.data for e in load(pytester.path / "cassettes" / "test_rerecord" / "live.yaml").interactions[0].response.events or () if e.data]
     assert any("from upstream" in t for t in texts) and not any("stale" in t for t in texts)
+
+
+def test_reel_load_passes_matching_options_through(reel: Any) -> None:
+    cas = Cassette.from_events([Event(t=0, event="message_stop", data="{}")], body={"model": "m", "metadata": {"ts": 1}})
+    reel.load(cas, ignore_body_keys=["metadata"])
+    assert httpx2.post(f"{reel.url}/v1/messages", json={"model": "m", "metadata": {"ts": 2}}).status_code == 200
+    assert reel.responses[0].status == 200

@@ -395,3 +395,12 @@ def test_history_keeps_only_the_last_requests_and_counts_on() -> None:
         seen = reel.requests
     assert [q.json["n"] for q in seen] == [3, 4]
     assert [r.request_index for r in sent] == [3, 4]
+
+
+def test_load_takes_matching_options_for_that_cassette_only() -> None:
+    cas = Cassette.from_events([Event(t=0, event="message_stop", data="{}")], body={"model": "m", "metadata": {"ts": 1}})
+    with Replayer(speed=0) as reel:
+        reel.load(cas, ignore_body_keys=["metadata"])
+        assert httpx2.post(f"{reel.url}/v1/messages", json={"model": "m", "metadata": {"ts": 2}}).status_code == 200
+        reel.load(cas)
+        assert httpx2.post(f"{reel.url}/v1/messages", json={"model": "m", "metadata": {"ts": 2}}).status_code == 404
