@@ -25,7 +25,7 @@ from .sse import Event
 if TYPE_CHECKING:
     from .fault_injection import Fault
 
-__all__ = ["Chunk", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for", "cut"]
+__all__ = ["Chunk", "EventChunks", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for", "cut"]
 
 ENDINGS = ("end", "close", "reset", "hang")
 """How a response ends on the wire: ``end`` the chunked terminator (a clean end of body),
@@ -138,18 +138,33 @@ def _counted(chunks: Iterable[Chunk], events: Sequence[Event]) -> Iterator[Chunk
         yield c if c.events_done == i else Chunk(c.at_ms, c.data, i)
 
 
-def _chunks(events: tuple[Event, ...], factor: float) -> Iterator[Chunk]:
-    """One chunk per event at its recorded time divided by the speed ``factor`` (0: all at once)."""
-    if factor == 1.0:
-        for i, ev in enumerate(events, 1):
-            yield Chunk(ev.t, ev.wire, i)
-    elif factor == 0.0:
-        for i, ev in enumerate(events, 1):
-            yield Chunk(0.0, ev.wire, i)
-    else:
-        k = 1.0 / factor
-        for i, ev in enumerate(events, 1):
-            yield Chunk(ev.t * k, ev.wire, i)
+@dataclass(frozen=True, slots=True)
+class EventChunks:
+    """The unfaulted stream: one chunk per event, its own bytes at ``t / factor`` (0: all at once).
+
+    A view over the events, not a list of chunks: iterating it yields :class:`Chunk` s like any
+    other plan, while the replayer recognises it and sends each event's cached ``wire`` with no
+    per-event allocation (the common case costs nothing on top of writing the bytes).
+    """
+
+    events: tuple[Event, ...]
+    factor: float
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        factor = self.factor
+        if factor == 1.0:
+            for i, ev in enumerate(self.events, 1):
+                yield Chunk(ev.t, ev.wire, i)
+        elif factor == 0.0:
+            for i, ev in enumerate(self.events, 1):
+                yield Chunk(0.0, ev.wire, i)
+        else:
+            k = 1.0 / factor
+            for i, ev in enumerate(self.events, 1):
+                yield Chunk(ev.t * k, ev.wire, i)
 
 
 def plan(
@@ -202,7 +217,7 @@ def plan(
         headers=res.headers,
         headers_at_ms=scale.scale(res.headers_at),
         events=events,
-        chunks=_chunks(events, scale.factor),
+        chunks=EventChunks(events, scale.factor),
         ending=ending if ending.at_ms is None else replace(ending, at_ms=scale.scale(ending.at_ms)),
         faults=fault_list,
     )

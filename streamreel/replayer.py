@@ -32,9 +32,10 @@ from aiohttp import web
 from . import cassette as _cassette
 from .browser import BrowserState
 from .cassette import Cassette
+from .clock import Clock
 from .errors import FaultSpecError, NoMatchError, StreamreelError
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, Matcher, ReceivedRequest
-from .pipeline import Plan, plan
+from .pipeline import EventChunks, Plan, plan
 from .providers import detect_provider
 from .providers.anthropic import error_body, error_headers
 from .sse import Event, decode
@@ -102,7 +103,7 @@ class SentResponse:
 class _Live:
     """The mutable record the server updates while a response goes out."""
 
-    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames")
+    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames", "view")
 
     def __init__(self, request_index: int, started: float) -> None:
         self.request_index = request_index
@@ -118,13 +119,20 @@ class _Live:
         self.headers: dict[str, str] = {}
         self.answered_by: str | None = None
         self.frames = array("q")  # body bytes after each chunk written (kept only when a reset is planned)
+        self.view: Sequence[Event] | None = None  # an unfaulted stream: what went out is its first events_done events
+
+    def sent(self) -> bytes:
+        """The body bytes sent, joined only when asked for: an unfaulted stream's ground truth shares the cassette's bytes."""
+        if self.view is None:
+            return bytes(self.data)
+        return b"".join([ev.wire for ev in self.view[: self.events_done]])
 
     def snapshot(self) -> SentResponse:
         return SentResponse(
             request_index=self.request_index,
             interaction=self.interaction,
             status=self.status,
-            data=bytes(self.data),
+            data=self.sent(),
             events_done=self.events_done,
             ending=self.ending,
             client_hung_up=self.client_hung_up,
@@ -203,6 +211,7 @@ class Replayer:
         self._idle: asyncio.Event | None = None
         self._answered: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
+        self._clock: Clock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._state = self._make_state(cassette, faults=faults, speed=speed)
@@ -300,8 +309,13 @@ class Replayer:
         runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
         self._runner = runner
+        self._clock = Clock(self._loop)
         self.port = runner.addresses[0][1]
 
     async def stop(self) -> None:
@@ -312,6 +326,9 @@ class Replayer:
         for task in list(self._inflight):
             task.cancel()
         await runner.cleanup()
+        if self._clock is not None:
+            self._clock.close()
+            self._clock = None
 
     async def __aenter__(self) -> Replayer:
         await self.start()
@@ -519,10 +536,11 @@ class Replayer:
 
     async def _send(self, request: web.Request, p: Plan, live: _Live, start: float) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
+        clock = self._clock or Clock(loop, precise=False)
         headers = {k: v for k, v in p.headers.items() if k.lower() not in _NOT_REPLAYED}
         headers.update(_CORS)
         live.status = p.status
-        await _sleep_until(loop, start + p.headers_at_ms / 1000.0)
+        await clock.sleep_until(start + p.headers_at_ms / 1000.0)
         if p.body is not None:
             live.headers = headers
             live.data += p.body
@@ -540,25 +558,12 @@ class Replayer:
                 # Every write now waits until the kernel holds all of it: pieces go out as
                 # separate sends, and the ground truth never counts bytes stuck in a buffer.
                 transport.set_write_buffer_limits(high=0)
-            writer, protocol = request.writer, request.protocol
-            data, frames = live.data, live.frames
-            track = ending.how == "reset"
-            separate = p.separate_writes
-            for chunk in p.chunks:
-                due = start + chunk.at_ms / 1000.0
-                if due > loop.time():
-                    await asyncio.sleep(due - loop.time())
-                elif separate:
-                    await asyncio.sleep(0)
-                await resp.write(chunk.data)
-                if protocol.writing_paused:
-                    await writer.drain()
-                data += chunk.data
-                if track:
-                    frames.append(len(data))
-                live.events_done = chunk.events_done
+            if type(p.chunks) is EventChunks and ending.how != "reset" and _frames_itself(request):
+                await _write_events(request, p.chunks, live, start, clock)
+            else:
+                await _write_chunks(resp, request, p, live, start, clock)
             if ending.at_ms is not None:
-                await _sleep_until(loop, start + ending.at_ms / 1000.0)
+                await clock.sleep_until(start + ending.at_ms / 1000.0)
             if ending.how == "end":
                 await resp.write_eof()
                 live.ending = "end"
@@ -583,6 +588,76 @@ class Replayer:
         return resp
 
 
+async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, start: float, clock: Clock) -> None:
+    """The unfaulted stream, the hot path: each event's cached bytes, framed as one HTTP chunk,
+    straight to the transport at its time; the ground truth is a count of events.
+
+    aiohttp's ``resp.write`` would frame the same bytes through four calls and a join per
+    event; at speed 0 that was a fifth of the replayer's time (``benchmarks/bench_replay.py``).
+    """
+    loop = asyncio.get_running_loop()
+    protocol, writer, transport = request.protocol, request.writer, request.transport
+    if transport is None:
+        raise ConnectionResetError("the client left before the body")
+    send_headers = getattr(writer, "send_headers", None)
+    if send_headers is not None:
+        send_headers()  # aiohttp >= 3.12 holds them back to coalesce with the first write
+    live.view = chunks.events
+    k = 1.0 / chunks.factor if chunks.factor else 0.0
+    elapsed_ms = 0.0
+    n = 0
+    for ev in chunks.events:
+        if k:
+            at_ms = ev.t * k
+            if at_ms > elapsed_ms:
+                elapsed_ms = (loop.time() - start) * 1000.0
+                if at_ms > elapsed_ms:
+                    await clock.sleep_until(start + at_ms / 1000.0)
+                    elapsed_ms = at_ms
+        if transport.is_closing():
+            raise ConnectionResetError("the client left mid-stream")
+        wire = ev.wire
+        transport.write(b"%x\r\n%b\r\n" % (len(wire), wire))
+        if protocol.writing_paused:
+            await writer.drain()
+        n += 1
+        live.events_done = n
+
+
+def _frames_itself(request: web.Request) -> bool:
+    """Whether the hot path may write HTTP chunks itself: a chunked, uncompressed, unsized body."""
+    writer = request.writer
+    return bool(getattr(writer, "chunked", False)) and getattr(writer, "length", None) is None and getattr(writer, "_compress", None) is None
+
+
+async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan, live: _Live, start: float, clock: Clock) -> None:
+    """Any plan: each chunk at its time, recording what went out (and, before a reset, where each chunk ended)."""
+    loop = asyncio.get_running_loop()
+    protocol, writer = request.protocol, request.writer
+    data, frames = live.data, live.frames
+    track = p.ending.how == "reset"
+    separate = p.separate_writes
+    elapsed_ms = 0.0
+    for chunk in p.chunks:
+        at_ms = chunk.at_ms
+        if at_ms > elapsed_ms:
+            elapsed_ms = (loop.time() - start) * 1000.0
+            if at_ms > elapsed_ms:
+                await clock.sleep_until(start + at_ms / 1000.0)
+                elapsed_ms = at_ms
+            elif separate:
+                await asyncio.sleep(0)
+        elif separate:
+            await asyncio.sleep(0)
+        await resp.write(chunk.data)
+        if protocol.writing_paused:
+            await writer.drain()
+        data += chunk.data
+        if track:
+            frames.append(len(data))
+        live.events_done = chunk.events_done
+
+
 def _client_left(live: _Live) -> None:
     live.client_hung_up = live.ending in (None, "hang")
     if live.ending is None:
@@ -605,12 +680,6 @@ def _preflight(request: web.Request) -> web.Response:
             "access-control-max-age": "600",
         },
     )
-
-
-async def _sleep_until(loop: asyncio.AbstractEventLoop, due: float) -> None:
-    delay = due - loop.time()
-    if delay > 0:
-        await asyncio.sleep(delay)
 
 
 UNACKED_WAIT_S = 1.0
