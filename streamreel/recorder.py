@@ -343,7 +343,7 @@ class Recorder(Replayer):
                 if not chunk:
                     break
                 t = (loop.time() - start) * 1000.0
-                live.data += chunk
+                live.parts.append(chunk)
                 await resp.write(chunk)
                 if stream:
                     new = decoder.feed(chunk, t)

@@ -103,13 +103,14 @@ class SentResponse:
 class _Live:
     """The mutable record the server updates while a response goes out."""
 
-    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames", "view")
+    __slots__ = ("request_index", "interaction", "status", "parts", "keep", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames", "view")
 
     def __init__(self, request_index: int, started: float) -> None:
         self.request_index = request_index
         self.interaction: int | None = None
         self.status = 0
-        self.data = bytearray()
+        self.parts: list[bytes] = []  # what went out, by reference: a faulted stream's pieces, a body
+        self.keep: int | None = None  # after a reset: how much of parts the peer acknowledged
         self.events_done = 0
         self.ending: str | None = None
         self.client_hung_up = False
@@ -118,14 +119,15 @@ class _Live:
         self.finished: float | None = None
         self.headers: dict[str, str] = {}
         self.answered_by: str | None = None
-        self.frames = array("q")  # body bytes after each chunk written (kept only when a reset is planned)
+        self.frames = array("q")  # body bytes after each part written (kept only when a reset is planned)
         self.view: Sequence[Event] | None = None  # an unfaulted stream: what went out is its first events_done events
 
     def sent(self) -> bytes:
         """The body bytes sent, joined only when asked for: an unfaulted stream's ground truth shares the cassette's bytes."""
-        if self.view is None:
-            return bytes(self.data)
-        return b"".join([ev.wire for ev in self.view[: self.events_done]])
+        if self.view is not None:
+            return b"".join([ev.wire for ev in self.view[: self.events_done]])
+        data = b"".join(self.parts)
+        return data if self.keep is None else data[: self.keep]
 
     def snapshot(self) -> SentResponse:
         return SentResponse(
@@ -528,7 +530,7 @@ class Replayer:
     def _error(self, live: _Live, status: int, kind: str, message: str) -> web.Response:
         live.status = status
         payload = json.dumps(error_body(status, message=message, error_type=kind)).encode()
-        live.data += payload
+        live.parts.append(payload)
         live.ending = "end"
         headers = error_headers(status)
         headers.update(_CORS)
@@ -543,7 +545,7 @@ class Replayer:
         await clock.sleep_until(start + p.headers_at_ms / 1000.0)
         if p.body is not None:
             live.headers = headers
-            live.data += p.body
+            live.parts.append(p.body)
             live.ending = "end"
             return web.Response(status=p.status, body=p.body, headers=headers)
         headers.setdefault("content-type", "text/event-stream; charset=utf-8")
@@ -634,7 +636,8 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
     """Any plan: each chunk at its time, recording what went out (and, before a reset, where each chunk ended)."""
     loop = asyncio.get_running_loop()
     protocol, writer = request.protocol, request.writer
-    data, frames = live.data, live.frames
+    parts, frames = live.parts, live.frames
+    size = 0
     track = p.ending.how == "reset"
     separate = p.separate_writes
     elapsed_ms = 0.0
@@ -652,9 +655,10 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
         await resp.write(chunk.data)
         if protocol.writing_paused:
             await writer.drain()
-        data += chunk.data
+        parts.append(chunk.data)
         if track:
-            frames.append(len(data))
+            size += len(chunk.data)
+            frames.append(size)
         live.events_done = chunk.events_done
 
 
@@ -734,7 +738,7 @@ def _forget_unacked(live: _Live, unacked: int, events: Sequence[Event]) -> None:
     framed as ``<hex length>CRLF<data>CRLF``.
     """
     frames = live.frames
-    keep = len(live.data)
+    keep = frames[-1] if frames else 0
     left = unacked
     for i in range(len(frames) - 1, -1, -1):
         end = frames[i]
@@ -752,7 +756,7 @@ def _forget_unacked(live: _Live, unacked: int, events: Sequence[Event]) -> None:
         if left <= prefix:
             break
         left -= prefix
-    del live.data[keep:]
+    live.keep = keep
     live.events_done = bisect_right(list(accumulate(len(e.wire) for e in events)), keep)
 
 
