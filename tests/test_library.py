@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,7 +17,13 @@ from hypothesis import strategies as st
 
 from streamreel import Cassette, CassetteNameError, Replayer, save
 from streamreel.errors import StreamreelError
-from streamreel.library import CASSETTE_HEADER, CASSETTE_PARAM, Library, Refusal, confine
+from streamreel.library import (
+    CASSETTE_HEADER,
+    CASSETTE_PARAM,
+    Library,
+    Refusal,
+    confine,
+)
 from streamreel.providers.anthropic import TextBlock, message_events
 
 PROMPT: Any = [{"role": "user", "content": "hi"}]
@@ -306,3 +313,17 @@ def test_directory_servers_take_faults_for_every_cassette_and_refuse_load(shelf:
 def test_a_cassette_and_a_cassette_dir_together_are_refused(shelf: Path) -> None:
     with pytest.raises(ValueError, match="not both"):
         Replayer(reply("x"), cassette_dir=shelf)
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "serving.md"
+DOC_EXAMPLES = [b for b in re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S) if "my_app" not in b]
+
+
+@pytest.mark.parametrize("code", DOC_EXAMPLES, ids=[f"example-{i}" for i in range(len(DOC_EXAMPLES))])
+def test_the_serving_doc_examples_run(code: str) -> None:
+    namespace: dict[str, object] = {"__name__": "docs_example"}
+    exec(compile(code, str(DOC), "exec"), namespace)
+    tests = [value for name, value in namespace.items() if name.startswith("test_") and callable(value)]
+    assert tests
+    for test in tests:
+        test()
