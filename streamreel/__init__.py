@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .cassette import Cassette, End, Event, Interaction, Request, Response, load, save
-from .errors import CassetteError, FaultSpecError, NoMatchError, StreamreelError
+from .errors import CassetteError, CassetteNameError, FaultSpecError, NoMatchError, NonLoopbackWarning, StreamreelError
 from .fault_injection import parse as parse_faults
 from .pipeline import Chunk, Ending, Plan, plan, timed_chunks
 from .recorder import Recorder
@@ -13,6 +13,7 @@ from .scrub import Scrubber
 __all__ = [
     "Cassette",
     "CassetteError",
+    "CassetteNameError",
     "Chunk",
     "End",
     "Ending",
@@ -20,6 +21,7 @@ __all__ = [
     "FaultSpecError",
     "Interaction",
     "NoMatchError",
+    "NonLoopbackWarning",
     "Plan",
     "Recorder",
     "Replayer",

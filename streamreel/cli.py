@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import click
 
 from . import cassette as _cassette
-from .errors import StreamreelError
+from .errors import NonLoopbackWarning, StreamreelError
 from .recorder import DEFAULT_TIMEOUT, DEFAULT_UPSTREAM, MODES
 
 __all__ = ["main", "run_until_signal"]
@@ -46,7 +47,10 @@ def main() -> None:
 
 
 def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
-    """Run ``start()``, print ``banner`` flushed as the first line, serve until SIGINT/SIGTERM, ``stop()``, exit 0."""
+    """Run ``start()``, print ``banner`` flushed as the first line, serve until SIGINT/SIGTERM, ``stop()``, exit 0.
+
+    A :class:`NonLoopbackWarning` from ``start()`` goes to stderr as ``warning: ...``, so stdout still starts with the banner.
+    """
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -54,9 +58,16 @@ def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, done.set)
         try:
-            await start()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", NonLoopbackWarning)
+                await start()
         except OSError as e:
             raise click.ClickException(f"cannot listen: {e.strerror or e}") from None
+        for w in caught:
+            if issubclass(w.category, NonLoopbackWarning):
+                click.echo(f"warning: {w.message}", err=True)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         click.echo(banner())
         sys.stdout.flush()
         try:
@@ -68,19 +79,24 @@ def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
 
 
 @main.command()
-@click.argument("cassette", type=click.Path(exists=True, dir_okay=False))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.argument("cassette", type=click.Path(exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default; others warn).")
 @click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
 @click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Playback rate: 2 = twice as fast, 0 = no waiting.")
 @click.option("--fault", "faults", multiple=True, type=_Fault(), help="Fault spec, e.g. 'disconnect:after=5'; repeatable.")
 @click.option("--ids", is_flag=True, help="Number the events (id: N) so a browser's EventSource resumes with Last-Event-ID.")
 @click.option("--retry-ms", default=None, type=click.IntRange(min=0), help="Send `retry:` with this reconnect delay (1000 with --ids).")
 def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple[Any, ...], ...], ids: bool, retry_ms: int | None) -> None:
-    """Serve CASSETTE until interrupted; prints `listening on http://HOST:PORT` first."""
+    """Serve CASSETTE until interrupted; prints `listening on http://HOST:PORT` first.
+
+    CASSETTE may be a directory: each request then names its cassette with the
+    `x-streamreel-cassette` header (or `?streamreel_cassette=`).
+    """
     from .replayer import Replayer
 
+    directory = Path(cassette).is_dir()
     try:
-        replayer = Replayer(cassette, speed=speed, faults=_fault_list(faults), host=host, port=port, ids=ids, retry_ms=retry_ms, history=SERVE_HISTORY)
+        replayer = Replayer(None if directory else cassette, cassette_dir=cassette if directory else None, speed=speed, faults=_fault_list(faults), host=host, port=port, ids=ids, retry_ms=retry_ms, history=SERVE_HISTORY)
     except StreamreelError as e:
         raise click.ClickException(str(e)) from None
     run_until_signal(replayer.start, replayer.stop, lambda: f"listening on {replayer.url}")
@@ -273,7 +289,7 @@ def synth_(
 @main.command()
 @click.option("--upstream", default=DEFAULT_UPSTREAM, show_default=True, help="API to forward to (base URL).")
 @click.option("-o", "--output", "cassette", required=True, type=click.Path(dir_okay=False), help="Cassette to write (and, by mode, replay from).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default; others warn).")
 @click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
 @click.option("--mode", type=click.Choice(MODES), default="once", show_default=True, help="Record mode, as in vcrpy.")
 @click.option("--scrub-header", "scrub_headers", multiple=True, metavar="NAME", help="Header to blank (credential headers always are); repeatable.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["StreamreelError", "CassetteError", "FaultSpecError", "NoMatchError"]
+__all__ = ["StreamreelError", "CassetteError", "CassetteNameError", "FaultSpecError", "NoMatchError", "NonLoopbackWarning"]
 
 
 class StreamreelError(Exception):
@@ -23,6 +23,22 @@ class CassetteError(StreamreelError, ValueError):
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
 
+class CassetteNameError(CassetteError):
+    """A cassette name (a marker's, ``reel.load``'s or a request's) that would leave its directory."""
+
+    def __init__(self, name: str, directory: str, why: str) -> None:
+        self.name = name
+        self.directory = directory
+        self.why = why
+        self.path = self.line = self.field = None
+        self.reason = f"cassette name {name!r} {why}"
+        ValueError.__init__(
+            self,
+            f"{self.reason}; a cassette name is a relative path inside {directory}. "
+            "To use a file elsewhere on purpose, pass a pathlib.Path instead of a string: a path object is taken as given",
+        )
+
+
 class FaultSpecError(StreamreelError, ValueError):
     """A fault spec string or fault argument that does not parse; lists the valid choices."""
 
@@ -38,3 +54,7 @@ class NoMatchError(StreamreelError, LookupError):
     def __init__(self, message: str, *, request: object = None) -> None:
         self.request = request
         super().__init__(message)
+
+
+class NonLoopbackWarning(UserWarning):
+    """A server bound to an address other machines can reach: they can read what it serves."""

@@ -29,6 +29,7 @@ import pytest
 
 from .cassette import Cassette
 from .errors import CassetteError, StreamreelError
+from .library import confine
 from .recorder import MODES
 from .replayer import Replayer
 
@@ -107,9 +108,10 @@ class Reel:
         matching requests by ``match_on``/``ignore_query``/``ignore_body_keys`` (default: the
         replayer's: method, path, query less ``beta``, and JSON body).
 
-        ``cassette`` is a :class:`Cassette`, a path, or None for an empty cassette. A relative
-        path is looked up in this test's cassette directory. Requests, responses and ordered
-        playback start afresh; the server keeps running. With ``--reel-upstream``, a path the
+        ``cassette`` is a :class:`Cassette`, a name, a path, or None for an empty cassette. A
+        name (a string) is a relative path inside this test's cassette directory and may not
+        leave it; a path object (``pathlib.Path``) is taken as given, a relative one from there.
+        Requests, responses and ordered playback start afresh; the server keeps running. With ``--reel-upstream``, a path the
         record mode says to record is served by a recorder instead, which writes the file when
         the test ends or the next ``load`` comes. Returns the reel, for chaining.
         """
@@ -129,7 +131,11 @@ class Reel:
         return self
 
     def resolve(self, name: str | os.PathLike[str]) -> Path:
-        """Where a cassette name points: relative names live in :attr:`cassette_dir`."""
+        """Where a cassette name points: a string is a name inside :attr:`cassette_dir` and may not
+        leave it (see :func:`streamreel.library.confine`); a path object is taken as given, a
+        relative one from :attr:`cassette_dir`."""
+        if isinstance(name, str) and self.cassette_dir is not None:
+            return confine(self.cassette_dir, name)
         path = Path(os.fspath(name))
         if path.is_absolute() or self.cassette_dir is None:
             return path

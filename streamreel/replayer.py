@@ -30,10 +30,12 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 from aiohttp import web
 
 from . import cassette as _cassette
+from .bind import warn_if_exposed
 from .browser import BrowserState
 from .cassette import Cassette
 from .clock import Clock
 from .errors import FaultSpecError, NoMatchError, StreamreelError
+from .library import CASSETTE_PARAM, Library, Refusal
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, Matcher, ReceivedRequest
 from .pipeline import EventChunks, Plan, plan
 from .providers import detect_provider
@@ -179,7 +181,9 @@ class Replayer:
     events of streams that have no ids, ``retry_ms`` is the ``retry:`` sent first (1000 by
     default when ``ids`` is on), and a reconnect with ``Last-Event-ID`` resumes after that event.
     ``history`` keeps only the last N requests and responses (a long-running ``serve``); by
-    default everything is kept for the test to inspect.
+    default everything is kept for the test to inspect. ``cassette_dir`` (instead of a
+    cassette) serves a directory: each request names its cassette (see :mod:`streamreel.library`).
+    ``host`` other than loopback warns with :class:`~streamreel.errors.NonLoopbackWarning` at start.
     """
 
     def __init__(
@@ -196,6 +200,7 @@ class Replayer:
         ids: bool = False,
         retry_ms: int | None = None,
         history: int | None = None,
+        cassette_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if retry_ms is not None and (isinstance(retry_ms, bool) or not isinstance(retry_ms, int) or retry_ms < 0):
             raise ValueError(f"retry_ms must be a whole number of ms >= 0, got {retry_ms!r}")
@@ -216,6 +221,12 @@ class Replayer:
         self._clock: Clock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._library: Library[_State] | None = None
+        if cassette_dir is not None:
+            if cassette is not None:
+                raise ValueError("give a cassette or a cassette_dir, not both")
+            by_name = {"ignore_query": (*self._match["ignore_query"], CASSETTE_PARAM)}
+            self._library = Library(cassette_dir, lambda path: self._make_state(path, faults=faults, speed=speed, match=by_name))
         self._state = self._make_state(cassette, faults=faults, speed=speed)
 
     # ------------------------------------------------------------ configuration
@@ -258,6 +269,8 @@ class Replayer:
         The matching options apply to this cassette only; left out, they are the ones the
         replayer was made with.
         """
+        if self._library is not None:
+            raise StreamreelError("this replayer serves a directory, where each request names its cassette; make another Replayer to serve one cassette")
         given = {"match_on": match_on, "ignore_query": ignore_query, "ignore_body_keys": ignore_body_keys}
         match = {k: tuple(v) for k, v in given.items() if v is not None}
         self._state = self._make_state(cassette, faults=faults, speed=self._state.speed if speed is None else speed, match=match)
@@ -271,6 +284,8 @@ class Replayer:
         self._state.matcher.reset()
         self._state.browser.reset()
         self._state.attempts.clear()
+        if self._library is not None:
+            self._library.clear()
 
     @property
     def cassette(self) -> Cassette:
@@ -319,6 +334,7 @@ class Replayer:
         self._runner = runner
         self._clock = Clock(self._loop)
         self.port = runner.addresses[0][1]
+        warn_if_exposed(self, runner.addresses)
 
     async def stop(self) -> None:
         """Stop serving; responses still in flight are cut."""
@@ -493,6 +509,11 @@ class Replayer:
 
     async def _respond(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float) -> web.StreamResponse:
         state = self._state
+        if self._library is not None:
+            try:
+                state = self._library.select(received.headers, received.query)
+            except Refusal as e:
+                return self._error(live, e.status, e.kind, str(e))
         try:
             extra, extra_keys = _header_faults(received.headers[FAULTS_HEADER]) if FAULTS_HEADER in received.headers else ((), ())
         except FaultSpecError as e:

@@ -114,3 +114,41 @@ def test_serve_on_a_busy_port_says_so_without_a_traceback() -> None:
 def test_negative_speed_is_a_usage_error() -> None:
     result = streamreel("serve", str(bundled("text")), "--speed", "-1")
     assert result.returncode == 2 and "--speed" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_a_directory_picks_the_cassette_by_header(tmp_path: Path) -> None:
+    from streamreel import Cassette, save
+    from streamreel.providers.anthropic import TextBlock, message_events
+
+    for name, text in [("calm.yaml", "all calm"), ("storm/cut.yaml", "a storm")]:
+        save(Cassette.from_events(message_events([TextBlock((text,))])), tmp_path / name)
+    proc, url = start_server("serve", str(tmp_path), "--speed", "0")
+    try:
+        for name, text in [("calm", "all calm"), ("storm/cut.yaml", "a storm")]:
+            with anthropic.Anthropic(base_url=url, api_key="sk-test", max_retries=0, default_headers={"x-streamreel-cassette": name}) as client:
+                with client.messages.stream(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]) as stream:
+                    assert stream.get_final_text() == text
+        with anthropic.Anthropic(base_url=url, api_key="sk-test", max_retries=0) as client:
+            with pytest.raises(anthropic.BadRequestError, match=r"x-streamreel-cassette header.*calm\.yaml, storm/cut\.yaml"):
+                client.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+
+
+@pytest.mark.parametrize("command", ["serve", "record"])
+def test_a_non_loopback_host_warns_on_stderr_and_stdout_still_starts_with_the_url(command: str, tmp_path: Path) -> None:
+    """Binds 0.0.0.0 for real and stops at once; nothing is sent to it (nor upstream)."""
+    args = [str(bundled("text"))] if command == "serve" else ["-o", str(tmp_path / "c.yaml"), "--upstream", "http://127.0.0.1:9"]
+    proc = subprocess.Popen([sys.executable, "-m", "streamreel", command, *args, "--host", "0.0.0.0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    assert ready, "the server printed nothing within 30 s"
+    first = proc.stdout.readline()
+    proc.terminate()
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert re.fullmatch(r"listening on http://0\.0\.0\.0:\d+\n", first), first
+    assert "listening" not in out
+    assert err.startswith("warning: ") and "NonLoopbackWarning" not in err
+    assert "listens on 0.0.0.0, which is not loopback: it will accept connections from other machines" in err

@@ -193,13 +193,16 @@ def test_marker_keywords_are_those_of_load(pytester: pytest.Pytester) -> None:
     run(pytester).assert_outcomes(passed=2)
 
 
-def test_load_takes_a_cassette_object_or_an_absolute_path(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_load_takes_a_cassette_object_or_a_path_object_as_given(pytester: pytest.Pytester, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere.yaml"
     save(hello_cassette("from afar"), elsewhere)
+    save(hello_cassette("next door"), pytester.path / "cassettes" / "shared.yaml")
+    (pytester.path / "cassettes" / "test_objects").mkdir()
     write_test(
         pytester,
         "test_objects",
         f"""
+        from pathlib import Path
         from streamreel import Cassette
         from streamreel.providers.anthropic import TextBlock, message_events
 
@@ -207,12 +210,76 @@ def test_load_takes_a_cassette_object_or_an_absolute_path(pytester: pytest.Pytes
             reel.load(Cassette.from_events(message_events([TextBlock(("made", " here"))])))
             assert ask(reel.url) == "made here"
 
-        @pytest.mark.reel({str(elsewhere)!r})
+        @pytest.mark.reel(Path({str(elsewhere)!r}))
         def test_absolute(reel):
             assert ask(reel.url) == "from afar"
+
+        @pytest.mark.reel(Path("../shared.yaml"))
+        def test_relative_path_object_leaves_on_purpose(reel):
+            assert ask(reel.url) == "next door"
         """,
     )
-    run(pytester).assert_outcomes(passed=2)
+    run(pytester).assert_outcomes(passed=3)
+
+
+def test_marker_names_may_use_subdirectories(pytester: pytest.Pytester) -> None:
+    put_cassette(pytester, "test_subdir", "errors/overloaded.yaml", hello_cassette("from a subdirectory"))
+    write_test(
+        pytester,
+        "test_subdir",
+        """
+        @pytest.mark.reel("errors/overloaded.yaml")
+        def test_it(reel):
+            assert ask(reel.url) == "from a subdirectory"
+        """,
+    )
+    run(pytester).assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ('"../shared.yaml"', "leads outside the directory (..)"),
+        ('"sub/../../../shared.yaml"', "leads outside the directory (..)"),
+        ("str(Path.cwd() / 'cassettes' / 'shared.yaml')", "is an absolute path"),
+        ('"link.yaml"', "goes through a symlink that leads outside the directory"),
+    ],
+)
+def test_marker_names_that_leave_the_cassette_directory_are_refused(pytester: pytest.Pytester, name: str, why: str) -> None:
+    save(hello_cassette("must not be served"), pytester.path / "cassettes" / "shared.yaml")
+    (pytester.path / "cassettes" / "test_escape").mkdir()
+    (pytester.path / "cassettes" / "test_escape" / "link.yaml").symlink_to(pytester.path / "cassettes" / "shared.yaml")
+    write_test(
+        pytester,
+        "test_escape",
+        f"""
+        from pathlib import Path
+
+        @pytest.mark.reel({name})
+        def test_it(reel):
+            pass
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*@pytest.mark.reel: cassette name *{why}; a cassette name is a relative path inside *cassettes/test_escape. To use a file elsewhere on purpose, pass a pathlib.Path*"])
+
+
+def test_load_refuses_a_name_that_leaves_the_directory_before_touching_the_server(pytester: pytest.Pytester) -> None:
+    save(hello_cassette("must not be served"), pytester.path / "cassettes" / "shared.yaml")
+    write_test(
+        pytester,
+        "test_load_escape",
+        """
+        from streamreel import CassetteNameError
+
+        def test_it(reel):
+            with pytest.raises(CassetteNameError, match="leads outside"):
+                reel.load("../shared.yaml")
+            assert reel.cassette.interactions == ()
+        """,
+    )
+    run(pytester).assert_outcomes(passed=1)
 
 
 def test_a_missing_cassette_fails_naming_the_file_and_how_to_record_it(pytester: pytest.Pytester) -> None:

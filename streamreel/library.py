@@ -1,0 +1,202 @@
+"""Cassette names, and a directory of cassettes served by name.
+
+A cassette *name* is a string: a ``@pytest.mark.reel("...")`` marker's, ``reel.load("...")``'s,
+or a request's ``x-streamreel-cassette`` header (``?streamreel_cassette=`` for an
+``EventSource``, which cannot set headers). One rule, :func:`confine`, says where a name may
+point: a relative path inside its directory (subdirectories allowed). Refused, with
+:class:`~streamreel.errors.CassetteNameError`: an empty name, an absolute path or drive,
+``..`` leading out, a symlink leading out, NUL or other control characters, backslashes and
+``%`` (URL-encoding is never decoded, so ``%2e%2e`` cannot turn into ``..`` later).
+
+A path *object* (``pathlib.Path``) is code, not a name: the pytest plugin takes it as given,
+which is how a test points at a file elsewhere on purpose.
+
+:class:`Library` maps names to cassettes for a server that serves a directory: each one loaded
+on first use and kept, with its own ordered-playback state.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Callable, Generic, Mapping, TypeVar
+from urllib.parse import parse_qsl
+
+from .errors import CassetteError, CassetteNameError, StreamreelError
+
+__all__ = ["CASSETTE_HEADER", "CASSETTE_PARAM", "SUFFIXES", "confine", "Library", "Refusal"]
+
+CASSETTE_HEADER = "x-streamreel-cassette"
+"""Request header naming the cassette (in a served directory) that answers this request."""
+
+CASSETTE_PARAM = "streamreel_cassette"
+"""Query parameter doing the same for clients that cannot set headers; ignored when matching."""
+
+SUFFIXES = (".yaml", ".yml")
+"""Cassette file suffixes; a request may leave them out."""
+
+MAX_NAME = 1024
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+S = TypeVar("S")
+
+
+def _refusal(name: str) -> str | None:
+    """Why ``name`` is refused before it touches the filesystem, or None."""
+    if not name:
+        return "is empty"
+    if "\x00" in name:
+        return "contains a NUL byte"
+    if _CONTROL.search(name):
+        return "contains a control character"
+    if "\\" in name:
+        return "contains a backslash (separate directories with /)"
+    if "%" in name:
+        return "contains % (names are not URL-decoded; give the name itself)"
+    try:
+        raw = os.fsencode(name)
+    except UnicodeError:
+        return "cannot be encoded as a file name"
+    if len(name) > MAX_NAME or any(len(part) > 255 for part in raw.split(b"/")):
+        return f"is too long (at most {MAX_NAME} characters, 255 bytes between slashes)"
+    if name.startswith("/") or os.path.isabs(name):
+        return "is an absolute path"
+    if _DRIVE.match(name):
+        return "starts with a drive letter"
+    return None
+
+
+def confine(directory: str | os.PathLike[str], name: str) -> Path:
+    """The file cassette name ``name`` points to inside ``directory``; raises
+    :class:`~streamreel.errors.CassetteNameError` if it would point anywhere else.
+
+    Symlinks are followed before the check, so a link inside the directory that leads out is
+    refused, while one between subdirectories is fine. The result is spelled from
+    ``directory`` as given. ``directory`` need not exist yet (a cassette about to be recorded).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"a cassette name is a str, got {type(name).__name__}; path objects are taken as given, not confined")
+    why = _refusal(name)
+    if why is not None:
+        raise CassetteNameError(name, os.fspath(directory), why)
+    base = os.path.realpath(directory)
+    real = os.path.realpath(os.path.join(base, name))
+    if real == base:
+        raise CassetteNameError(name, os.fspath(directory), "names the directory itself, not a cassette in it")
+    if os.path.commonpath([base, real]) != base:
+        lexical = os.path.normpath(os.path.join(base, name))
+        if os.path.commonpath([base, lexical]) == base:
+            why = "goes through a symlink that leads outside the directory"
+        else:
+            why = "leads outside the directory (..)"
+        raise CassetteNameError(name, os.fspath(directory), why)
+    return Path(directory) / os.path.relpath(real, base)
+
+
+class Refusal(StreamreelError):
+    """A request a :class:`Library` cannot serve, with the HTTP status and Anthropic error type to answer."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        self.status = status
+        self.kind = kind
+        super().__init__(message)
+
+
+class Library(Generic[S]):
+    """The cassettes under ``directory``, served by name; ``load`` turns a file into what serves it.
+
+    Each cassette is loaded on first use and kept (with its own ordered-playback state) until
+    :meth:`clear`.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], load: Callable[[Path], S]) -> None:
+        path = Path(directory)
+        if not path.is_dir():
+            raise CassetteError("not a directory (cassette_dir serves a directory of cassettes; pass a file as the cassette)", path=str(path))
+        self.directory = path
+        self._load = load
+        self._cache: dict[Path, S] = {}
+
+    def names(self) -> list[str]:
+        """Every cassette a request may name, as relative paths with their suffix."""
+        out = []
+        for path in sorted(self.directory.rglob("*")):
+            if path.suffix in SUFFIXES and path.is_file():
+                name = path.relative_to(self.directory).as_posix()
+                try:
+                    confine(self.directory, name)
+                except CassetteNameError:
+                    continue
+                out.append(name)
+        return out
+
+    def path(self, name: str) -> Path:
+        """The cassette file ``name`` names (its suffix optional); raises CassetteNameError or FileNotFoundError."""
+        path = confine(self.directory, name)
+        if path.is_file():
+            return path
+        if not name.endswith(SUFFIXES):
+            for suffix in SUFFIXES:
+                candidate = confine(self.directory, name + suffix)
+                if candidate.is_file():
+                    return candidate
+        raise FileNotFoundError(name)
+
+    def get(self, name: str) -> S:
+        """What serves cassette ``name``, loaded on first use."""
+        path = self.path(name)
+        key = Path(os.path.realpath(path))
+        state = self._cache.get(key)
+        if state is None:
+            state = self._cache[key] = self._load(path)
+        return state
+
+    def clear(self) -> None:
+        """Forget every loaded cassette: the next request reloads it and plays it from the top."""
+        self._cache = {}
+
+    def select(self, headers: Mapping[str, str], query: str) -> S:
+        """What serves a request, by its header or query parameter; raises :class:`Refusal` saying why not."""
+        name = headers.get(CASSETTE_HEADER)
+        source = f"{CASSETTE_HEADER} header"
+        if name is None:
+            given = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == CASSETTE_PARAM]
+            if len(given) > 1:
+                raise Refusal(400, "invalid_request_error", f"streamreel: ?{CASSETTE_PARAM}= is given {len(given)} times; give it once")
+            name = given[0] if given else None
+            source = f"?{CASSETTE_PARAM}= parameter"
+        if name is None:
+            names = self.names()
+            if len(names) == 1:
+                return self.get(names[0])
+            if not names:
+                raise Refusal(400, "invalid_request_error", f"streamreel: the served directory holds no cassettes ({'/'.join(SUFFIXES)} files)")
+            raise Refusal(
+                400,
+                "invalid_request_error",
+                f"streamreel: this server serves a directory of cassettes; name one with the {CASSETTE_HEADER} header "
+                f"(or ?{CASSETTE_PARAM}= where headers cannot be set). Available: {_listing(names)}",
+            )
+        try:
+            return self.get(name)
+        except CassetteNameError as e:
+            raise Refusal(400, "invalid_request_error", f"streamreel: bad {source}: {e.reason}; a name is a relative path inside the served directory") from None
+        except FileNotFoundError:
+            names = self.names()
+            close = difflib.get_close_matches(name, names, n=3, cutoff=0.5) or difflib.get_close_matches(name, [n.rsplit(".", 1)[0] for n in names], n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise Refusal(404, "not_found_error", f"streamreel: no cassette {name!r} in the served directory.{hint} Available: {_listing(names)}") from None
+        except (StreamreelError, ValueError) as e:
+            raise Refusal(500, "api_error", f"streamreel: cassette {name!r} cannot be served: {e}") from None
+        except OSError as e:
+            raise Refusal(500, "api_error", f"streamreel: cassette {name!r} cannot be read: {e.strerror or e}") from None
+
+
+def _listing(names: list[str], limit: int = 50) -> str:
+    shown = ", ".join(names[:limit])
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return (shown + more) if names else "none"

@@ -1,0 +1,86 @@
+"""Servers bind loopback by default and warn when other machines could connect."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from pathlib import Path
+
+import pytest
+
+from streamreel import NonLoopbackWarning, Recorder, Replayer
+from streamreel.bind import exposed, is_loopback
+
+
+@pytest.mark.parametrize("cls", [Replayer, Recorder])
+def test_servers_bind_loopback_by_default(cls: type) -> None:
+    assert inspect.signature(cls).parameters["host"].default == "127.0.0.1"
+
+
+def test_a_default_replayer_listens_on_loopback_without_a_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NonLoopbackWarning)
+        with Replayer(None) as server:
+            assert server.url.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.3.2.1", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.20", False),
+        ("10.0.0.1", False),
+        ("fe80::1%eth0", False),
+        ("::ffff:10.0.0.1", False),
+        ("example.internal", False),
+        ("", False),
+    ],
+)
+def test_what_counts_as_loopback(address: str, loopback: bool) -> None:
+    assert is_loopback(address) is loopback
+
+
+def test_exposed_reads_bound_socket_names() -> None:
+    assert exposed([("127.0.0.1", 80), ("::1", 80, 0, 0)]) == []
+    assert exposed([("127.0.0.1", 80), ("0.0.0.0", 80)]) == ["0.0.0.0"]
+
+
+def test_binding_every_interface_warns_once_saying_who_can_connect_and_what_they_get() -> None:
+    """Binds 0.0.0.0 for real on a free port and stops at once; nothing is sent to it."""
+    with pytest.warns(NonLoopbackWarning) as caught:
+        with Replayer(None, host="0.0.0.0") as server:
+            port = server.port
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert f"Replayer at http://0.0.0.0:{port} listens on 0.0.0.0, which is not loopback" in message
+    assert "accept connections from other machines" in message and "cassettes' contents" in message
+    assert "Bind 127.0.0.1" in message
+
+
+async def test_an_async_replayer_warns_too() -> None:
+    with pytest.warns(NonLoopbackWarning, match="listens on 0.0.0.0"):
+        async with Replayer(None, host="0.0.0.0"):
+            pass
+
+
+def test_a_recorder_on_every_interface_also_says_it_forwards_upstream(tmp_path: Path) -> None:
+    """The upstream is never contacted: nothing is sent to the recorder."""
+    with pytest.warns(NonLoopbackWarning) as caught:
+        with Recorder(cassette=tmp_path / "c.yaml", upstream="http://127.0.0.1:9", host="0.0.0.0"):
+            pass
+    assert "Recorder at http://0.0.0.0:" in str(caught[0].message)
+    assert "forward their requests to http://127.0.0.1:9" in str(caught[0].message)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_loopback_hosts_do_not_warn(host: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NonLoopbackWarning)
+        with Replayer(None, host=host) as server:
+            assert server.port > 0
