@@ -191,9 +191,9 @@ class Library(Generic[S]):
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise Refusal(404, "not_found_error", f"streamreel: no cassette {name!r} in the served directory.{hint} Available: {_listing(names)}") from None
         except (StreamreelError, ValueError) as e:
-            raise Refusal(500, "api_error", f"streamreel: cassette {name!r} cannot be served: {e}") from None
+            raise Refusal(400, "invalid_request_error", f"streamreel: cassette {name!r} cannot be served: {e}") from None
         except OSError as e:
-            raise Refusal(500, "api_error", f"streamreel: cassette {name!r} cannot be read: {e.strerror or e}") from None
+            raise Refusal(400, "invalid_request_error", f"streamreel: cassette {name!r} cannot be read: {e.strerror or e}") from None
 
 
 def _listing(names: list[str], limit: int = 50) -> str:

@@ -291,11 +291,12 @@ def test_a_directory_with_one_cassette_needs_no_header(tmp_path: Path) -> None:
         assert ask(server.url) == "only one"
 
 
-def test_a_broken_cassette_in_the_directory_is_a_500_naming_file_and_line(tmp_path: Path) -> None:
+def test_a_broken_cassette_in_the_directory_is_a_400_naming_file_and_line(tmp_path: Path) -> None:
+    """Not a 500: the SDKs would retry it, and the message would arrive late and three times."""
     save(reply("fine"), tmp_path / "good.yaml")
     (tmp_path / "bad.yaml").write_text("streamreel: 1\ninteractions:\n- response:\n    events:\n    - {t: soon, data: x}\n")
     with Replayer(cassette_dir=tmp_path, speed=0) as server:
-        with pytest.raises(anthropic.InternalServerError) as caught:
+        with pytest.raises(anthropic.BadRequestError) as caught:
             ask(server.url, "bad")
         assert "bad.yaml:5: interactions[0].response.events[0].t" in json.dumps(caught.value.body)
         assert ask(server.url, "good") == "fine"
