@@ -404,3 +404,54 @@ def test_load_takes_matching_options_for_that_cassette_only() -> None:
         assert httpx2.post(f"{reel.url}/v1/messages", json={"model": "m", "metadata": {"ts": 2}}).status_code == 200
         reel.load(cas)
         assert httpx2.post(f"{reel.url}/v1/messages", json={"model": "m", "metadata": {"ts": 2}}).status_code == 404
+
+
+async def _raw_exchange(url: str, request: bytes) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request)
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return data
+
+
+async def test_unfaulted_and_byte_faulted_streams_put_the_same_bytes_on_the_wire() -> None:
+    """The hot path frames HTTP chunks itself; the generic path goes through aiohttp. Same bytes, same truth."""
+    cas = timed_cassette([float(i) for i in range(50)], headers_at=0)
+    wire = b"".join(e.wire for e in cas.interactions[0].response.events or ())
+    request = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+    bodies = []
+    for faults in ([], ["fragment:size=100000"]):
+        async with Replayer(cas, speed=0, faults=faults) as reel:
+            raw = await _raw_exchange(reel.url, request)
+            sent = (await reel.asettle())[0]
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head.lower()
+        assert body.endswith(b"\r\n0\r\n\r\n")
+        assert sent.data == wire and sent.events_done == 50 and sent.ending == "end"
+        bodies.append(_dechunk(body))
+    assert bodies[0] == bodies[1] == wire
+
+
+async def test_an_http_1_0_client_gets_the_stream_unchunked() -> None:
+    cas = timed_cassette([float(i) for i in range(20)], headers_at=0)
+    wire = b"".join(e.wire for e in cas.interactions[0].response.events or ())
+    async with Replayer(cas, speed=0) as reel:
+        raw = await _raw_exchange(reel.url, b"POST /v1/messages HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
+        sent = (await reel.asettle())[0]
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"chunked" not in head.lower()
+    assert body == wire == sent.data
+
+
+def _dechunk(body: bytes) -> bytes:
+    out = bytearray()
+    while True:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return bytes(out)
+        out += rest[:size]
+        assert rest[size : size + 2] == b"\r\n"
+        body = rest[size + 2 :]
