@@ -76,10 +76,11 @@ proxies take ``"api_key"`` in the body; OAuth bodies carry tokens). Names compar
 ``_`` or ``-``, so ``apiKey``, ``api_key`` and ``API-KEY`` are one name."""
 
 DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
-    # Anthropic API and admin keys: sk-ant-api03-..., sk-ant-admin01-... (any sk-ant- prefix is one).
-    re.compile(r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{8,}"),
-    # OpenAI project, service-account and admin keys (sk-proj-..., sk-svcacct-..., sk-admin-...),
-    # legacy OpenAI keys (sk- and 48 characters) and the sk-... keys of OpenAI-compatible APIs
+    # Anthropic API and admin keys (sk-ant-api03-..., sk-ant-admin01-...) and OpenAI project,
+    # service-account and admin keys (sk-proj-..., sk-svcacct-..., sk-admin-...): the prefix says
+    # key, so 8 more characters are enough (also a key cut short in a message).
+    re.compile(r"(?<![\w-])sk-(?:ant|proj|svcacct|admin)-[A-Za-z0-9_-]{8,}"),
+    # Legacy OpenAI keys (sk- and 48 characters) and the sk-... keys of OpenAI-compatible APIs
     # (DeepSeek, Moonshot, OpenRouter's sk-or-v1-...): 20 or more key characters, one a digit.
     re.compile(r"(?<![\w-])sk-(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}"),
     # Google API keys (Gemini, Vertex express): AIza and 35 characters.
