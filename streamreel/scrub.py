@@ -110,6 +110,9 @@ Formats: Anthropic (``sk-ant-api03-``, ``sk-ant-admin01-``), OpenAI (``sk-proj-`
 Stripe ``sk_live_``, JWTs (``eyJ...``), ``Bearer`` tokens in text, PEM private keys. An AWS secret
 key has no prefix to find it by: name it (a header, a JSON key) or pass it with ``secrets=``."""
 
+_DEFAULT_HINT = re.compile(r"sk-|[sr]k_|AIza|AKIA|ASIA|hf_|gsk_|xai-|gh[pousr]_|github_pat_|xox|eyJ|[Bb]earer |-----BEGIN")
+"""What every default pattern starts with: one quick search spares the patterns the text holding none (most event data)."""
+
 MIN_SECRET_LENGTH = 8
 """Shortest literal secret scrubbed wherever it appears (shorter ones are scrubbed only where they were found)."""
 
@@ -208,7 +211,8 @@ class Scrubber:
         """``value`` with every literal secret and every pattern match replaced."""
         if self._literal is not None:
             value = self._literal.sub(SCRUBBED, value)
-        for pattern in self.patterns:
+        patterns = self.patterns if _DEFAULT_HINT.search(value) else self.patterns[len(DEFAULT_PATTERNS) :]
+        for pattern in patterns:
             value = pattern.sub(SCRUBBED, value)
         return value
 

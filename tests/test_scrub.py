@@ -122,6 +122,11 @@ KEYS = {
     "groq": "gsk_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0u1V2w3X4",
     "github": "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0",
     "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "xai": "xai-" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8L9z0X1c2V3b4N5m6",
+    "github fine-grained": "github_pat_11ABCDEFG0" + "a1B2c3D4e5F6g7H8i9J0" * 4,
+    "slack": "xoxb-" + "1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "stripe": "sk_" + "live_" + "51H8a2bC3dE4fG5hI6jK7lM8n",
+    "pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA1b2c3\n-----END RSA PRIVATE KEY-----",
 }
 
 
@@ -158,6 +163,11 @@ def test_default_patterns_leave_ordinary_text_alone(text: str) -> None:
 
 def test_bearer_tokens_in_text_lose_the_token_and_keep_the_scheme() -> None:
     assert Scrubber().message("sent Authorization: Bearer abc.DEF-123_456~789/xyz== upstream") == f"sent Authorization: Bearer {SCRUBBED} upstream"
+
+
+def test_every_default_pattern_has_a_key_here_so_the_quick_check_is_tested_against_it() -> None:
+    for pattern in DEFAULT_PATTERNS:
+        assert any(pattern.search(key) for key in [*KEYS.values(), "Bearer abc.DEF-123_456~789/xyz=="]), pattern.pattern
 
 
 def test_the_defaults_are_visible_and_user_patterns_extend_them() -> None:
