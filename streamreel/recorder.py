@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import glob
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -121,6 +123,8 @@ class Recorder(Replayer):
         self._base = _cassette.load(self.path) if exists and mode != "all" else Cassette(path=str(self.path))
         self.recording = mode in ("new_episodes", "all") or (mode == "once" and not exists)
         """Whether requests the cassette does not answer go upstream (else they get a 404)."""
+        if self.recording:
+            _remove_stale_temps(self.path)
         self._takes: list[Interaction | None] = []
         self._session: aiohttp.ClientSession | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -410,6 +414,19 @@ class Recorder(Replayer):
         if live.ending is None:
             live.ending = "client_hung_up"
             live.client_hung_up = True
+
+
+def _remove_stale_temps(path: Path, age_s: float = 60.0) -> None:
+    """Remove the temp files of this cassette that a killed recorder left mid-write (a write takes
+    milliseconds: one older than ``age_s`` is no live writer's)."""
+    cutoff = time.time() - age_s
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                _log.info("removed %s, left by a recorder stopped mid-write", tmp)
+        except OSError:
+            pass
 
 
 def _upstream_url(upstream: str) -> URL:

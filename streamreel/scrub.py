@@ -288,11 +288,13 @@ class Scrubber:
 
     def event(self, event: Event) -> Event:
         """``event`` with its fields scrubbed; the same object when nothing in it is secret (its wire bytes stay cached)."""
-        text = self.text
-        fields = {name: None if value is None else text(value) for name, value in (("event", event.event), ("data", event.data), ("id", event.id), ("comment", event.comment))}
-        if all(fields[name] == getattr(event, name) for name in fields):
+        def text(value: str | None) -> str | None:
+            return None if value is None else self.text(value)
+
+        name, data, id_, comment = text(event.event), text(event.data), text(event.id), text(event.comment)
+        if (name, data, id_, comment) == (event.event, event.data, event.id, event.comment):
             return event
-        return replace(event, **fields)
+        return replace(event, event=name, data=data, id=id_, comment=comment)
 
     # ------------------------------------------------------------ JSON keys
 

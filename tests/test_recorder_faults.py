@@ -10,10 +10,12 @@ and the client is served regardless.
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from pathlib import Path
 
 import pytest
-from _recorder_helpers import MESSAGE, capture, cassette, files_under, raw_request, refusing_writes, reset_connection, ScriptedUpstream
+from _recorder_helpers import MESSAGE, ScriptedUpstream, capture, cassette, files_under, raw_request, refusing_writes, reset_connection
 from aiohttp import web
 
 from streamreel import load, save
@@ -153,3 +155,20 @@ def test_write_atomic_keeps_the_files_permissions(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh.yaml"
     save(cassette(capture(seed=31)), fresh)
     assert fresh.stat().st_mode & 0o777 == 0o644
+
+
+async def test_temp_files_a_killed_recorder_left_are_removed_and_a_fresh_one_is_not(tmp_path: Path) -> None:
+    out = tmp_path / "c.yaml"
+    write_previous(out)
+    stale, fresh = tmp_path / ".c.yaml.k1ll3d.tmp", tmp_path / ".c.yaml.wr1t1ng.tmp"
+    stale.write_text("streamreel: 1\ninteractions:\n- request: {meth")
+    fresh.write_text("another writer, mid-write")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    other = tmp_path / ".other.yaml.k1ll3d.tmp"
+    other.write_text("not this cassette's")
+    os.utime(other, (time.time() - 3600, time.time() - 3600))
+    async with upstream_for("complete") as up, Recorder(upstream=up.url, cassette=out, mode="new_episodes") as rec:
+        await stream_through(rec.url, up, "complete")
+        await rec.asettle()
+    assert sorted(files_under(tmp_path)) == sorted([out, fresh, other])
+    assert len(load(out)) == 2
