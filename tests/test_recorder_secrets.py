@@ -98,3 +98,13 @@ def test_the_recorders_secret_literals_cover_every_credential_the_request_carrie
     assert {CUSTOM, BODY, NESTED, GOOGLE} <= found
     assert set(SECRETS.values()) - {PROMPT, SECRETS["basic password"]} <= found
     assert leaks([repr(Scrubber().also(found))]) == []  # the repr does not show them
+
+
+async def test_a_replayers_404_explanation_quotes_the_request_without_its_keys(tmp_path: Path) -> None:
+    """A test runner prints the SDK's NotFoundError, and CI keeps the log: the closest-match explanation must not carry the key."""
+    async with Replayer(leaky_upstream(), speed=0) as up:
+        method, target, body, headers = leaky_requests()[0]
+        missed = await raw_request(up.url, method, target, body=body, headers={**headers, "x-api-key": CUSTOM})
+    explained = json.loads(missed.body)["error"]["message"]
+    assert missed.status == 404 and "query: recorded (none), asked key=<scrubbed>" in explained
+    assert leaks([explained]) == []
