@@ -18,13 +18,16 @@ from urllib.parse import parse_qsl
 
 from .cassette import Interaction
 from .errors import NoMatchError
-from .scrub import SCRUBBED
+from .scrub import SCRUBBED, Scrubber
 
 __all__ = ["ReceivedRequest", "Matcher", "MATCH_ON", "SDK_QUERY_PARAMS", "Difference"]
 
 MATCH_ON = ("method", "path", "query", "body")
 SDK_QUERY_PARAMS = frozenset({"beta"})
 """Query parameters that SDKs add on their own, ignored when matching."""
+
+
+_REPR_SCRUB = Scrubber()
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,10 @@ class ReceivedRequest:
 
     def __str__(self) -> str:
         return f"{self.method} {self.target}"
+
+    def __repr__(self) -> str:
+        """Header names and the body's size only, the query scrubbed: a failing assertion must not print a key."""
+        return f"ReceivedRequest(method={self.method!r}, target={_REPR_SCRUB.target(self.target)!r}, headers={sorted(self.headers)!r}, body=<{len(self.body)} bytes>)"
 
 
 @dataclass(frozen=True)

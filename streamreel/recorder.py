@@ -13,7 +13,11 @@ gives ``timeout``; stopping the recorder finishes streams in flight as ``client_
 A client that leaves just after the provider's final event (the openai SDK does, at
 ``[DONE]``) has seen the whole stream, which is then kept as ``complete``.
 The cassette is rewritten atomically after every finished interaction, scrubbed first, so
-a killed recorder leaves a valid file with no secret in it.
+a killed recorder leaves a valid file with no secret in it, and a write that fails (a read-only
+directory, a full disk) leaves the previous file as it was, is logged and raised on exit naming
+the path, while the recorder goes on serving. The credentials a request carries (its key
+headers, ``?key=``, secret JSON keys) are blanked wherever else they turn up: in the
+cassette, the upstream's error bodies, log lines and error messages.
 
 A ``Recorder`` is a :class:`~streamreel.replayer.Replayer`: requests its cassette answers
 are served by the same replay path (timing, faults, ground truth in ``.responses``).
@@ -26,8 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import glob
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -117,11 +123,14 @@ class Recorder(Replayer):
         self._base = _cassette.load(self.path) if exists and mode != "all" else Cassette(path=str(self.path))
         self.recording = mode in ("new_episodes", "all") or (mode == "once" and not exists)
         """Whether requests the cassette does not answer go upstream (else they get a 404)."""
+        if self.recording:
+            _remove_stale_temps(self.path)
         self._takes: list[Interaction | None] = []
         self._session: aiohttp.ClientSession | None = None
         self._writer: asyncio.Task[None] | None = None
         self._dirty = False
         self._write_error: StreamreelError | None = None
+        self._scrub = self.scrubber
         self._origin = safe_url(str(self.upstream.origin()))
         self._auth = _basic_auth(self.upstream)
         self._base_url = str(self.upstream.with_user(None)).rstrip("/")
@@ -186,6 +195,9 @@ class Recorder(Replayer):
         if session is not None:
             await session.close()
         await self._flush()
+        if self._dirty:  # a write failed earlier: one last try with everything recorded
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+            await self._flush()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
@@ -204,7 +216,7 @@ class Recorder(Replayer):
 
     def _commit(self, slot: int, received: ReceivedRequest, take: _Take) -> None:
         """Keep a finished (or broken-off) interaction and schedule the atomic rewrite."""
-        scrub = self.scrubber
+        scrub = self._scrub
         request = Request(
             method=received.method.upper(),
             path=scrub.target(received.target),
@@ -230,6 +242,8 @@ class Recorder(Replayer):
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     async def _write_loop(self) -> None:
+        """Rewrite the file until it holds every committed interaction; on failure keep the old file,
+        report, and leave the rest for the next commit or :meth:`stop` to try again."""
         loop = asyncio.get_running_loop()
         comment = f"recorded by streamreel from {self._origin}"
         while self._dirty:
@@ -237,10 +251,13 @@ class Recorder(Replayer):
             snapshot = self.cassette
             try:
                 await loop.run_in_executor(None, lambda: _cassette.save(snapshot, self.path, comment=comment))
-            except OSError as e:
-                self._write_error = StreamreelError(f"could not write the cassette {self.path}: {e.strerror or e}")
-                _log.error("%s", self._write_error)
+            except Exception as e:  # a write that fails must not take the proxy down with it
+                self._dirty = True
+                reason = e.strerror or str(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+                self._write_error = StreamreelError(self._scrub.message(f"could not write the cassette {self.path}: {reason}"))
+                _log.error("%s (the file is left as it was; recording goes on)", self._write_error)
                 return
+            self._write_error = None
             _log.info("wrote %s (%d interactions)", self.path, len(snapshot))
 
     async def _flush(self) -> None:
@@ -249,7 +266,9 @@ class Recorder(Replayer):
 
     @property
     def write_error(self) -> StreamreelError | None:
-        """Why the cassette could not be written, if it could not (also raised on exit and by settle)."""
+        """Why the cassette could not be written, if its last write failed (also raised on exit and by settle).
+
+        The file then holds what it held before (or does not exist); a later successful write clears this."""
         return self._write_error
 
     def _raise_write_error(self) -> None:
@@ -259,15 +278,16 @@ class Recorder(Replayer):
     # ------------------------------------------------------------ proxying
 
     async def _unmatched(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float, error: NoMatchError) -> web.StreamResponse:
+        self._scrub = self._scrub.also(self._scrub.found(received.headers, received.target, received.body))
         if not self.recording:
             hint = ""
             if self.mode == "once":
                 hint = "\n(mode 'once': the cassette exists, so nothing is recorded; use mode 'new_episodes' to add to it or 'all' to re-record)"
-            return self._error(live, 404, "not_found_error", self.scrubber.message(f"streamreel: {error}{hint}"))
+            return self._error(live, 404, "not_found_error", self._scrub.message(f"streamreel: {error}{hint}"))
         return await self._record(request, received, live, start)
 
     def _upstream_error(self, live: _Live, status: int, message: str) -> web.StreamResponse:
-        text = self.scrubber.message(message)
+        text = self._scrub.message(message)
         _log.warning("%s", text)
         return self._error(live, status, "api_error" if status == 502 else "timeout_error", f"streamreel: {text}")
 
@@ -317,14 +337,14 @@ class Recorder(Replayer):
             resp.content_length = upstream.content_length
         take = _Take(
             status=upstream.status,
-            headers=self.scrubber.header_map((k, v) for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_DROP),
+            headers=self._scrub.header_map((k, v) for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_DROP),
             headers_at=headers_at,
             stream=stream,
             events=[],
             body=bytearray(),
         )
         live.status = upstream.status
-        live.headers = self.scrubber.header_map(out_headers.items())
+        live.headers = self._scrub.header_map(out_headers.items())
         decoder = Decoder()
         events = take.events
         content = upstream.content
@@ -394,6 +414,19 @@ class Recorder(Replayer):
         if live.ending is None:
             live.ending = "client_hung_up"
             live.client_hung_up = True
+
+
+def _remove_stale_temps(path: Path, age_s: float = 60.0) -> None:
+    """Remove the temp files of this cassette that a killed recorder left mid-write (a write takes
+    milliseconds: one older than ``age_s`` is no live writer's)."""
+    cutoff = time.time() - age_s
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                _log.info("removed %s, left by a recorder stopped mid-write", tmp)
+        except OSError:
+            pass
 
 
 def _upstream_url(upstream: str) -> URL:

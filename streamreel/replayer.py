@@ -41,6 +41,7 @@ from .pipeline import EventChunks, Plan, plan
 from .providers import detect_provider
 from .providers.anthropic import error_body, error_headers
 from .sse import Event, decode
+from .scrub import Scrubber
 
 __all__ = ["Replayer", "SentResponse", "MAX_REQUEST_BYTES", "FAULTS_HEADER"]
 
@@ -57,6 +58,8 @@ HOP_BY_HOP = frozenset(
 
 _NOT_REPLAYED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
 """Recorded response headers the replayer sets itself (the body is re-framed, decoded, and sent now)."""
+
+_SCRUB = Scrubber()
 
 CassetteLike = Union[Cassette, str, "os.PathLike[str]", None]
 
@@ -545,8 +548,11 @@ class Replayer:
         return await self._send(request, p, live, start)
 
     async def _unmatched(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float, error: NoMatchError) -> web.StreamResponse:
-        """Answer a request no recorded interaction matches (the recorder records it instead)."""
-        return self._error(live, 404, "not_found_error", f"streamreel: {error}")
+        """Answer a request no recorded interaction matches (the recorder records it instead).
+
+        The explanation quotes the request: its credentials are blanked, as a test runner prints it."""
+        scrub = _SCRUB.also(_SCRUB.found(received.headers, received.target, received.body))
+        return self._error(live, 404, "not_found_error", scrub.message(f"streamreel: {error}"))
 
     def _error(self, live: _Live, status: int, kind: str, message: str) -> web.Response:
         live.status = status

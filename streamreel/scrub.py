@@ -1,23 +1,30 @@
 """Scrubbing: secrets become ``<scrubbed>`` before anything reaches a cassette, a log or an error.
 
 A :class:`Scrubber` always blanks the headers that carry credentials (:data:`DEFAULT_HEADERS`)
-plus any the user names, and replaces every match of the user's regular expressions in
-header values, paths, query strings, request bodies, event data and response bodies.
+plus any the user names, the values of credential query parameters (:data:`DEFAULT_QUERY_PARAMS`)
+and of JSON keys whose name says secret, at any depth of a request body (:data:`DEFAULT_JSON_KEYS`),
+and every match of the well-known credential formats (:data:`DEFAULT_PATTERNS`) and of the user's
+regular expressions in header values, paths, query strings, request bodies, event data, response
+bodies, log lines and error messages. A credential seen in one place of a request (a header, the
+query, a secret JSON key) is a literal secret too (:meth:`Scrubber.found`, :meth:`Scrubber.also`),
+so an upstream that echoes it back in an error body does not leak it, whatever its format.
 The replay side treats ``<scrubbed>`` in a recorded request as a wildcard (see
 :mod:`streamreel.matching`), so a request whose body held a secret still matches.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from .sse import Event
 
-__all__ = ["SCRUBBED", "DEFAULT_HEADERS", "DEFAULT_QUERY_PARAMS", "Scrubber", "safe_url"]
+__all__ = ["SCRUBBED", "DEFAULT_HEADERS", "DEFAULT_QUERY_PARAMS", "DEFAULT_JSON_KEYS", "DEFAULT_PATTERNS", "MIN_SECRET_LENGTH", "Scrubber", "safe_url"]
 
 SCRUBBED = "<scrubbed>"
 """What a secret is replaced with."""
@@ -41,40 +48,171 @@ DEFAULT_HEADERS = frozenset(
 DEFAULT_QUERY_PARAMS = frozenset({"key", "api_key", "apikey", "api-key", "access_token", "token", "sig", "signature"})
 """Query parameters whose value is scrubbed always: they carry credentials (Gemini's ``?key=``, signed URLs)."""
 
+DEFAULT_JSON_KEYS = frozenset(
+    {
+        "api_key",
+        "apiKey",
+        "x-api-key",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "secret_key",
+        "secret_access_key",
+        "aws_secret_access_key",
+        "private_key",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "auth_token",
+        "session_token",
+        "bearer_token",
+        "authorization",
+    }
+)
+"""JSON keys whose string value is scrubbed at any depth of a request body (OpenAI-compatible
+proxies take ``"api_key"`` in the body; OAuth bodies carry tokens). Names compare without case,
+``_`` or ``-``, so ``apiKey``, ``api_key`` and ``API-KEY`` are one name."""
+
+DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
+    # Anthropic API and admin keys (sk-ant-api03-..., sk-ant-admin01-...) and OpenAI project,
+    # service-account and admin keys (sk-proj-..., sk-svcacct-..., sk-admin-...): the prefix says
+    # key, so 8 more characters are enough (also a key cut short in a message).
+    re.compile(r"(?<![\w-])sk-(?:ant|proj|svcacct|admin)-[A-Za-z0-9_-]{8,}"),
+    # Legacy OpenAI keys (sk- and 48 characters) and the sk-... keys of OpenAI-compatible APIs
+    # (DeepSeek, Moonshot, OpenRouter's sk-or-v1-...): 20 or more key characters, one a digit.
+    re.compile(r"(?<![\w-])sk-(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}"),
+    # Google API keys (Gemini, Vertex express): AIza and 35 characters.
+    re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])"),
+    # AWS access key ids: AKIA (long-term) or ASIA (temporary) and 16 upper-case letters or digits.
+    re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])"),
+    # Hugging Face (hf_), Groq (gsk_), xAI (xai-), GitHub (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_),
+    # Slack (xoxb-, xoxp-, ...) and Stripe secret or restricted keys (sk_live_, rk_live_, sk_test_).
+    re.compile(
+        r"(?<![\w-])(?:hf_[A-Za-z0-9]{30,}|gsk_[A-Za-z0-9]{40,}|xai-[A-Za-z0-9]{40,}|gh[pousr]_[A-Za-z0-9]{36,}"
+        r"|github_pat_[A-Za-z0-9_]{60,}|xox[abposr]-[A-Za-z0-9-]{10,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,})"
+    ),
+    # JSON Web Tokens: three base64url parts, the first two JSON objects ({" is eyJ).
+    re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    # A bearer token quoted in text ("Authorization: Bearer ..."): 16 or more token characters, one a digit.
+    re.compile(r"(?<=[Bb]earer )(?=[A-Za-z0-9._~+/-]*\d)[A-Za-z0-9._~+/-]{16,}=*"),
+    # PEM private keys.
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL),
+)
+"""Well-known credential formats, scrubbed in every text (add your own with ``Scrubber(patterns=...)``).
+
+Conservative by design: each needs a vendor prefix and a long run of key characters (most also a
+digit), so ordinary prose, ids such as ``msg_01...`` or ``chatcmpl-...`` and kebab-case words stay.
+Formats: Anthropic (``sk-ant-api03-``, ``sk-ant-admin01-``), OpenAI (``sk-proj-``, ``sk-svcacct-``,
+``sk-admin-``, legacy ``sk-`` + 48), Google API keys (``AIza`` + 35), AWS access key ids (``AKIA``/``ASIA``
++ 16), Hugging Face ``hf_``, Groq ``gsk_``, xAI ``xai-``, GitHub ``ghp_``/``github_pat_``, Slack ``xox?-``,
+Stripe ``sk_live_``, JWTs (``eyJ...``), ``Bearer`` tokens in text, PEM private keys. An AWS secret
+key has no prefix to find it by: name it (a header, a JSON key) or pass it with ``secrets=``."""
+
+_DEFAULT_HINT = re.compile(r"sk-|[sr]k_|AIza|AKIA|ASIA|hf_|gsk_|xai-|gh[pousr]_|github_pat_|xox|eyJ|[Bb]earer |-----BEGIN")
+"""What every default pattern starts with: one quick search spares the patterns the text holding none (most event data)."""
+
+MIN_SECRET_LENGTH = 8
+"""Shortest literal secret scrubbed wherever it appears (shorter ones are scrubbed only where they were found)."""
+
 _QUERY_SECRET = re.compile(r"(?i)(?<![\w-])(" + "|".join(re.escape(k) for k in sorted(DEFAULT_QUERY_PARAMS)) + r")=[^&\s'\"]+")
+_JSON_PAIR = re.compile(r'"([A-Za-z][A-Za-z0-9_-]*)"(\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)')
+_AUTH_SCHEME = re.compile(r"(?i)^(?:bearer|basic|token|digest|apikey)\s+(\S+)$")
+
+
+def _key_name(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
 
 
 @dataclass(frozen=True)
 class Scrubber:
-    """Which headers (by name, any case) and which text patterns (regular expressions) to blank.
+    """Which headers (by name, any case), JSON keys, text patterns (regular expressions) and literal secrets to blank.
 
-    ``headers`` are added to :data:`DEFAULT_HEADERS`; there is no way to keep those.
+    Each argument adds to its default (:data:`DEFAULT_HEADERS`, :data:`DEFAULT_PATTERNS`,
+    :data:`DEFAULT_JSON_KEYS`); there is no way to keep those. ``secrets`` are literal values
+    (an API key from the environment) blanked wherever they appear, also URL-encoded, JSON-escaped
+    or base64-encoded; they never show in the repr.
     """
 
     headers: frozenset[str] = field(default=DEFAULT_HEADERS)
-    patterns: tuple[re.Pattern[str], ...] = ()
+    patterns: tuple[re.Pattern[str], ...] = DEFAULT_PATTERNS
+    json_keys: frozenset[str] = field(default=DEFAULT_JSON_KEYS)
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    _names: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+    _literal: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __init__(self, headers: Iterable[str] = (), patterns: Iterable[str | re.Pattern[str]] = ()) -> None:
-        if isinstance(headers, str) or isinstance(patterns, (str, re.Pattern)):
-            raise TypeError("Scrubber(headers=..., patterns=...) take lists, e.g. headers=['x-my-token']")
-        compiled = []
+    def __init__(
+        self,
+        headers: Iterable[str] = (),
+        patterns: Iterable[str | re.Pattern[str]] = (),
+        json_keys: Iterable[str] = (),
+        secrets: Iterable[str] = (),
+    ) -> None:
+        for name, given in (("headers", headers), ("patterns", patterns), ("json_keys", json_keys), ("secrets", secrets)):
+            if isinstance(given, (str, bytes, re.Pattern)):
+                raise TypeError(f"Scrubber(headers=..., patterns=..., json_keys=..., secrets=...) take lists, e.g. {name}=[...]")
+        compiled = list(DEFAULT_PATTERNS)
         for i, pattern in enumerate(patterns):
-            if isinstance(pattern, re.Pattern):
+            if not isinstance(pattern, re.Pattern):
+                try:
+                    pattern = re.compile(pattern)
+                except re.error as e:
+                    # The pattern itself may be a literal secret: name it by position, never echo it.
+                    raise ValueError(f"scrub pattern #{i + 1} is not a valid regular expression: {e.msg} at position {e.pos}") from None
+            if pattern not in compiled:
                 compiled.append(pattern)
-                continue
-            try:
-                compiled.append(re.compile(pattern))
-            except re.error as e:
-                # The pattern itself may be a literal secret: name it by position, never echo it.
-                raise ValueError(f"scrub pattern #{i + 1} is not a valid regular expression: {e.msg} at position {e.pos}") from None
+        literal = frozenset(secrets)
+        for i, secret in enumerate(literal):
+            if not isinstance(secret, str) or len(secret) < MIN_SECRET_LENGTH:
+                raise ValueError(f"scrub secret #{i + 1} is shorter than {MIN_SECRET_LENGTH} characters: too common to blank everywhere")
+        keys = DEFAULT_JSON_KEYS | frozenset(json_keys)
         object.__setattr__(self, "headers", DEFAULT_HEADERS | {h.strip().lower() for h in headers})
         object.__setattr__(self, "patterns", tuple(compiled))
+        object.__setattr__(self, "json_keys", keys)
+        object.__setattr__(self, "secrets", literal)
+        object.__setattr__(self, "_names", frozenset(_key_name(k) for k in keys))
+        object.__setattr__(self, "_literal", _literal_pattern(literal))
+
+    def also(self, secrets: Iterable[str]) -> Scrubber:
+        """This scrubber, also blanking ``secrets`` (those shorter than :data:`MIN_SECRET_LENGTH` are left out)."""
+        new = frozenset(s for s in secrets if len(s) >= MIN_SECRET_LENGTH) - self.secrets
+        return replace(self, secrets=self.secrets | new) if new else self
+
+    def found(self, headers: Iterable[tuple[str, str]] | Mapping[str, str] = (), target: str = "", body: bytes | str = b"") -> frozenset[str]:
+        """The credentials a request carries, to blank wherever else they turn up (an error body that
+        echoes the key): the values of scrubbed headers (and the token after ``Bearer``/``Basic``),
+        of credential query parameters and of secret JSON keys; those of :data:`MIN_SECRET_LENGTH` or more."""
+        out: set[str] = set()
+        for name, value in headers.items() if isinstance(headers, Mapping) else headers:
+            name, value = name.lower(), value.strip()
+            if name not in self.headers:
+                continue
+            out.add(value)
+            scheme = _AUTH_SCHEME.match(value)
+            if scheme:
+                out.add(scheme[1])
+                if value[:5].lower() == "basic":
+                    out.update(_basic_credentials(scheme[1]))
+            if name in ("cookie", "set-cookie"):
+                out.update(part.partition("=")[2].strip() for part in value.split(";"))
+        query = target.partition("?")[2]
+        out.update(v for k, v in parse_qsl(query, keep_blank_values=True) if k.lower() in DEFAULT_QUERY_PARAMS)
+        if body:
+            try:
+                out.update(self._json_secret_values(json.loads(body)))
+            except (UnicodeDecodeError, ValueError):
+                pass
+        return frozenset(s for s in out if len(s) >= MIN_SECRET_LENGTH)
 
     # ------------------------------------------------------------ text
 
     def text(self, value: str) -> str:
-        """``value`` with every pattern match replaced."""
-        for pattern in self.patterns:
+        """``value`` with every literal secret and every pattern match replaced."""
+        if self._literal is not None:
+            value = self._literal.sub(SCRUBBED, value)
+        patterns = self.patterns if _DEFAULT_HINT.search(value) else self.patterns[len(DEFAULT_PATTERNS) :]
+        for pattern in patterns:
             value = pattern.sub(SCRUBBED, value)
         return value
 
@@ -89,8 +227,9 @@ class Scrubber:
         return value
 
     def message(self, value: str) -> str:
-        """A log line or error message: the patterns, and any ``key=...``-style credential in a URL."""
-        return _QUERY_SECRET.sub(rf"\1={SCRUBBED}", self.text(value))
+        """A log line or error message: the secrets and patterns, any ``key=...``-style credential
+        in a URL, and the value of any secret JSON key quoted in it."""
+        return self._json_text(_QUERY_SECRET.sub(rf"\1={SCRUBBED}", self.text(value)))
 
     # ------------------------------------------------------------ HTTP parts
 
@@ -123,8 +262,6 @@ class Scrubber:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            if not self.patterns:
-                return bytes(raw)
             return self.text(raw.decode("latin-1")).encode("latin-1")
         text = self.text(text)
         try:
@@ -136,26 +273,83 @@ class Scrubber:
         return text
 
     def request_body(self, raw: bytes) -> Any:
-        """A request body for matching: any JSON object or array as a value (key order and spacing do not matter)."""
+        """A request body for matching: any JSON object or array as a value (key order and spacing do
+        not matter), with the values of secret keys (:data:`DEFAULT_JSON_KEYS`) blanked at any depth."""
         if not raw:
             return None
         try:
             parsed = json.loads(self.text(raw.decode("utf-8")))
         except (UnicodeDecodeError, ValueError):
-            return self.body(raw)
-        return self.data(parsed) if isinstance(parsed, (dict, list)) else self.body(raw)
+            kept = self.body(raw)
+            return self._json_text(_QUERY_SECRET.sub(rf"\1={SCRUBBED}", kept)) if isinstance(kept, str) else kept
+        if isinstance(parsed, (dict, list)):
+            return self._json_secrets(self.data(parsed))
+        return self.body(raw)
 
     def event(self, event: Event) -> Event:
-        if not self.patterns:
+        """``event`` with its fields scrubbed; the same object when nothing in it is secret (its wire bytes stay cached)."""
+        def text(value: str | None) -> str | None:
+            return None if value is None else self.text(value)
+
+        name, data, id_, comment = text(event.event), text(event.data), text(event.id), text(event.comment)
+        if (name, data, id_, comment) == (event.event, event.data, event.id, event.comment):
             return event
-        text = self.text
-        return replace(
-            event,
-            event=None if event.event is None else text(event.event),
-            data=None if event.data is None else text(event.data),
-            id=None if event.id is None else text(event.id),
-            comment=None if event.comment is None else text(event.comment),
+        return replace(event, event=name, data=data, id=id_, comment=comment)
+
+    # ------------------------------------------------------------ JSON keys
+
+    def _is_secret_key(self, key: Any) -> bool:
+        return isinstance(key, str) and _key_name(key) in self._names
+
+    def _json_secrets(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: SCRUBBED if isinstance(v, str) and self._is_secret_key(k) else self._json_secrets(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._json_secrets(v) for v in value]
+        return value
+
+    def _json_secret_values(self, value: Any) -> Iterable[str]:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, str) and self._is_secret_key(k):
+                    yield v
+                else:
+                    yield from self._json_secret_values(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from self._json_secret_values(v)
+
+    def _json_text(self, text: str) -> str:
+        """``"api_key": "..."`` quoted in text (a body that is not JSON, an error message): the value blanked."""
+        return _JSON_PAIR.sub(lambda m: f'"{m[1]}"{m[2]}"{SCRUBBED}"' if self._is_secret_key(m[1]) else m[0], text)
+
+
+def _literal_pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
+    """One pattern for every secret and its encoded forms, longest first (so no secret is half-replaced)."""
+    forms: set[str] = set()
+    for secret in secrets:
+        forms.update(
+            (
+                secret,
+                quote(secret, safe=""),
+                quote_plus(secret),
+                json.dumps(secret)[1:-1],
+                json.dumps(secret)[1:-1].replace("/", "\\/"),
+                base64.b64encode(secret.encode()).decode("ascii").rstrip("="),
+                base64.urlsafe_b64encode(secret.encode()).decode("ascii").rstrip("="),
+            )
         )
+    if not forms:
+        return None
+    return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+
+
+def _basic_credentials(token: str) -> tuple[str, ...]:
+    try:
+        user, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return ()
+    return (password, f"{user}:{password}")
 
 
 def safe_url(url: str) -> str:

@@ -226,3 +226,40 @@ def served_in_subprocess(cas: Cassette, directory: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+@contextlib.contextmanager
+def refusing_writes(directory: Path) -> Iterator[str]:
+    """Make writing a file in ``directory`` fail for real; yields how.
+
+    A read-only directory (mode 0o555) when that stops this process. Root ignores the mode
+    (CAP_DAC_OVERRIDE, as in CI containers), so then the file-size limit (RLIMIT_FSIZE, which
+    binds root too) is set to 100 bytes for this process: the write of the temp file gets a
+    partial write and then EFBIG, as on a full disk. SIGXFSZ is ignored meanwhile so the write
+    fails instead of killing the process.
+    """
+    import os
+    import resource
+    import signal
+
+    mode = directory.stat().st_mode
+    directory.chmod(0o555)
+    try:
+        probe = directory / ".probe"
+        try:
+            probe.write_text("x")
+        except PermissionError:
+            yield "read-only directory (0o555)"
+            return
+        probe.unlink()
+        directory.chmod(mode)
+        old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, hard))
+        try:
+            yield f"file size limit of 100 bytes (uid {os.geteuid()} writes through 0o555)"
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, old_handler)
+    finally:
+        directory.chmod(mode)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -12,10 +13,11 @@ from typing import IO, Any, Iterator
 
 import anthropic
 import pytest
-from _recorder_helpers import MESSAGE, capture, cassette, files_under
+from _recorder_helpers import MESSAGE, capture, cassette, files_under, raw_request
+from _secrets_helpers import TEAM_HEADER, leaks, leaky_requests, leaky_upstream
 from click.testing import CliRunner
 
-from streamreel import Replayer, load
+from streamreel import Replayer, load, save
 from streamreel.cassette import Request
 from streamreel.cli import main
 from streamreel.recorder import MODES
@@ -36,12 +38,23 @@ def upstream() -> Iterator[Replayer]:
         yield up
 
 
+_LIMITED = """import resource, runpy, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+sys.argv[0] = "streamreel"
+runpy.run_module("streamreel", run_name="__main__", alter_sys=True)
+"""
+
+
 class Running:
     """A `streamreel record` subprocess: its URL, and its stderr lines as they come (read on a thread)."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, file_size_limit: int | None = None) -> None:
+        command = [sys.executable, "-m", "streamreel", "record", *args]
+        if file_size_limit is not None:  # a full disk, for root too: writes past this many bytes fail with EFBIG
+            command[1:3] = ["-c", _LIMITED.format(file_size_limit)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamreel", "record", *args],
+            command,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -200,3 +213,69 @@ def test_a_cassette_that_cannot_be_written_makes_the_exit_status_1(tmp_path: Pat
         _, stderr = rec.finish()
     assert rec.proc.returncode == 1
     assert "Error: could not write the cassette" in stderr
+
+
+def write_previous(out: Path) -> bytes:
+    save(cassette(capture(seed=3, gaps_ms=(1.0, 2.0), request=Request(method="POST", path="/v1/messages", body={**question("previous"), "stream": True}))), out)
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_stream_keeps_the_previous_cassette_and_appends_what_was_recorded(tmp_path: Path, upstream: Replayer, sig: signal.Signals) -> None:
+    out = tmp_path / "kept.yaml"
+    write_previous(out)
+    previous = load(out).interactions[0]
+    rec = Running("--upstream", upstream.url, "-o", str(out), "--mode", "new_episodes", "--timeout", "5")
+    try:
+        _, error = stream_events(rec.url, "quick")
+        assert error is None
+        seen, error = stream_events(rec.url, "slow", stop_after=3, on_stop=lambda: rec.proc.send_signal(sig))
+    finally:
+        _, stderr = rec.finish(None)
+    assert rec.proc.returncode == 0, stderr
+    assert error is not None and 3 <= seen < 40
+    kept, quick, slow = load(out).interactions
+    assert kept == previous
+    assert [quick.response.end.reason, slow.response.end.reason] == ["complete", "client_cancel"]
+    assert 3 <= len(slow.response.events or ()) < 40
+    assert files_under(tmp_path) == [out]
+
+
+def test_a_full_disk_keeps_the_previous_cassette_byte_for_byte_and_exits_1_naming_it(tmp_path: Path, upstream: Replayer) -> None:
+    out = tmp_path / "full.yaml"
+    before = write_previous(out)
+    rec = Running("--upstream", upstream.url, "-o", str(out), "--mode", "new_episodes", file_size_limit=100)
+    try:
+        n, error = stream_events(rec.url, "quick")
+        assert error is None and n > 3  # served in full although its recording could not be written
+        rec.wait_for_line("could not write the cassette")
+        seen, error = stream_events(rec.url, "slow", stop_after=3, on_stop=lambda: rec.proc.send_signal(signal.SIGTERM))
+    finally:
+        _, stderr = rec.finish(None)
+    assert rec.proc.returncode == 1, stderr
+    assert f"Error: could not write the cassette {out}: File too large" in stderr
+    assert out.read_bytes() == before
+    assert files_under(tmp_path) == [out]
+
+
+def test_no_key_reaches_the_clis_output_or_files(tmp_path: Path) -> None:
+    """Every credential of the secrets tests, through `streamreel record`; the last request finds the upstream gone (a logged warning)."""
+    out = tmp_path / "secret.yaml"
+    with Replayer(leaky_upstream(), speed=0, ignore_query=("beta", "key")) as up:
+        rec = Running("--upstream", up.url, "-o", str(out), "--mode", "all", "--scrub-header", TEAM_HEADER, "--timeout", "5")
+        try:
+            statuses = [asyncio.run(raw_request(rec.url, m, t, body=b, headers=h)).status for m, t, b, h in leaky_requests()]
+            rec.wait_for_line("(2 interactions)")
+        except BaseException:
+            rec.finish()
+            raise
+    try:
+        m, t, b, h = leaky_requests()[0]
+        gone = asyncio.run(raw_request(rec.url, m, t, body=b, headers=h))
+        rec.wait_for_line("failed:")
+    finally:
+        stdout, stderr = rec.finish()
+    assert statuses == [200, 401] and gone.status == 502
+    assert rec.proc.returncode == 0, stderr
+    assert "recorded POST /v1/messages?beta=true&key=<scrubbed> -> 200" in stderr
+    assert leaks([stdout, stderr, gone.body, *(p.read_bytes() for p in files_under(tmp_path))]) == []

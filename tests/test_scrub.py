@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from streamreel.scrub import DEFAULT_HEADERS, SCRUBBED, Scrubber, safe_url
+from streamreel.scrub import DEFAULT_HEADERS, DEFAULT_JSON_KEYS, DEFAULT_PATTERNS, SCRUBBED, Scrubber, safe_url
 from streamreel.sse import Event
 
 
@@ -103,3 +103,137 @@ def test_credential_query_parameters_keep_their_name_and_lose_their_value() -> N
 def test_messages_lose_credentials_in_urls_but_keep_the_rest() -> None:
     message = "no match for POST /v1/x?alt=sse&key=AIzaSECRET (closest: /v1/x?monkey=1)"
     assert Scrubber().message(message) == "no match for POST /v1/x?alt=sse&key=<scrubbed> (closest: /v1/x?monkey=1)"
+
+
+# ---------------------------------------------------------------- well-known key formats (made-up keys of the real shapes)
+
+KEYS = {
+    "anthropic": "sk-ant-api03-Zq3xV8mB1nK7pL2wR9tY4uI6oP0aS5dF-gH8jK1lZ2xC3vB4nM5qW6eR7tY8uI9oP0aS1dF2gH3jK4lZ5xC6vB7nM8qWEAAA",
+    "anthropic admin": "sk-ant-admin01-Qw3Er4Ty5Ui6Op7As8Df9Gh0Jk1Lz2Xc3Vb4Nm5Qw6Er7Ty8Ui9Op0AsAA",
+    "openai project": "sk-proj-Ab3De6Gh9Jk2Mn5Pq8St1Vw4Yz7Bc0Ef3Hi6Kl9No2Qr5Tu8Wx1Za4Cd7Fg0Ij3Lm6Op9Rs2Uv5Xy8Ab1De4T3BlbkFJ",
+    "openai service account": "sk-svcacct-Xy9Wv8Ut7Sr6Qp5On4Ml3Kj2Ih1Gf0Ed9Cb8Az7Yx6Wv5Ut4Sr3Qp2On1Ml0Kj",
+    "openai legacy": "sk-Ab12Cd34Ef56Gh78Ij90Kl12T3BlbkFJMn34Op56Qr78St90Uv12Wx34",
+    "openai-compatible": "sk-0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    "openrouter": "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",
+    "google": "AIzaSyD3fG5hJ7kL9zX1cV3bN5mQ7wE9rT1yU3i",
+    "aws": "AKIAIOSFODNN7EXAMPLE",
+    "aws temporary": "ASIAY34FZKBOKMUTVV7A",
+    "hugging face": "hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+    "groq": "gsk_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0u1V2w3X4",
+    "github": "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0",
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "xai": "xai-" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8L9z0X1c2V3b4N5m6",
+    "github fine-grained": "github_pat_11ABCDEFG0" + "a1B2c3D4e5F6g7H8i9J0" * 4,
+    "slack": "xoxb-" + "1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "stripe": "sk_" + "live_" + "51H8a2bC3dE4fG5hI6jK7lM8n",
+    "pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA1b2c3\n-----END RSA PRIVATE KEY-----",
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEYS))
+def test_well_known_key_formats_are_scrubbed_in_text_bodies_events_and_paths(name: str) -> None:
+    key = KEYS[name]
+    scrub = Scrubber()
+    assert scrub.text(f"Error: invalid key '{key}'.") == f"Error: invalid key '{SCRUBBED}'."
+    assert scrub.text(f'{{"k":"{key}"}}') == f'{{"k":"{SCRUBBED}"}}'
+    assert scrub.request_body(json.dumps({"messages": [{"role": "user", "content": f"my key is {key} ok"}]}).encode()) == {
+        "messages": [{"role": "user", "content": f"my key is {SCRUBBED} ok"}]
+    }
+    assert key not in scrub.event(Event(t=1.0, event="content_block_delta", data=json.dumps({"text": f"you said {key}"}))).data
+    assert key not in scrub.target(f"/proxy/{key}/v1/messages")
+    assert key not in str(scrub.body(f"unauthorized: {key}".encode()))
+    assert key not in scrub.message(f"GET /x failed: Authorization: Bearer {key}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "msg_01XFDUDYJgAACzvnptvVoYEL toolu_01A09q90qw90lq917835lq9 chatcmpl-9aBcDeFgHiJkLmNoPqRsTuVwXyZ012 req_011CQ1234567890abcdef",
+        "risk-assessment-2024-q3-final-report and task-management-tool-v2-2025-release",
+        "sk-learn, scikit-learn 1.5, sk-ant, sk-proj and sk- are just words here",
+        "The bearer of the 2024 championship trophy, and Bearer tokens in general",
+        "AIza is short; AKIA123 is short; hf_hub_download; gsk_short; xai-grok; eyJ alone",
+        "claude-sonnet-4-6-20250514 gpt-4o-2024-08-06 text-embedding-3-large e5f6a7b8-c9d0-1234-5678-90abcdef1234",
+        "SELECT * FROM tokens WHERE token_count > 4096; max_tokens=1024",
+    ],
+)
+def test_default_patterns_leave_ordinary_text_alone(text: str) -> None:
+    assert Scrubber().text(text) == text
+
+
+def test_bearer_tokens_in_text_lose_the_token_and_keep_the_scheme() -> None:
+    assert Scrubber().message("sent Authorization: Bearer abc.DEF-123_456~789/xyz== upstream") == f"sent Authorization: Bearer {SCRUBBED} upstream"
+
+
+def test_every_default_pattern_has_a_key_here_so_the_quick_check_is_tested_against_it() -> None:
+    for pattern in DEFAULT_PATTERNS:
+        assert any(pattern.search(key) for key in [*KEYS.values(), "Bearer abc.DEF-123_456~789/xyz=="]), pattern.pattern
+
+
+def test_the_defaults_are_visible_and_user_patterns_extend_them() -> None:
+    scrub = Scrubber(patterns=[r"corp-[0-9]{6}"])
+    assert scrub.patterns[: len(DEFAULT_PATTERNS)] == DEFAULT_PATTERNS
+    assert scrub.text(f"corp-123456 {KEYS['google']}") == f"{SCRUBBED} {SCRUBBED}"
+    assert Scrubber(patterns=list(scrub.patterns)) == scrub  # no default is added twice
+
+
+def test_secret_json_keys_are_scrubbed_at_any_depth_whatever_their_spelling() -> None:
+    body = {
+        "model": "gpt-4o",
+        "api_key": "proxy-key-0001",
+        "max_tokens": 64,
+        "metadata": {"apiKey": "proxy-key-0002", "user": {"Password": "hunter2", "tokens": 5}},
+        "tools": [{"name": "db", "auth": {"access_token": "at-0003", "refresh-token": "rt-0004"}}],
+        "authorization": {"type": "bearer", "token": "tok-0005"},
+        "secret": 42,
+    }
+    out = Scrubber(json_keys=["db_dsn"]).request_body(json.dumps({**body, "extra": {"DB_DSN": "postgres://u:p@h/db"}}).encode())
+    assert out["api_key"] == SCRUBBED and out["metadata"]["apiKey"] == SCRUBBED and out["metadata"]["user"]["Password"] == SCRUBBED
+    assert out["tools"][0]["auth"] == {"access_token": SCRUBBED, "refresh-token": SCRUBBED}
+    assert out["authorization"] == {"type": "bearer", "token": SCRUBBED}
+    assert out["extra"] == {"DB_DSN": SCRUBBED}
+    assert (out["model"], out["max_tokens"], out["metadata"]["user"]["tokens"], out["secret"]) == ("gpt-4o", 64, 5, 42)
+    assert {"api_key", "apiKey", "password", "secret", "token", "access_token", "authorization"} <= DEFAULT_JSON_KEYS
+
+
+def test_secret_json_keys_quoted_in_a_message_or_a_text_body_lose_their_value() -> None:
+    scrub = Scrubber()
+    assert scrub.message('body.x: recorded {"a": 1}, asked {"api_key": "pk-1234567", "a": 2}') == f'body.x: recorded {{"a": 1}}, asked {{"api_key": "{SCRUBBED}", "a": 2}}'
+    assert scrub.message('asked \'{"token": "tok-12345...') == f'asked \'{{"token": "{SCRUBBED}"'
+    assert scrub.request_body(b'{"api_key": "pk-1234567", "q": "x"') == f'{{"api_key": "{SCRUBBED}", "q": "x"'
+
+
+def test_found_collects_a_requests_credentials_to_blank_them_elsewhere() -> None:
+    import base64
+
+    scrub = Scrubber(headers=["x-team-token"])
+    found = scrub.found(
+        {
+            "authorization": "Bearer tok-AAAA1111",
+            "proxy-authorization": "Basic " + base64.b64encode(b"me:pw-BBBB2222").decode(),
+            "x-team-token": "team-CCCC3333",
+            "cookie": "session=sess-DDDD4444; theme=dark",
+            "x-api-key": "short",
+            "user-agent": "not-a-secret-at-all",
+        },
+        "/v1/x?alt=sse&key=key-EEEE5555",
+        json.dumps({"api_key": "body-FFFF6666", "nested": [{"password": "pass-GGGG7777"}], "content": "plain-HHHH8888"}).encode(),
+    )
+    assert {"tok-AAAA1111", "Bearer tok-AAAA1111", "pw-BBBB2222", "team-CCCC3333", "sess-DDDD4444", "key-EEEE5555", "body-FFFF6666", "pass-GGGG7777"} <= found
+    assert not {"short", "not-a-secret-at-all", "plain-HHHH8888", "dark"} & found
+
+
+def test_also_blanks_literal_secrets_in_their_encoded_forms_and_never_shows_them() -> None:
+    import base64
+    from urllib.parse import quote
+
+    secret = "team/CCCC+3333=x"
+    scrub = Scrubber().also([secret, "tiny"])
+    assert scrub.secrets == frozenset({secret})
+    for form in (secret, quote(secret, safe=""), json.dumps(secret)[1:-1].replace("/", "\\/"), base64.b64encode(secret.encode()).decode().rstrip("=")):
+        assert scrub.text(f"echo [{form}]") == f"echo [{SCRUBBED}]", form
+    assert secret not in repr(scrub) and "CCCC" not in repr(scrub)
+    assert scrub.also([secret]) is scrub
+    with pytest.raises(ValueError, match=r"secret #1 is shorter than 8") as caught:
+        Scrubber(secrets=["abc"])
+    assert "abc" not in str(caught.value)
