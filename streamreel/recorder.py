@@ -48,6 +48,7 @@ from .cassette import Cassette, End, Interaction, Request, Response
 from .errors import CassetteError, NoMatchError, StreamreelError
 from .providers import is_complete, provider_of_events
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, ReceivedRequest
+from .library import CASSETTE_HEADER
 from .replayer import _CORS, FAULTS_HEADER, HOP_BY_HOP, CassetteLike, Replayer, _Live, _reset_when_delivered, _State
 from .scrub import Scrubber, safe_url
 from .sse import Decoder, Event
@@ -63,8 +64,8 @@ DEFAULT_TIMEOUT = 120.0
 
 _log = logging.getLogger("streamreel.recorder")
 
-_REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "accept-encoding", "expect", FAULTS_HEADER}
-"""Request headers neither forwarded nor stored (the proxy sets its own)."""
+_REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "accept-encoding", "expect", FAULTS_HEADER, CASSETTE_HEADER}
+"""Request headers neither forwarded nor stored: per-hop ones the proxy sets itself, and streamreel's own."""
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length", "content-encoding"}
 """Response headers not stored: the cassette holds the decoded body, re-framed on replay."""
 

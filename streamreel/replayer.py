@@ -81,7 +81,7 @@ class SentResponse:
     request_index: int
     interaction: int | None
     status: int
-    data: bytes
+    data: bytes = field(repr=False)
     events_done: int
     ending: str | None
     client_hung_up: bool

@@ -97,7 +97,7 @@ def test_anthropic_stream_records_its_timing_and_replays_the_same_events_and_byt
     # one late timestamp on a busy machine makes one gap longer and the next shorter: judge the bulk
     want, got = gaps([e.t for e in source.events or ()]), gaps([e.t for e in events])
     errors = sorted(abs(a - b) for a, b in zip(want, got))
-    assert statistics.median(errors) < 3.0, (want, got)
+    assert statistics.median(errors) < 6.0, (want, got)  # gaps are 20-60 ms: ignoring them fails by far
     assert errors[int(len(errors) * 0.8)] < 12.0, (want, got)
     span = (events[-1].t - events[0].t) - ((source.events or ())[-1].t - (source.events or ())[0].t)
     assert abs(span) < 25.0
