@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import warnings
@@ -294,22 +295,39 @@ def synth_(
 @click.option("--mode", type=click.Choice(MODES), default="once", show_default=True, help="Record mode, as in vcrpy.")
 @click.option("--scrub-header", "scrub_headers", multiple=True, metavar="NAME", help="Header to blank (credential headers always are); repeatable.")
 @click.option("--scrub-pattern", "scrub_patterns", multiple=True, metavar="REGEX", help="Regular expression blanked in bodies, events, paths and headers; repeatable.")
+@click.option("--scrub-json-key", "scrub_json_keys", multiple=True, metavar="NAME", help="JSON key whose value is blanked at any depth of a request body (api_key, password, token... always are); repeatable.")
+@click.option("--scrub-env", "scrub_env", multiple=True, metavar="VAR", help="Environment variable whose value is blanked wherever it appears (a secret never typed on the command line); repeatable.")
 @click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True, help="Seconds the upstream may stay silent before the stream is kept as `timeout`.")
-def record(cassette: str, upstream: str, host: str, port: int, mode: str, scrub_headers: tuple[str, ...], scrub_patterns: tuple[str, ...], timeout: float) -> None:
+def record(
+    cassette: str,
+    upstream: str,
+    host: str,
+    port: int,
+    mode: str,
+    scrub_headers: tuple[str, ...],
+    scrub_patterns: tuple[str, ...],
+    scrub_json_keys: tuple[str, ...],
+    scrub_env: tuple[str, ...],
+    timeout: float,
+) -> None:
     """Proxy to --upstream and record into a cassette until interrupted; prints `listening on http://HOST:PORT` first."""
     import logging
 
     from .recorder import Recorder
     from .scrub import Scrubber
 
+    missing = [name for name in scrub_env if not os.environ.get(name)]
+    if missing:
+        raise click.BadParameter(f"not set or empty: {', '.join(missing)}", param_hint="--scrub-env")
     try:
+        scrub = Scrubber(headers=scrub_headers, patterns=scrub_patterns, json_keys=scrub_json_keys, secrets=[os.environ[name] for name in scrub_env])
         recorder = Recorder(
             upstream=upstream,
             cassette=cassette,
             host=host,
             port=port,
             mode=mode,
-            scrub=Scrubber(headers=scrub_headers, patterns=scrub_patterns),
+            scrub=scrub,
             timeout=timeout,
         )
     except (StreamreelError, ValueError) as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -279,3 +280,30 @@ def test_no_key_reaches_the_clis_output_or_files(tmp_path: Path) -> None:
     assert rec.proc.returncode == 0, stderr
     assert "recorded POST /v1/messages?beta=true&key=<scrubbed> -> 200" in stderr
     assert leaks([stdout, stderr, gone.body, *(p.read_bytes() for p in files_under(tmp_path))]) == []
+
+
+def test_scrub_json_key_and_scrub_env_blank_a_users_own_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret, ref = "hunter2-but-longer-0xC0FFEE", "ref-7d1e5b4c9a"
+    monkeypatch.setenv("SR_TEST_SECRET", secret)
+    out = tmp_path / "own.yaml"
+    quick = capture(seed=3, gaps_ms=(1.0, 2.0), request=Request(method="POST", path="/v1/messages"))
+    body = json.dumps({**question(f"my password is {secret}"), "stream": True, "metadata": {"session_ref": ref}}).encode()
+    with Replayer(cassette(quick), speed=0, match_on=("method", "path")) as up:
+        rec = Running("--upstream", up.url, "-o", str(out), "--mode", "all", "--scrub-json-key", "session_ref", "--scrub-env", "SR_TEST_SECRET")
+        try:
+            reply = asyncio.run(raw_request(rec.url, "POST", "/v1/messages", body=body, headers={"content-type": "application/json", "x-api-key": KEY}))
+            rec.wait_for_line("(1 interactions)")
+        finally:
+            stdout, stderr = rec.finish()
+    assert reply.status == 200, stderr
+    text = out.read_text()
+    assert "my password is <scrubbed>" in text and "session_ref: <scrubbed>" in text
+    assert [s for s in (secret, ref, KEY) if s in stdout + stderr + text] == []
+
+
+def test_scrub_env_naming_an_unset_variable_fails_before_listening(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SR_TEST_UNSET", raising=False)
+    result = CliRunner().invoke(main, ["record", "-o", str(tmp_path / "c.yaml"), "--scrub-env", "SR_TEST_UNSET"])
+    assert result.exit_code == 2
+    assert "not set or empty: SR_TEST_UNSET" in result.output
+    assert "listening on" not in result.output
