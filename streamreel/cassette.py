@@ -36,6 +36,8 @@ __all__ = [
     "Event",
     "END_REASONS",
     "VERSION",
+    "MAX_DEPTH",
+    "MAX_ALIAS_NODES",
     "bundled",
     "bundled_names",
     "load",
