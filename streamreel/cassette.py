@@ -3,7 +3,10 @@
 Loading uses libyaml's safe loader when present and never executes YAML tags; a file
 that does not fit the format fails with a :class:`CassetteError` naming the file, the
 line and the field (``cassettes/x.yaml:14: interactions[0].response.events[3].t:
-expected a number``). Saving is atomic, so a killed recorder never leaves half a file.
+expected a number``). Loading is bounded: nesting deeper than :data:`MAX_DEPTH`, aliases
+that would expand by more than :data:`MAX_ALIAS_NODES` nodes ("billion laughs"), an alias
+inside itself and duplicate keys are errors too. Saving is atomic, so a killed recorder
+never leaves half a file.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -32,6 +36,8 @@ __all__ = [
     "Event",
     "END_REASONS",
     "VERSION",
+    "MAX_DEPTH",
+    "MAX_ALIAS_NODES",
     "bundled",
     "bundled_names",
     "load",
@@ -42,6 +48,11 @@ __all__ = [
 ]
 
 VERSION = 1
+MAX_DEPTH = 200
+"""Deepest nesting of lists and mappings a cassette may have (JSON bodies included)."""
+MAX_ALIAS_NODES = 1_000_000
+"""How many nodes YAML aliases may add to a cassette beyond the ones written out."""
+_MAX_INT_DIGITS = 1000
 END_REASONS = ("complete", "upstream_disconnect", "client_cancel", "timeout")
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -181,36 +192,147 @@ def load(path: PathLike) -> Cassette:
     """Read and validate a cassette file."""
     name = os.fspath(path)
     try:
-        text = Path(name).read_text(encoding="utf-8")
+        data = Path(name).read_bytes()
     except FileNotFoundError:
         raise CassetteError("no such file", path=name) from None
+    except OSError as e:
+        raise CassetteError(f"cannot read: {e.strerror or e}", path=name) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise CassetteError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=name) from None
+        line = _line_at(data[: e.start].decode("utf-8"), e.start)
+        raise CassetteError(f"not UTF-8 text ({e.reason}: byte {data[e.start]:#04x} at offset {e.start})", path=name, line=line) from None
     return loads(text, path=name)
 
 
 def loads(text: str, *, path: str | None = None) -> Cassette:
     """Parse and validate cassette YAML text; ``path`` only names the source in errors."""
     try:
-        raw = yaml.load(text, Loader=_Loader)
+        loader = _Loader(text)
+    except UnicodeEncodeError as e:
+        line = _line_at(text, e.start)
+        raise CassetteError(f"not valid text: {e.reason} (U+{ord(text[e.start]):04X})", path=path, line=line) from None
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _check_nodes(node, path)
+        raw = None if node is None else _construct(loader, node, path)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else None
+        line = min(mark.line + 1, _line_at(text, len(text))) if mark is not None else 1
         raise CassetteError(f"not valid YAML: {e.problem or e.context}", path=path, line=line) from None
+    except yaml.reader.ReaderError as e:
+        line = _line_at(text, e.position)
+        char = e.character if isinstance(e.character, str) else chr(e.character)
+        raise CassetteError(f"not valid YAML: character U+{ord(char):04X} is not allowed ({e.reason})", path=path, line=line) from None
     except yaml.YAMLError as e:
-        raise CassetteError(f"not valid YAML: {e}", path=path) from None
-    return _Reader(text, path).cassette(raw)
+        raise CassetteError(f"not valid YAML: {e}", path=path, line=1) from None
+    except RecursionError:
+        raise CassetteError(f"not valid YAML: nested deeper than {MAX_DEPTH} levels", path=path, line=1) from None
+    finally:
+        loader.dispose()
+    return _Reader(node, path).cassette(raw)
+
+
+_EXPONENT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)e[-+]?[0-9]+", re.IGNORECASE)
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def _line_at(text: str, position: int) -> int:
+    """1-based line of ``text[position]``, counting line breaks as YAML does."""
+    return len(_BREAK.findall(text, 0, position)) + 1
+
+
+def _children(node: yaml.Node) -> list[tuple[str | int, yaml.Node]]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(enumerate(node.value))
+    if isinstance(node, yaml.MappingNode):
+        out: list[tuple[str | int, yaml.Node]] = []
+        for k, v in node.value:
+            label = k.value if isinstance(k, yaml.ScalarNode) else "?"
+            out.append((label, k))
+            out.append((label, v))
+        return out
+    return []
+
+
+def _construct(loader: Any, node: yaml.Node, path: str | None) -> Any:
+    """Build the data; a value that does not fit its explicit tag (``!!timestamp x``, ``!!int y``)
+    makes PyYAML raise plain exceptions, turned here into an error at that value."""
+    try:
+        return loader.construct_document(node)
+    except yaml.YAMLError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError):
+        pass
+    stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(node, ())]
+    seen: set[int] = set()
+    while stack:
+        item, where = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, yaml.ScalarNode):
+            try:
+                yaml.constructor.SafeConstructor().construct_object(item, deep=True)
+            except Exception:
+                raise CassetteError(f"{item.value!r} does not fit its YAML tag {item.tag!r}", path=path, line=item.start_mark.line + 1, field=_dotted(where) or None) from None
+        stack.extend((c, (*where, label)) for label, c in reversed(_children(item)))
+    raise CassetteError("not valid YAML: a value does not fit its tag", path=path, line=1)
+
+
+def _check_nodes(root: yaml.Node, path: str | None) -> None:
+    """Refuse, before building anything, what would make loading blow up: deep nesting, alias
+    bombs, an alias inside itself, numbers too long to read; and duplicate keys, which YAML
+    would silently collapse to the last one."""
+
+    def fail(node: yaml.Node, where: tuple[str | int, ...], message: str) -> CassetteError:
+        return CassetteError(message, path=path, line=node.start_mark.line + 1, field=_dotted(where) or None)
+
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    distinct = 0
+    stack: list[tuple[yaml.Node, tuple[str | int, ...], bool]] = [(root, (), False)]
+    while stack:
+        node, where, done = stack.pop()
+        key = id(node)
+        kids = _children(node)
+        if done:
+            size[key] = 1 + sum(size[id(c)] for _, c in kids)
+            depth[key] = 1 + max((depth[id(c)] for _, c in kids), default=0)
+            if depth[key] > MAX_DEPTH:
+                raise fail(node, where, f"nested deeper than {MAX_DEPTH} levels")
+            if size[key] > distinct + MAX_ALIAS_NODES:
+                raise fail(node, where, f"aliases expand this to {size[key]:,} nodes; at most {MAX_ALIAS_NODES:,} more than written are allowed")
+            continue
+        if key in size:
+            continue
+        if key in depth:
+            raise fail(node, where, "an alias refers to a node that contains it (a recursive structure)")
+        depth[key] = 0
+        distinct += 1
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int" and len(node.value) > _MAX_INT_DIGITS:
+            raise fail(node, where, f"a number with {len(node.value)} digits; at most {_MAX_INT_DIGITS} are allowed")
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, yaml.Node] = {}
+            for k, _ in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value != "<<":
+                    if k.value in seen:
+                        raise fail(k, (*where, k.value), f"duplicate key {k.value!r} (first on line {seen[k.value].start_mark.line + 1}); YAML would keep only the last")
+                    seen[k.value] = k
+        stack.append((node, where, True))
+        stack.extend((c, (*where, label), False) for label, c in reversed(kids))
 
 
 class _Reader:
     """Validates the plain data a YAML file held, with paths for error messages."""
 
-    def __init__(self, text: str, path: str | None) -> None:
-        self.text = text
+    def __init__(self, node: yaml.Node | None, path: str | None) -> None:
+        self.node = node
         self.path = path
 
     def fail(self, where: tuple[str | int, ...], message: str) -> CassetteError:
-        return CassetteError(message, path=self.path, line=_line_of(self.text, where), field=_dotted(where) or None)
+        return CassetteError(message, path=self.path, line=_line_of(self.node, where), field=_dotted(where) or None)
 
     def mapping(self, value: Any, where: tuple[str | int, ...], allowed: Sequence[str]) -> Mapping[str, Any]:
         if not isinstance(value, dict):
@@ -222,10 +344,20 @@ class _Reader:
 
     def number(self, value: Any, where: tuple[str | int, ...], *, minimum: float = 0.0) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(where, f"expected a number, got {_kind(value)}")
-        if not math.isfinite(value) or value < minimum:
-            raise self.fail(where, f"expected a number >= {minimum:g}, got {value!r}")
-        return float(value)
+            hint = ""
+            if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+                mantissa, _, exponent = value.strip().lower().partition("e")
+                mantissa += "" if "." in mantissa else ".0"
+                exponent = exponent if exponent[0] in "+-" else "+" + exponent
+                hint = f"; YAML reads {value.strip()} as text, write {mantissa}e{exponent} (YAML 1.1 wants the dot and the sign)"
+            raise self.fail(where, f"expected a number, got {_kind(value)}{hint}")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number) or number < minimum:
+            raise self.fail(where, f"expected a number >= {minimum:g}, got {_kind(value)}")
+        return number
 
     def text_field(self, value: Any, where: tuple[str | int, ...], *, single_line: bool = False) -> str:
         if not isinstance(value, str):
@@ -242,7 +374,33 @@ class _Reader:
             return {}
         if not isinstance(value, dict):
             raise self.fail(where, f"expected a mapping of header names to values, got {_kind(value)}")
-        return {str(k).lower(): self.text_field(v, (*where, str(k)), single_line=True) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str) or not _TOKEN.fullmatch(k):
+                raise self.fail((*where, str(k)), f"not a valid header name: {_kind(k)}")
+            v = self.text_field(v, (*where, k), single_line=True)
+            if _CONTROL.search(v):
+                raise self.fail((*where, k), "a header value may not hold control characters")
+            out[k.lower()] = v
+        return out
+
+    def json_value(self, value: Any, where: tuple[str | int, ...]) -> Any:
+        """``value`` itself if it is plain JSON data (what a body or event data holds)."""
+        stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, where)]
+        while stack:
+            item, at = stack.pop()
+            if isinstance(item, dict):
+                for k, v in item.items():
+                    if not isinstance(k, str):
+                        raise self.fail(at, f"JSON keys are strings, got {_kind(k)}")
+                    stack.append((v, (*at, k)))
+            elif isinstance(item, list):
+                stack.extend((v, (*at, i)) for i, v in enumerate(item))
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise self.fail(at, f"JSON has no {item!r}")
+            elif item is not None and not isinstance(item, (str, int, float, bool)):
+                raise self.fail(at, f"expected JSON data, got {_kind(item)}")
+        return value
 
     def cassette(self, raw: Any) -> Cassette:
         if not isinstance(raw, dict) or "streamreel" not in raw:
@@ -255,7 +413,8 @@ class _Reader:
         version = top["streamreel"]
         if version != VERSION:
             raise self.fail(("streamreel",), f"unsupported cassette version {version!r}; this streamreel reads version {VERSION}")
-        items = top.get("interactions") or []
+        items = top.get("interactions")
+        items = [] if items is None else items
         if not isinstance(items, list):
             raise self.fail(("interactions",), f"expected a list, got {_kind(items)}")
         interactions = tuple(self.interaction(item, ("interactions", i)) for i, item in enumerate(items))
@@ -284,7 +443,7 @@ class _Reader:
         if "response" not in item:
             raise self.fail(where, "missing field 'response'")
         return Interaction(
-            request=self.request(item.get("request") or {}, (*where, "request")),
+            request=self.request({} if item.get("request") is None else item["request"], (*where, "request")),
             response=self.response(item["response"], (*where, "response")),
         )
 
@@ -296,8 +455,15 @@ class _Reader:
             method=None if method is None else self.text_field(method, (*where, "method"), single_line=True).upper(),
             path=None if path is None else self.text_field(path, (*where, "path"), single_line=True),
             headers=self.headers(req.get("headers"), (*where, "headers")),
-            body=req.get("body"),
+            body=self.body(req.get("body"), (*where, "body")),
         )
+
+    def body(self, value: Any, where: tuple[str | int, ...]) -> Any:
+        if value is None or isinstance(value, (str, bytes)):
+            return value
+        if not isinstance(value, (dict, list)):
+            raise self.fail(where, f"expected a string or a mapping, got {_kind(value)}")
+        return self.json_value(value, where)
 
     def response(self, raw: Any, where: tuple[str | int, ...]) -> Response:
         res = self.mapping(raw, where, ("status", "headers", "headers_at", "events", "body", "end"))
@@ -309,13 +475,11 @@ class _Reader:
         headers_at = self.number(res.get("headers_at", 0.0), (*where, "headers_at"))
         events: tuple[Event, ...] | None = None
         if "events" in res:
-            raw_events = res["events"] or []
+            raw_events = [] if res["events"] is None else res["events"]
             if not isinstance(raw_events, list):
                 raise self.fail((*where, "events"), f"expected a list, got {_kind(raw_events)}")
             events = self.events(raw_events, (*where, "events"), headers_at)
-        body = res.get("body")
-        if body is not None and not isinstance(body, (str, bytes, dict, list)):
-            raise self.fail((*where, "body"), f"expected a string or a mapping, got {_kind(body)}")
+        body = self.body(res.get("body"), (*where, "body"))
         end = self.end(res.get("end"), (*where, "end"), events, headers_at)
         return Response(
             status=status,
@@ -338,7 +502,7 @@ class _Reader:
             prev = t
             data = ev.get("data")
             if isinstance(data, (dict, list)):
-                data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+                data = json.dumps(self.json_value(data, (*at, "data")), ensure_ascii=False, separators=(",", ":"))
             elif data is not None:
                 data = self.text_field(data, (*at, "data"))
             retry = ev.get("retry")
@@ -369,13 +533,18 @@ class _Reader:
         return End(t=t, reason=reason)
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, bool):
         return f"a boolean ({value})"
     if isinstance(value, (int, float)):
-        return f"a number ({value!r})"
+        shown = repr(value)
+        return f"a number ({shown if len(shown) <= 40 else shown[:20] + f'... ({len(shown)} digits)'})"
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
         return f"a string ({shown!r})"
@@ -393,14 +562,10 @@ def _dotted(where: tuple[str | int, ...]) -> str:
     return out
 
 
-def _line_of(text: str, where: tuple[str | int, ...]) -> int | None:
-    """1-based line of the node at ``where`` (or of its closest existing parent)."""
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError:
-        return None
+def _line_of(node: yaml.Node | None, where: tuple[str | int, ...]) -> int:
+    """1-based line of the node at ``where`` (or of its closest existing parent; 1 for an empty file)."""
     if node is None:
-        return None
+        return 1
     for key in where:
         child = None
         if isinstance(node, yaml.MappingNode):
@@ -447,7 +612,7 @@ _Dumper.add_representer(dict, _represent_dict)
 
 def _ms(value: float) -> float | int:
     value = round(value, 3)
-    return int(value) if value == int(value) else value
+    return int(value) if abs(value) < 1e15 and value == int(value) else value
 
 
 def _event_data(ev: Event) -> _Flow:

@@ -42,14 +42,27 @@ class ReceivedRequest:
     at: float = 0.0
 
     @cached_property
+    def _parsed(self) -> tuple[Any, str | None]:
+        if not self.body:
+            return None, "the body is empty"
+        try:
+            return json.loads(self.body), None
+        except UnicodeDecodeError as e:
+            return None, f"the body is not UTF-8 ({e.reason} at byte {e.start})"
+        except ValueError as e:
+            return None, f"the body is not valid JSON ({e})"
+        except RecursionError:
+            return None, "the body's JSON is nested too deeply to read"
+
+    @property
     def json(self) -> Any:
         """The body parsed as JSON, or None when it is empty or not JSON."""
-        if not self.body:
-            return None
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
+        return self._parsed[0]
+
+    @property
+    def json_error(self) -> str | None:
+        """Why the body is not JSON (empty, not UTF-8, does not parse), or None when it is."""
+        return self._parsed[1]
 
     @property
     def target(self) -> str:
@@ -236,7 +249,10 @@ def _scrubbed_pairs_match(want: tuple[tuple[str, str], ...], got: tuple[tuple[st
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    try:
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    except RecursionError:
+        text = "(JSON nested too deeply to show)"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 from collections import deque
 import json
+import logging
 import os
 import socket
 import struct
@@ -28,6 +29,7 @@ from itertools import accumulate
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
 
 from . import cassette as _cassette
 from .bind import warn_if_exposed
@@ -326,7 +328,7 @@ class Replayer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._answered = asyncio.Event()
-        runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
+        runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5, logger=_SERVER_LOG)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
         try:
@@ -486,7 +488,11 @@ class Replayer:
         try:
             if request.method == "OPTIONS":
                 return _preflight(request)
-            body = await request.read()
+            too_large = None
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge as e:
+                body, too_large = b"", e
             received = ReceivedRequest(
                 method=request.method,
                 path=request.path,
@@ -499,6 +505,8 @@ class Replayer:
             self._arrived += 1
             self._requests.append(received)
             self._responses.append(live)
+            if too_large is not None:
+                return self._error(live, 413, "request_too_large", f"streamreel: {too_large.text} bytes (the Messages API takes {MAX_REQUEST_BYTES // 2**20} MB)")
             return await self._respond(request, received, live, start)
         finally:
             if live.finished is None:
@@ -521,6 +529,9 @@ class Replayer:
             extra, extra_keys = _header_faults(received.headers[FAULTS_HEADER]) if FAULTS_HEADER in received.headers else ((), ())
         except FaultSpecError as e:
             return self._error(live, 400, "invalid_request_error", f"streamreel: bad {FAULTS_HEADER} header: {e}")
+        problem = _body_problem(received)
+        if problem is not None and not _recorded_raw(state.matcher, received):
+            return await self._unmatched(request, received, live, start, NoMatchError(problem, request=received))
         try:
             index = state.browser.find(received, state.matcher)
         except NoMatchError as e:
@@ -550,7 +561,11 @@ class Replayer:
     async def _unmatched(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float, error: NoMatchError) -> web.StreamResponse:
         """Answer a request no recorded interaction matches (the recorder records it instead).
 
-        The explanation quotes the request: its credentials are blanked, as a test runner prints it."""
+        A JSON request whose body does not parse gets the API's 400 rather than a 404. The
+        explanation quotes the request: its credentials are blanked, as a test runner prints it."""
+        problem = _body_problem(received)
+        if problem is not None:
+            return self._error(live, 400, "invalid_request_error", f"streamreel: {received.method} {received.path}: {problem}")
         scrub = _SCRUB.also(_SCRUB.found(received.headers, received.target, received.body))
         return self._error(live, 404, "not_found_error", scrub.message(f"streamreel: {error}"))
 
@@ -687,6 +702,38 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
             size += len(chunk.data)
             frames.append(size)
         live.events_done = chunk.events_done
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _body_problem(received: ReceivedRequest) -> str | None:
+    """Why a request that says it sends JSON does not (the API answers that with a 400), or None."""
+    if received.method.upper() not in _BODY_METHODS:
+        return None
+    media = received.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        return None
+    return received.json_error
+
+
+def _recorded_raw(matcher: Matcher, received: ReceivedRequest) -> bool:
+    """Whether a recorded request with a non-JSON body matches (the recording then answers it)."""
+    return any(isinstance(i.request.body, (str, bytes)) and not matcher.differences(received, i) for i in matcher.interactions)
+
+
+class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger, except that a request aiohttp's parser refused (the client's
+    fault, answered with a 400) is one warning line instead of an ERROR with a traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.logger.warning("%s: HTTP %s: %s", str(msg) % args, exc_info.code, " ".join(str(exc_info.message).split()))
+        else:
+            self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+_SERVER_LOG = _ServerLog(logging.getLogger("aiohttp.server"), {})
 
 
 def _client_left(live: _Live) -> None:
