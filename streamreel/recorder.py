@@ -364,7 +364,7 @@ class Recorder(Replayer):
                 if not chunk:
                     break
                 t = (loop.time() - start) * 1000.0
-                live.parts.append(chunk)
+                live.data += chunk
                 await resp.write(chunk)
                 if stream:
                     new = decoder.feed(chunk, t)

@@ -110,14 +110,13 @@ class SentResponse:
 class _Live:
     """The mutable record the server updates while a response goes out."""
 
-    __slots__ = ("request_index", "interaction", "status", "parts", "keep", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames", "view")
+    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames", "view")
 
     def __init__(self, request_index: int, started: float) -> None:
         self.request_index = request_index
         self.interaction: int | None = None
         self.status = 0
-        self.parts: list[bytes] = []  # what went out, by reference: a faulted stream's pieces, a body
-        self.keep: int | None = None  # after a reset: how much of parts the peer acknowledged
+        self.data = bytearray()  # what went out when it is not a plain run of events (faulted pieces, a body)
         self.events_done = 0
         self.ending: str | None = None
         self.client_hung_up = False
@@ -133,8 +132,7 @@ class _Live:
         """The body bytes sent, joined only when asked for: an unfaulted stream's ground truth shares the cassette's bytes."""
         if self.view is not None:
             return b"".join([ev.wire for ev in self.view[: self.events_done]])
-        data = b"".join(self.parts)
-        return data if self.keep is None else data[: self.keep]
+        return bytes(self.data)
 
     def snapshot(self) -> SentResponse:
         return SentResponse(
@@ -572,7 +570,7 @@ class Replayer:
     def _error(self, live: _Live, status: int, kind: str, message: str) -> web.Response:
         live.status = status
         payload = json.dumps(error_body(status, message=message, error_type=kind)).encode()
-        live.parts.append(payload)
+        live.data += payload
         live.ending = "end"
         headers = error_headers(status)
         headers.update(_CORS)
@@ -587,7 +585,7 @@ class Replayer:
         await clock.sleep_until(start + p.headers_at_ms / 1000.0)
         if p.body is not None:
             live.headers = headers
-            live.parts.append(p.body)
+            live.data += p.body
             live.ending = "end"
             return web.Response(status=p.status, body=p.body, headers=headers)
         headers.setdefault("content-type", "text/event-stream; charset=utf-8")
@@ -678,8 +676,7 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
     """Any plan: each chunk at its time, recording what went out (and, before a reset, where each chunk ended)."""
     loop = asyncio.get_running_loop()
     protocol, writer = request.protocol, request.writer
-    parts, frames = live.parts, live.frames
-    size = 0
+    data, frames = live.data, live.frames
     track = p.ending.how == "reset"
     separate = p.separate_writes
     elapsed_ms = 0.0
@@ -697,10 +694,9 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
         await resp.write(chunk.data)
         if protocol.writing_paused:
             await writer.drain()
-        parts.append(chunk.data)
+        data += chunk.data
         if track:
-            size += len(chunk.data)
-            frames.append(size)
+            frames.append(len(data))
         live.events_done = chunk.events_done
 
 
@@ -812,7 +808,7 @@ def _forget_unacked(live: _Live, unacked: int, events: Sequence[Event]) -> None:
     framed as ``<hex length>CRLF<data>CRLF``.
     """
     frames = live.frames
-    keep = frames[-1] if frames else 0
+    keep = len(live.data)
     left = unacked
     for i in range(len(frames) - 1, -1, -1):
         end = frames[i]
@@ -830,7 +826,7 @@ def _forget_unacked(live: _Live, unacked: int, events: Sequence[Event]) -> None:
         if left <= prefix:
             break
         left -= prefix
-    live.keep = keep
+    del live.data[keep:]
     live.events_done = bisect_right(list(accumulate(len(e.wire) for e in events)), keep)
 
 

@@ -94,9 +94,11 @@ async def test_an_async_replayer_serves_thousands_of_faulted_streams_and_leaks_n
     assert answered >= WARMUP + SOAK_STREAMS - SOAK_STREAMS // 100
     # The default history keeps every request and response: the second batch adds its
     # records to the first's. The same measure that must stay flat below sees them here.
+    # A record is a few dozen blocks (headers, the parsed JSON body, what was sent); a
+    # leak of the stream itself (its chunks, its task) would be hundreds.
     kept = (afters[1].blocks - afters[0].blocks) / SOAK_BATCH
     print(f"history=None keeps {kept:.1f} blocks and {(afters[1].rss - afters[0].rss) / SOAK_BATCH:.0f} B of RSS per response")
-    assert 4 <= kept <= 64
+    assert 4 <= kept <= 128
 
 
 def test_a_threaded_replayer_with_bounded_history_keeps_memory_flat_and_leaks_nothing() -> None:
