@@ -28,7 +28,7 @@ from aiohttp import web
 
 from streamreel.sse import Decoder
 
-__all__ = ["Naive", "Child", "serve_child", "arrivals", "rss", "peak_rss", "pct", "dist", "mib", "REQUEST", "HEADERS"]
+__all__ = ["Naive", "Child", "serve_child", "arrivals", "open_connections", "rss", "peak_rss", "cpu_seconds", "pct", "dist", "mib", "REQUEST", "HEADERS"]
 
 REQUEST = json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "bench"}]}).encode()
 HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "bench"}
@@ -52,6 +52,12 @@ def peak_rss() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) this process has used so far."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
 def mib(n: float) -> str:
     return f"{n / 2**20:,.1f} MiB"
 
@@ -72,9 +78,10 @@ def dist(values: Sequence[float], unit: str = "ms") -> str:
 
 
 class Naive:
-    """The baseline server: for each request, ``schedule(request)`` gives the writes, and the
+    """The baseline server: for each POST, ``schedule(request)`` gives the writes, and the
     handler does ``await asyncio.sleep(due - loop.time())`` before each, from the moment the
-    request arrived, then ends the body. Nothing recorded, nothing matched, no faults."""
+    request arrived, then ends the body. Nothing recorded, nothing matched, no faults.
+    Any other method gets an empty 204 (a client opening connections ahead)."""
 
     def __init__(self, schedule: Callable[[web.Request], Schedule]) -> None:
         self.schedule = schedule
@@ -84,6 +91,8 @@ class Naive:
         loop = asyncio.get_running_loop()
         start = loop.time()
         await request.read()
+        if request.method != "POST":
+            return web.Response(status=204)
         writes = self.schedule(request)
         resp = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"})
         await resp.prepare(request)
@@ -114,12 +123,12 @@ class Naive:
 
 async def serve_child(urls: Mapping[str, str], verbs: Mapping[str, Callable[[], Any]] | None = None) -> None:
     """The child's side: print ``urls`` plus the control URL as one JSON line, serve the
-    control port (``GET /stats``: current and peak RSS; ``POST /<verb>``: run it) until
+    control port (``GET /stats``: current and peak RSS, CPU seconds; ``POST /<verb>``: run it) until
     stdin closes."""
     verbs = dict(verbs or {})
 
     async def stats(_: web.Request) -> web.Response:
-        return web.json_response({"rss": rss(), "peak": peak_rss()})
+        return web.json_response({"rss": rss(), "peak": peak_rss(), "cpu": cpu_seconds()})
 
     async def verb(request: web.Request) -> web.Response:
         result = verbs[request.match_info["verb"]]()
@@ -158,7 +167,7 @@ class Child:
         self.http = aiohttp.ClientSession()
         return self
 
-    async def stats(self) -> dict[str, int]:
+    async def stats(self) -> dict[str, float]:
         async with self.http.get(self.urls["control"] + "/stats") as resp:
             return await resp.json()  # type: ignore[no-any-return]
 
@@ -175,6 +184,17 @@ class Child:
         except asyncio.TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+
+
+async def open_connections(session: aiohttp.ClientSession, url: str, n: int) -> None:
+    """Open ``n`` kept-alive connections to ``url`` (one GET each, all at once), so a burst of
+    requests that follows is timed from its send, not from ``n`` TCP handshakes."""
+
+    async def one() -> None:
+        async with session.get(url + "/__connect") as resp:
+            await resp.read()
+
+    await asyncio.gather(*(one() for _ in range(n)))
 
 
 async def arrivals(
