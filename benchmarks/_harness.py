@@ -20,6 +20,7 @@ import os
 import resource
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
@@ -123,12 +124,14 @@ class Naive:
 
 async def serve_child(urls: Mapping[str, str], verbs: Mapping[str, Callable[[], Any]] | None = None) -> None:
     """The child's side: print ``urls`` plus the control URL as one JSON line, serve the
-    control port (``GET /stats``: current and peak RSS, CPU seconds; ``POST /<verb>``: run it) until
+    control port (``GET /stats``: current and peak RSS, CPU seconds, and current and peak
+    memory traced by ``tracemalloc`` if the child started it; ``POST /<verb>``: run it) until
     stdin closes."""
     verbs = dict(verbs or {})
 
     async def stats(_: web.Request) -> web.Response:
-        return web.json_response({"rss": rss(), "peak": peak_rss(), "cpu": cpu_seconds()})
+        traced, traced_peak = tracemalloc.get_traced_memory()
+        return web.json_response({"rss": rss(), "peak": peak_rss(), "cpu": cpu_seconds(), "traced": traced, "traced_peak": traced_peak})
 
     async def verb(request: web.Request) -> web.Response:
         result = verbs[request.match_info["verb"]]()
