@@ -115,23 +115,25 @@ async def read_all(http: aiohttp.ClientSession, url: str) -> int:
     return size
 
 
-async def replay_phases(kind: str, path: Path, clients: list[int], sequential: int, stream_bytes: int) -> list[tuple[str, int, float, float]]:
-    """(phase, clients, peak growth, growth still held after the phase) in traced bytes, for one server process."""
-    rows: list[tuple[str, int, float, float]] = []
-    async with Child(__file__, "--child", "serve", kind, str(path)) as server, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
+async def replay_phases(kind: str, server: Child, clients: list[int], sequential: int, stream_bytes: int) -> list[tuple[str, int, float, float, float]]:
+    """(phase, clients, peak growth, growth still held after the phase, seconds) in traced bytes, for one server process."""
+    rows: list[tuple[str, int, float, float, float]] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
 
         async def phase(label: str, url: str, k: int, together: bool) -> None:
             await server.call("clear")
             await server.call("reset_peak")
             idle = await server.stats()
+            began = time.perf_counter()
             if together:
                 sizes = await asyncio.gather(*(read_all(http, url) for _ in range(k)))
             else:
                 sizes = [await read_all(http, url) for _ in range(k)]
             if any(s != stream_bytes for s in sizes):
                 raise SystemExit(f"{kind}: a client got {min(sizes)} bytes of {stream_bytes}")
+            seconds = time.perf_counter() - began
             after = await server.stats()
-            rows.append((label, k, after["traced_peak"] - idle["traced"], after["traced"] - idle["traced"]))
+            rows.append((label, k, after["traced_peak"] - idle["traced"], after["traced"] - idle["traced"], seconds))
 
         await phase("warm-up", server.urls["url"], 1, True)
         rows.clear()
@@ -139,7 +141,8 @@ async def replay_phases(kind: str, path: Path, clients: list[int], sequential: i
             await phase("concurrent", server.urls["url"], k, True)
         if sequential:
             await phase("sequential", server.urls["url"], sequential, False)
-            await phase("sequential, history=0", server.urls["history0"], sequential, False)
+            if kind == "streamreel":
+                await phase("sequential, history=0", server.urls["history0"], sequential, False)
     return rows
 
 
@@ -169,10 +172,15 @@ async def main(args: argparse.Namespace) -> None:
             f"peak memory {(ours['peak'] - bare['peak']) / (base['peak'] - bare['peak']):.2f}x"
         )
         print(f"replay at speed 0, raw readers; server memory growth over idle, traced by tracemalloc (stream = {mib(stream_bytes)} on the wire):")
-        print(f"  {'server':<12}{'phase':<24}{'clients':>8}{'peak growth':>14}{'per client':>14}{'x stream':>10}{'held after':>14}")
-        for kind in ("naive", "streamreel"):
-            for label, k, peak, held in await replay_phases(kind, path, clients, args.sequential, stream_bytes):
-                print(f"  {kind:<12}{label:<24}{k:>8}{mib(peak):>14}{mib(peak / k):>14}{peak / k / stream_bytes:>9.2f}x{mib(held):>14}")
+        print(f"  {'server':<12}{'phase':<24}{'clients':>8}{'peak growth':>14}{'per client':>14}{'x stream':>10}{'held after':>14}{'seconds':>9}")
+        servers = {kind: Child(__file__, "--child", "serve", kind, str(path)) for kind in ("naive", "streamreel")}
+        await asyncio.gather(*(child.__aenter__() for child in servers.values()))  # both load at once; loading is not measured here
+        try:
+            for kind, server in servers.items():
+                for label, k, peak, held, seconds in await replay_phases(kind, server, clients, args.sequential, stream_bytes):
+                    print(f"  {kind:<12}{label:<24}{k:>8}{mib(peak):>14}{mib(peak / k):>14}{peak / k / stream_bytes:>9.2f}x{mib(held):>14}{seconds:>9.1f}")
+        finally:
+            await asyncio.gather(*(child.__aexit__(None, None, None) for child in servers.values()))
         print("target: per-client growth near 0x the stream (memory proportional to the file, not to the clients)")
 
 
