@@ -40,7 +40,16 @@ import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Child, Naive, arrivals, dist, mib, open_connections, pct, serve_child  # noqa: E402
+from _harness import (  # noqa: E402
+    Child,
+    Naive,
+    arrivals,
+    dist,
+    mib,
+    open_connections,
+    pct,
+    serve_child,
+)
 
 from streamreel import Cassette, Replayer  # noqa: E402
 from streamreel.pipeline import timed_chunks  # noqa: E402

@@ -63,7 +63,7 @@ def main() -> int:
         print(f"\n=== {path.stem} ({' '.join(['python', f'benchmarks/{path.name}', *extra])}) ===", flush=True)
         start = time.perf_counter()
         try:
-            code = subprocess.run(command, timeout=args.timeout).returncode
+            code = subprocess.run(command, timeout=args.timeout, check=False).returncode
         except subprocess.TimeoutExpired:
             code = -1
             print(f"timed out after {args.timeout:g} s")
