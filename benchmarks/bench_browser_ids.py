@@ -1,12 +1,13 @@
 """Replay cost of the browser options: ids + retry, and a Last-Event-ID resume, against plain replay.
 
-Run: python benchmarks/bench_browser_ids.py
+Run: python benchmarks/bench_browser_ids.py [--words 60000] [--runs 7]
 Prints medians over several runs of one ~20,000-delta stream read by a raw aiohttp client at
 speed 0, and their ratios to plain replay measured in the same process.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
 import time
@@ -38,8 +39,8 @@ async def median_ms(cassette, headers: dict[str, str], **options) -> tuple[float
     return first, statistics.median(times)
 
 
-async def main() -> None:
-    cas = synth_cassette("word " * 60000, tps=1000, seed=1)
+async def main(words: int) -> None:
+    cas = synth_cassette("word " * words, tps=1000, seed=1)
     n = len(cas.interactions[0].response.events)
     sse = {"accept": "text/event-stream"}
     await median_ms(cas, sse)  # warm up the process (imports, first sockets)
@@ -53,4 +54,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--words", type=int, default=60000, help="words in the synthesized stream")
+    parser.add_argument("--runs", type=int, default=RUNS, help="runs per variant (median)")
+    args = parser.parse_args()
+    RUNS = args.runs
+    asyncio.run(main(args.words))

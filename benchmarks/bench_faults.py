@@ -1,6 +1,6 @@
 """What faults cost and what a reader sees of them, measured against a baseline in the same process.
 
-Run: ``python benchmarks/bench_faults.py`` (about 30 s). Prints four tables:
+Run: ``python benchmarks/bench_faults.py [--events 20000] [--repeats 5]`` (about 30 s). Prints four tables:
 
 1. replay throughput of a 20,000-event stream at ``speed:0`` under each fault, as a ratio
    to the unfaulted replay (a raw httpx2 client on another thread reads the body);
@@ -13,6 +13,7 @@ Run: ``python benchmarks/bench_faults.py`` (about 30 s). Prints four tables:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import multiprocessing
@@ -197,6 +198,11 @@ def socketless() -> None:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=N_EVENTS, help="events in the throughput stream")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="throughput runs per fault (median)")
+    args = parser.parse_args()
+    N_EVENTS, REPEATS = args.events, args.repeats
     throughput()
     fragment_reads()
     reset_cost()

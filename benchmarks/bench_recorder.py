@@ -10,7 +10,10 @@ request the recorder has finished writing the cassette for the previous one (its
 log line), so the figures are the proxy's own cost, not a concurrent disk write.
 Then, for timing fidelity, it records a stream with real gaps (20-60 ms, seeded) several times
 and compares the gaps the recorder wrote with the upstream's schedule, next to the gaps this
-client measured receiving the same stream direct (the baseline jitter of the machine).
+client measured receiving the same stream direct (the baseline jitter of the machine). The
+same streams give the per-event added latency: each event's arrival through the recorder
+minus its arrival going direct (both in ms since that request was sent, alternating which
+goes first), p50/p99/max over every event, not just the first.
 ``--check`` exits 1 when the median added time to first event is 1 ms or more.
 """
 
@@ -41,7 +44,7 @@ HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01"
 
 async def spawn(*args: str) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streamreel.cli", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable, "-m", "streamreel", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
@@ -74,6 +77,13 @@ async def wait_written(proc: asyncio.subprocess.Process) -> None:
             raise SystemExit("the recorder exited")
         if line.startswith("wrote "):
             return
+
+
+def percentile(values: list[float], p: float) -> float:
+    s = sorted(values)
+    k = (len(s) - 1) * p / 100.0
+    lo = int(k)
+    return s[lo] + (s[min(lo + 1, len(s) - 1)] - s[lo]) * (k - lo)
 
 
 def summary(name: str, values: list[float]) -> str:
@@ -122,20 +132,30 @@ def gap_errors(want: list[float], got: list[float]) -> list[float]:
     return [abs(a - b) for a, b in zip(wg, gg)]
 
 
-async def fidelity(work: Path, streams: int) -> tuple[list[float], list[float]]:
-    """(recorded-gap errors, client-observed direct gap errors) against the upstream's schedule, in ms."""
+async def fidelity(work: Path, streams: int) -> tuple[list[float], list[float], list[float]]:
+    """(recorded-gap errors, client-observed direct gap errors) against the upstream's schedule,
+    and each event's added latency through the recorder over going direct, in ms."""
     cas = timed_cassette((20.0, 60.0))
     schedule = [e.t for e in cas.interactions[0].response.events or ()]
     save(cas, work / "timed.yaml")
     upstream, upstream_url = await spawn("serve", str(work / "timed.yaml"))
     recorder, recorder_url = await spawn("record", "--upstream", upstream_url, "-o", str(work / "timed-recorded.yaml"), "--mode", "all")
     observed: list[float] = []
+    added: list[float] = []
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(streams):
-                observed += gap_errors(schedule, await arrival_times(session, upstream_url))
-                await arrival_times(session, recorder_url)
-                await wait_written(recorder)
+            for i in range(streams):
+                if i % 2 == 0:
+                    direct = await arrival_times(session, upstream_url)
+                    proxied = await arrival_times(session, recorder_url)
+                    await wait_written(recorder)
+                else:
+                    proxied = await arrival_times(session, recorder_url)
+                    await wait_written(recorder)
+                    direct = await arrival_times(session, upstream_url)
+                observed += gap_errors(schedule, direct)
+                assert len(proxied) == len(direct) == len(schedule), (len(proxied), len(direct), len(schedule))
+                added += [p - d for p, d in zip(proxied, direct)]
     finally:
         for proc in (recorder, upstream):
             proc.terminate()
@@ -143,7 +163,7 @@ async def fidelity(work: Path, streams: int) -> tuple[list[float], list[float]]:
     recorded: list[float] = []
     for item in load(work / "timed-recorded.yaml").interactions:
         recorded += gap_errors(schedule, [e.t for e in item.response.events or ()])
-    return recorded, observed
+    return recorded, observed, added
 
 
 async def run(work: Path, rounds: int, check: bool, streams: int) -> int:
@@ -181,10 +201,13 @@ async def run(work: Path, rounds: int, check: bool, streams: int) -> int:
     print(f"added time to first event (median): {added_first:.3f} ms   (limit 1 ms: {'OK' if added_first < 1.0 else 'OVER'})")
     print(f"added time to end of stream (median): {added_last:.3f} ms")
     print(f"cassette rewritten after every interaction, {rounds + 20} interactions, {size} bytes at the end")
-    recorded, observed = await fidelity(work, streams)
+    recorded, observed, added = await fidelity(work, streams)
     print(f"gap fidelity, {streams} streams of 21 events with 20-60 ms gaps; |gap - scheduled gap| in ms:")
     print(summary("recorded by the recorder", recorded) + f"  max {max(recorded):7.3f}")
     print(summary("seen by a client, direct", observed) + f"  max {max(observed):7.3f}")
+    print(f"added latency per event through the recorder (arrival via recorder - arrival direct, {len(added)} events), ms:")
+    print(summary("every event", added) + f"  p99 {percentile(added, 99):7.3f}  max {max(added):7.3f}")
+    print(summary("first event of each stream", added[:: len(added) // streams]))
     return 1 if check and added_first >= 1.0 else 0
 
 
