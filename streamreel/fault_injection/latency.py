@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
+from itertools import islice
+from typing import Iterable, Iterator, Sized
 
 from ..pipeline import Chunk, Plan
 from .base import ByteFault, Context, register, spec_field
@@ -38,28 +39,30 @@ class Latency(ByteFault):
 
     def delays(self, count: int) -> list[float]:
         """The delay added before each of ``count`` events (ms), before accumulation."""
+        return list(islice(self._delays(), count))
+
+    def _delays(self) -> Iterator[float]:
         rng = random.Random(self.seed)
-        out = []
-        for i in range(count):
-            base = self.first_ms if i == 0 else self.each_ms
-            if self.jitter_ms:
-                base += rng.uniform(-self.jitter_ms, self.jitter_ms)
-            out.append(max(base, 0.0))
-        return out
+        base, jitter = self.first_ms, self.jitter_ms
+        while True:
+            yield max(base + rng.uniform(-jitter, jitter), 0.0) if jitter else base
+            base = self.each_ms
 
     def apply(self, plan: Plan, ctx: Context) -> Plan:
-        chunks = list(plan.chunks)
-        shifts: list[float] = []
-        total = self.headers_ms
-        for d in self.delays(len(chunks)):
-            total += d
-            shifts.append(total)
+        # Lazy: the delays are drawn as the chunks go out, so a burst of requests does not
+        # build every stream's schedule before its first byte. Only a timed ending needs the total.
+        chunks = plan.chunks
         ending = plan.ending
         if ending.at_ms is not None:
+            if not isinstance(chunks, Sized):
+                chunks = list(chunks)
+            total = self.headers_ms + sum(self.delays(len(chunks)))
             ending = replace(ending, at_ms=ending.at_ms + total)
-        return replace(plan, headers_at_ms=plan.headers_at_ms + self.headers_ms, chunks=_shifted(chunks, shifts), ending=ending)
+        return replace(plan, headers_at_ms=plan.headers_at_ms + self.headers_ms, chunks=_shifted(chunks, self._delays(), self.headers_ms), ending=ending)
 
 
-def _shifted(chunks: Iterable[Chunk], shifts: list[float]) -> Iterator[Chunk]:
-    for c, s in zip(chunks, shifts):
-        yield Chunk(c.at_ms + s, c.data, c.events_done)
+def _shifted(chunks: Iterable[Chunk], delays: Iterator[float], start: float) -> Iterator[Chunk]:
+    total = start
+    for c, d in zip(chunks, delays):
+        total += d
+        yield Chunk(c.at_ms + total, c.data, c.events_done)
