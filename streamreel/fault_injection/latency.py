@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from itertools import islice
+from itertools import islice, repeat
 from typing import Iterable, Iterator, Sized
 
 from ..pipeline import Chunk, Plan
@@ -42,11 +42,17 @@ class Latency(ByteFault):
         return list(islice(self._delays(), count))
 
     def _delays(self) -> Iterator[float]:
-        rng = random.Random(self.seed)
-        base, jitter = self.first_ms, self.jitter_ms
+        draw = random.Random(self.seed).random
+        jitter = self.jitter_ms
+        low, width = -jitter, jitter - -jitter  # random.uniform(-jitter, jitter), inlined: the same numbers, a third of the time
+        base = self.first_ms
+        yield max(base + (low + width * draw()), 0.0) if jitter else base
+        base = self.each_ms
+        if not jitter:
+            yield from repeat(base)
         while True:
-            yield max(base + rng.uniform(-jitter, jitter), 0.0) if jitter else base
-            base = self.each_ms
+            d = base + (low + width * draw())
+            yield d if d > 0.0 else 0.0
 
     def apply(self, plan: Plan, ctx: Context) -> Plan:
         # Lazy: the delays are drawn as the chunks go out, so a burst of requests does not
@@ -56,7 +62,9 @@ class Latency(ByteFault):
         if ending.at_ms is not None:
             if not isinstance(chunks, Sized):
                 chunks = list(chunks)
-            total = self.headers_ms + sum(self.delays(len(chunks)))
+            total = self.headers_ms
+            for d in islice(self._delays(), len(chunks)):
+                total += d
             ending = replace(ending, at_ms=ending.at_ms + total)
         return replace(plan, headers_at_ms=plan.headers_at_ms + self.headers_ms, chunks=_shifted(chunks, self._delays(), self.headers_ms), ending=ending)
 
