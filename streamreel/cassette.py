@@ -284,11 +284,57 @@ def _construct(loader: Any, node: yaml.Node, path: str | None) -> Any:
 def _check_nodes(root: yaml.Node, path: str | None) -> None:
     """Refuse, before building anything, what would make loading blow up: deep nesting, alias
     bombs, an alias inside itself, numbers too long to read; and duplicate keys, which YAML
-    would silently collapse to the last one."""
+    would silently collapse to the last one.
 
-    def fail(node: yaml.Node, where: tuple[str | int, ...], message: str) -> CassetteError:
+    One pass without paths over every node (a 100,000-event cassette has 700,000 of them);
+    paths are worked out only for an error, and the expansion of aliases is measured only
+    when the file has any.
+    """
+
+    def fail(node: yaml.Node, message: str, where: tuple[str | int, ...] | None = None) -> CassetteError:
+        where = _path_to(root, node) if where is None else where
         return CassetteError(message, path=path, line=node.start_mark.line + 1, field=_dotted(where) or None)
 
+    seen: set[int] = set()
+    aliased = False
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    scalar, mapping = yaml.ScalarNode, yaml.MappingNode
+    while stack:
+        node, depth = stack.pop()
+        key = id(node)
+        if key in seen:
+            aliased = True
+            continue
+        seen.add(key)
+        if depth > MAX_DEPTH:
+            raise fail(node, f"nested deeper than {MAX_DEPTH} levels")
+        kind = type(node)
+        if kind is scalar:
+            if node.tag == _INT_TAG and len(node.value) > _MAX_INT_DIGITS:
+                raise fail(node, f"a number with {len(node.value)} digits; at most {_MAX_INT_DIGITS} are allowed")
+            continue
+        depth += 1
+        if kind is mapping:
+            keys: dict[str, yaml.Node] = {}
+            for k, v in node.value:
+                if type(k) is scalar and k.value != "<<":
+                    first = keys.setdefault(k.value, k)
+                    if first is not k:
+                        raise fail(k, f"duplicate key {k.value!r} (first on line {first.start_mark.line + 1}); YAML would keep only the last")
+                stack.append((k, depth))
+                stack.append((v, depth))
+        else:
+            stack.extend((c, depth) for c in node.value)
+    if aliased:
+        _check_aliases(root, fail)
+
+
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
+def _check_aliases(root: yaml.Node, fail: Any) -> None:
+    """With aliases in the file (rare, so paths are kept here): refuse one inside itself, and an
+    expansion deeper than :data:`MAX_DEPTH` or larger than :data:`MAX_ALIAS_NODES`."""
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     distinct = 0
@@ -301,27 +347,33 @@ def _check_nodes(root: yaml.Node, path: str | None) -> None:
             size[key] = 1 + sum(size[id(c)] for _, c in kids)
             depth[key] = 1 + max((depth[id(c)] for _, c in kids), default=0)
             if depth[key] > MAX_DEPTH:
-                raise fail(node, where, f"nested deeper than {MAX_DEPTH} levels")
+                raise fail(node, f"nested deeper than {MAX_DEPTH} levels", where)
             if size[key] > distinct + MAX_ALIAS_NODES:
-                raise fail(node, where, f"aliases expand this to {size[key]:,} nodes; at most {MAX_ALIAS_NODES:,} more than written are allowed")
+                raise fail(node, f"aliases expand this to {size[key]:,} nodes; at most {MAX_ALIAS_NODES:,} more than written are allowed", where)
             continue
         if key in size:
             continue
         if key in depth:
-            raise fail(node, where, "an alias refers to a node that contains it (a recursive structure)")
+            raise fail(node, "an alias refers to a node that contains it (a recursive structure)", where)
         depth[key] = 0
         distinct += 1
-        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int" and len(node.value) > _MAX_INT_DIGITS:
-            raise fail(node, where, f"a number with {len(node.value)} digits; at most {_MAX_INT_DIGITS} are allowed")
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[str, yaml.Node] = {}
-            for k, _ in node.value:
-                if isinstance(k, yaml.ScalarNode) and k.value != "<<":
-                    if k.value in seen:
-                        raise fail(k, (*where, k.value), f"duplicate key {k.value!r} (first on line {seen[k.value].start_mark.line + 1}); YAML would keep only the last")
-                    seen[k.value] = k
         stack.append((node, where, True))
         stack.extend((c, (*where, label), False) for label, c in reversed(kids))
+
+
+def _path_to(root: yaml.Node, target: yaml.Node) -> tuple[str | int, ...]:
+    """Where ``target`` sits under ``root`` (first found), for an error message."""
+    stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(root, ())]
+    seen: set[int] = set()
+    while stack:
+        node, where = stack.pop()
+        if node is target:
+            return where
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.extend((c, (*where, label)) for label, c in reversed(_children(node)))
+    return ()
 
 
 class _Reader:
