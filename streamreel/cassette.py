@@ -18,9 +18,10 @@ import os
 import re
 import stat
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
 from urllib.parse import urlsplit
 
 import yaml
@@ -207,16 +208,20 @@ def load(path: PathLike) -> Cassette:
 
 
 def loads(text: str, *, path: str | None = None) -> Cassette:
-    """Parse and validate cassette YAML text; ``path`` only names the source in errors.
+    """Parse and validate cassette YAML text; ``path`` only names the source in errors."""
+    with _collector_paused():
+        return _loads(text, path)
 
-    The cycle collector is paused meanwhile: building a large file's hundreds of thousands of
-    nodes set it off again and again over a growing heap, two thirds of the time for a
-    100,000-event cassette, and nothing built here forms a cycle that outlives the call.
-    """
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cycle collector around building or writing a whole cassette: hundreds of
+    thousands of YAML nodes set it off again and again over a growing heap (two thirds of a
+    100,000-event load), and none of them forms a cycle that outlives the call."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _loads(text, path)
+        yield
     finally:
         if collecting:
             gc.enable()
@@ -724,7 +729,8 @@ def dumps(cassette: Cassette, *, comment: str | None = None) -> str:
     doc: dict[str, Any] = {"streamreel": VERSION, "interactions": [_interaction_data(i) for i in cassette.interactions]}
     if cassette.faults:
         doc["faults"] = list(cassette.faults)
-    text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=2**31 - 1, default_flow_style=False)
+    with _collector_paused():
+        text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=2**31 - 1, default_flow_style=False)
     if comment:
         text = "".join(f"# {line}\n".replace("# \n", "#\n") for line in comment.splitlines()) + text
     return text
