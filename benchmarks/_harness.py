@@ -22,7 +22,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -78,7 +78,32 @@ def dist(values: Sequence[float], unit: str = "ms") -> str:
     return f"p50 {pct(values, 50):7.3f}  p99 {pct(values, 99):7.3f}  max {max(values):7.3f} {unit}"
 
 
-class Naive:
+_App = TypeVar("_App", bound="LoopbackApp")
+
+
+class LoopbackApp:
+    """An aiohttp server on 127.0.0.1 routing every request to ``handle``: the baselines' shell."""
+
+    url = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+    async def __aenter__(self: _App) -> _App:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.cleanup()
+
+
+class Naive(LoopbackApp):
     """The baseline server: for each POST, ``schedule(request)`` gives the writes, and the
     handler does ``await asyncio.sleep(due - loop.time())`` before each, from the moment the
     request arrived, then ends the body. Nothing recorded, nothing matched, no faults.
@@ -107,19 +132,6 @@ class Naive:
         except ConnectionError:  # the client left (a warm-up read)
             pass
         return resp
-
-    async def __aenter__(self) -> Naive:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.runner.cleanup()
 
 
 async def serve_child(urls: Mapping[str, str], verbs: Mapping[str, Callable[[], Any]] | None = None) -> None:

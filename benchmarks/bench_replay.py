@@ -12,15 +12,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Awaitable, Callable
 
 import aiohttp
 import anthropic
 from aiohttp import web
 
-from streamreel import Cassette, Replayer
-from streamreel.providers.anthropic import TextBlock, message_events
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import LoopbackApp  # noqa: E402
+
+from streamreel import Cassette, Replayer  # noqa: E402
+from streamreel.providers.anthropic import TextBlock, message_events  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "bench"}]
 
@@ -29,12 +34,11 @@ def cassette(n: int) -> Cassette:
     return Cassette.from_events(message_events([TextBlock(tuple(f" w{i % 97}" for i in range(n)))]))
 
 
-class Bare:
+class Bare(LoopbackApp):
     """The baseline: an aiohttp handler writing the same bytes in the same number of writes."""
 
     def __init__(self, wire: list[bytes]) -> None:
         self.wire = wire
-        self.url = ""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         await request.read()
@@ -44,19 +48,6 @@ class Bare:
             await resp.write(chunk)
         await resp.write_eof()
         return resp
-
-    async def __aenter__(self) -> "Bare":
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.runner.cleanup()
 
 
 async def raw_client(url: str) -> int:
