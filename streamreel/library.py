@@ -119,7 +119,7 @@ class Library(Generic[S]):
             raise CassetteError("not a directory (cassette_dir serves a directory of cassettes; pass a file as the cassette)", path=str(path))
         self.directory = path
         self._load = load
-        self._cache: dict[Path, S] = {}
+        self._cache: dict[Path, tuple[str, S]] = {}
 
     def names(self) -> list[str]:
         """Every cassette a request may name, as relative paths with their suffix."""
@@ -148,12 +148,16 @@ class Library(Generic[S]):
 
     def get(self, name: str) -> S:
         """What serves cassette ``name``, loaded on first use."""
+        return self.get_named(name)[1]
+
+    def get_named(self, name: str) -> tuple[str, S]:
+        """:meth:`get`, with the cassette's path relative to the directory (one for every way of naming it)."""
         path = self.path(name)
         key = Path(os.path.realpath(path))
-        state = self._cache.get(key)
-        if state is None:
-            state = self._cache[key] = self._load(path)
-        return state
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._cache[key] = (path.relative_to(self.directory).as_posix(), self._load(path))
+        return entry
 
     def clear(self) -> None:
         """Forget every loaded cassette: the next request reloads it and plays it from the top."""
@@ -161,6 +165,10 @@ class Library(Generic[S]):
 
     def select(self, headers: Mapping[str, str], query: str) -> S:
         """What serves a request, by its header or query parameter; raises :class:`Refusal` saying why not."""
+        return self.select_named(headers, query)[1]
+
+    def select_named(self, headers: Mapping[str, str], query: str) -> tuple[str, S]:
+        """:meth:`select`, with the cassette's path relative to the directory (``errors/overloaded.yaml``)."""
         name = headers.get(CASSETTE_HEADER)
         source = f"{CASSETTE_HEADER} header"
         if name is None:
@@ -172,7 +180,7 @@ class Library(Generic[S]):
         if name is None:
             names = self.names()
             if len(names) == 1:
-                return self.get(names[0])
+                return self.get_named(names[0])
             if not names:
                 raise Refusal(400, "invalid_request_error", f"streamreel: the served directory holds no cassettes ({'/'.join(SUFFIXES)} files)")
             raise Refusal(
@@ -182,7 +190,7 @@ class Library(Generic[S]):
                 f"(or ?{CASSETTE_PARAM}= where headers cannot be set). Available: {_listing(names)}",
             )
         try:
-            return self.get(name)
+            return self.get_named(name)
         except CassetteNameError as e:
             raise Refusal(400, "invalid_request_error", f"streamreel: bad {source}: {e.reason}; a name is a relative path inside the served directory") from None
         except FileNotFoundError:

@@ -77,7 +77,9 @@ class SentResponse:
     ``close`` or ``end``; before a ``reset``, what the peer's kernel acknowledged (the
     server waits for that, so it is everything unless the client stopped reading).
     ``answered_by`` names the request fault (``http:...``) that answered instead of the
-    recording; ``headers`` are the response headers sent.
+    recording; ``headers`` are the response headers sent. On a directory server
+    (``cassette_dir=``), ``cassette`` is the path, relative to the directory, of the
+    cassette that answered (``interaction`` is an index in it).
     """
 
     request_index: int
@@ -92,6 +94,7 @@ class SentResponse:
     finished: float | None
     headers: Mapping[str, str] = field(default_factory=dict)
     answered_by: str | None = None
+    cassette: str | None = None
 
     @property
     def events(self) -> list[Event]:
@@ -110,7 +113,7 @@ class SentResponse:
 class _Live:
     """The mutable record the server updates while a response goes out."""
 
-    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames", "view")
+    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames", "view", "cassette")
 
     def __init__(self, request_index: int, started: float) -> None:
         self.request_index = request_index
@@ -126,6 +129,7 @@ class _Live:
         self.headers: dict[str, str] = {}
         self.answered_by: str | None = None
         self.frames = array("q")  # body bytes after each part written (kept only when a reset is planned)
+        self.cassette: str | None = None
         self.view: Sequence[Event] | None = None  # an unfaulted stream: what went out is its first events_done events
 
     def sent(self) -> bytes:
@@ -148,6 +152,7 @@ class _Live:
             finished=self.finished,
             headers=dict(self.headers),
             answered_by=self.answered_by,
+            cassette=self.cassette,
         )
 
 
@@ -520,7 +525,7 @@ class Replayer:
         state = self._state
         if self._library is not None:
             try:
-                state = self._library.select(received.headers, received.query)
+                live.cassette, state = self._library.select_named(received.headers, received.query)
             except Refusal as e:
                 return self._error(live, e.status, e.kind, str(e))
         try:

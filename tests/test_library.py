@@ -201,6 +201,8 @@ def test_the_header_picks_the_cassette_each_with_its_own_ordered_playback(served
     assert ask(served.url, "greeting.yaml") == "hello one"
     assert ask(served.url, "faults/cut") == "a cut reply"
     assert ask(served.url, "greeting") == "hello two"  # its own playback, not disturbed by the other
+    answered = [(r.cassette, r.interaction) for r in served.settle()]
+    assert answered == [("greeting.yaml", 0), ("faults/cut.yml", 0), ("greeting.yaml", 1)]  # one name however it was asked for
     served.clear()
     assert ask(served.url, "greeting") == "hello one"
     assert [r.status for r in served.responses] == [200]
