@@ -129,6 +129,7 @@ class Recorder(Replayer):
         self._takes: list[Interaction | None] = []
         self._session: aiohttp.ClientSession | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._building: set[asyncio.Future[Interaction]] = set()
         self._dirty = False
         self._write_error: StreamreelError | None = None
         self._scrub = self.scrubber
@@ -216,26 +217,26 @@ class Recorder(Replayer):
     # ------------------------------------------------------------ writing
 
     def _commit(self, slot: int, received: ReceivedRequest, take: _Take) -> None:
-        """Keep a finished (or broken-off) interaction and schedule the atomic rewrite."""
-        scrub = self._scrub
-        request = Request(
-            method=received.method.upper(),
-            path=scrub.target(received.target),
-            headers=scrub.header_map((k, v) for k, v in received.headers.items() if k not in _REQUEST_DROP),
-            body=scrub.request_body(received.body),
-        )
-        end = End(t=round(take.end_t, 3), reason=take.reason)
-        if take.stream:
-            response = Response(
-                status=take.status,
-                headers=take.headers,
-                headers_at=round(take.headers_at, 3),
-                events=tuple(scrub.event(e) for e in take.events),
-                end=end,
-            )
-        else:
-            response = Response(status=take.status, headers=take.headers, headers_at=round(take.headers_at, 3), body=scrub.body(bytes(take.body)), end=end)
-        self._takes[slot] = Interaction(request=request, response=response)
+        """Keep a finished (or broken-off) interaction and schedule the atomic rewrite.
+
+        Scrubbing reads the whole stream again (the text of each block, joined): it runs on a
+        worker thread, so a long recording does not hold up the streams still in flight."""
+        future = asyncio.get_running_loop().run_in_executor(None, _scrubbed, self._scrub, received, take)
+        self._building.add(future)
+        future.add_done_callback(lambda done: self._built(slot, take, done))
+
+    def _built(self, slot: int, take: _Take, done: asyncio.Future[Interaction]) -> None:
+        self._building.discard(done)
+        if done.cancelled():
+            return
+        error = done.exception()
+        if error is not None:  # a bug, not the user's input: say so, never lose the session's other recordings
+            self._write_error = StreamreelError(self._scrub.message(f"could not scrub the recording of request #{slot}: {type(error).__name__}: {error}"))
+            _log.error("%s", self._write_error)
+            return
+        item = done.result()
+        self._takes[slot] = item
+        request = item.request
         what = f"{len(take.events)} events" if take.stream else f"{len(take.body)} bytes"
         _log.info("recorded %s %s -> %d, %s, %s at %.0f ms", request.method, request.path, take.status, what, take.reason, take.end_t)
         self._dirty = True
@@ -262,8 +263,13 @@ class Recorder(Replayer):
             _log.info("wrote %s (%d interactions)", self.path, len(snapshot))
 
     async def _flush(self) -> None:
-        while self._writer is not None and not self._writer.done():
-            await asyncio.shield(self._writer)
+        """Wait until every finished interaction is scrubbed and written (or its write has failed)."""
+        while self._building or (self._writer is not None and not self._writer.done()):
+            if self._building:
+                await asyncio.wait(list(self._building))
+                await asyncio.sleep(0)  # let the done callbacks run
+            elif self._writer is not None:
+                await asyncio.shield(self._writer)
 
     @property
     def write_error(self) -> StreamreelError | None:
@@ -415,6 +421,22 @@ class Recorder(Replayer):
         if live.ending is None:
             live.ending = "client_hung_up"
             live.client_hung_up = True
+
+
+def _scrubbed(scrub: Scrubber, received: ReceivedRequest, take: _Take) -> Interaction:
+    """The interaction as the cassette keeps it: request and response scrubbed, the stream as its client read it."""
+    request = Request(
+        method=received.method.upper(),
+        path=scrub.target(received.target),
+        headers=scrub.header_map((k, v) for k, v in received.headers.items() if k not in _REQUEST_DROP),
+        body=scrub.request_body(received.body),
+    )
+    end = End(t=round(take.end_t, 3), reason=take.reason)
+    if take.stream:
+        response = Response(status=take.status, headers=take.headers, headers_at=round(take.headers_at, 3), events=scrub.events(take.events), end=end)
+    else:
+        response = Response(status=take.status, headers=take.headers, headers_at=round(take.headers_at, 3), body=scrub.body(bytes(take.body)), end=end)
+    return Interaction(request=request, response=response)
 
 
 def _remove_stale_temps(path: Path, age_s: float = 60.0) -> None:
