@@ -29,13 +29,13 @@ from itertools import accumulate
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from aiohttp import web
-from aiohttp.http import HttpProcessingError
 
 from . import cassette as _cassette
-from .bind import warn_if_exposed
+from .bind import check_address, listen, warn_if_exposed
 from .browser import BrowserState
 from .cassette import Cassette
-from .clock import Clock
+from .clock import Clock, DeadlineError
+from .guard import DEFAULT_IDLE_TIMEOUT_S, SERVER_LOG, VERSION_KEY, AcceptErrors, BodyTooLarge, WriteWatch, harden, read_body
 from .errors import FaultSpecError, NoMatchError, StreamreelError
 from .library import CASSETTE_PARAM, Library, Refusal
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, Matcher, ReceivedRequest
@@ -43,12 +43,15 @@ from .pipeline import EventChunks, Plan, plan
 from .providers import detect_provider
 from .providers.anthropic import error_body, error_headers
 from .sse import Event, decode
-from .scrub import Scrubber
+from .scrub import CREDENTIAL_HEADERS, Scrubber
 
 __all__ = ["Replayer", "SentResponse", "MAX_REQUEST_BYTES", "FAULTS_HEADER"]
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 """The Messages API's request size limit; aiohttp's default of 1 MB would turn an image into a 413."""
+
+_BODY_LIMIT = MAX_REQUEST_BYTES + 1024 * 1024
+"""The largest body read (the API's limit, with 1 MiB of slack for framing differences)."""
 
 FAULTS_HEADER = "x-streamreel-faults"
 """Request header carrying fault specs (joined by ``;``) for that one request."""
@@ -62,6 +65,7 @@ _NOT_REPLAYED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "ser
 """Recorded response headers the replayer sets itself (the body is re-framed, decoded, and sent now)."""
 
 _SCRUB = Scrubber()
+_log = logging.getLogger("streamreel.server")
 
 CassetteLike = Union[Cassette, str, "os.PathLike[str]", None]
 
@@ -188,8 +192,12 @@ class Replayer:
     tune request matching. For browsers (see :mod:`streamreel.browser`): ``ids`` numbers the
     events of streams that have no ids, ``retry_ms`` is the ``retry:`` sent first (1000 by
     default when ``ids`` is on), and a reconnect with ``Last-Event-ID`` resumes after that event.
-    ``history`` keeps only the last N requests and responses (a long-running ``serve``); by
-    default everything is kept for the test to inspect. ``cassette_dir`` (instead of a
+    ``history`` keeps only the last N requests and responses, ``history_bytes`` only as many as
+    hold that many bytes (about: a request counts its body twice, raw and parsed, a response the
+    bytes it sent when faulted); a long-running ``serve`` bounds both; by default everything is
+    kept for the test to inspect. ``idle_timeout`` (seconds, :data:`~streamreel.guard.DEFAULT_IDLE_TIMEOUT_S`)
+    is how long a connection may take to send a request head, a body may pause, and a response
+    may wait for a client that reads nothing, before the connection is cut. ``cassette_dir`` (instead of a
     cassette) serves a directory: each request names its cassette (see :mod:`streamreel.library`).
     ``host`` other than loopback warns with :class:`~streamreel.errors.NonLoopbackWarning` at start.
     """
@@ -208,8 +216,13 @@ class Replayer:
         ids: bool = False,
         retry_ms: int | None = None,
         history: int | None = None,
+        history_bytes: int | None = None,
         cassette_dir: str | os.PathLike[str] | None = None,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
+        check_address(host, port)
+        if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)) or not 0 < idle_timeout <= 86400:
+            raise ValueError(f"idle_timeout must be a number of seconds > 0 and at most 86400, got {idle_timeout!r}")
         if retry_ms is not None and (isinstance(retry_ms, bool) or not isinstance(retry_ms, int) or retry_ms < 0):
             raise ValueError(f"retry_ms must be a whole number of ms >= 0, got {retry_ms!r}")
         self.ids = ids
@@ -219,8 +232,16 @@ class Replayer:
         self._match = {"match_on": tuple(match_on), "ignore_query": tuple(ignore_query), "ignore_body_keys": tuple(ignore_body_keys)}
         if history is not None and history < 0:
             raise ValueError(f"history must be >= 0 or None, got {history!r}")
-        self._requests: deque[ReceivedRequest] = deque(maxlen=history)
-        self._responses: deque[_Live] = deque(maxlen=history)
+        if history_bytes is not None and history_bytes < 0:
+            raise ValueError(f"history_bytes must be >= 0 or None, got {history_bytes!r}")
+        self.idle_timeout = float(idle_timeout)
+        self._history = history
+        self._history_bytes = history_bytes
+        self._requests: deque[ReceivedRequest] = deque()
+        self._responses: deque[_Live] = deque()
+        self._kept: deque[list[int]] = deque()  # per record kept: [bytes it holds, 1 while kept]
+        self._kept_bytes = 0
+        self._accept_errors: AcceptErrors | None = None
         self._arrived = 0
         self._inflight: set[asyncio.Task[Any]] = set()
         self._idle: asyncio.Event | None = None
@@ -288,6 +309,10 @@ class Replayer:
         """Forget recorded requests and responses and restart ordered playback and fault counts."""
         self._requests.clear()
         self._responses.clear()
+        for cell in self._kept:
+            cell[1] = 0
+        self._kept.clear()
+        self._kept_bytes = 0
         self._arrived = 0
         self._state.matcher.reset()
         self._state.browser.reset()
@@ -331,17 +356,22 @@ class Replayer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._answered = asyncio.Event()
-        runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5, logger=_SERVER_LOG)
+        runner = web.AppRunner(
+            self._app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5, logger=SERVER_LOG, keepalive_timeout=self.idle_timeout
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        accept_errors = AcceptErrors(self._loop, 0)
+        harden(runner, accepted=accept_errors.accepted)
         try:
-            await site.start()
+            port = await listen(runner, self.host, self.port, reuse_address=True)
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
         self._clock = Clock(self._loop)
-        self.port = runner.addresses[0][1]
+        self.port = accept_errors.port = port
+        accept_errors.install()
+        self._accept_errors = accept_errors
         warn_if_exposed(self, runner.addresses)
 
     async def stop(self) -> None:
@@ -352,6 +382,9 @@ class Replayer:
         for task in list(self._inflight):
             task.cancel()
         await runner.cleanup()
+        if self._accept_errors is not None:
+            self._accept_errors.uninstall()
+            self._accept_errors = None
         if self._clock is not None:
             self._clock.close()
             self._clock = None
@@ -488,32 +521,51 @@ class Replayer:
         if idle is not None:
             idle.clear()
         live = _Live(self._arrived, time.monotonic())
+        kept: list[int] | None = None
         try:
             if request.method == "OPTIONS":
                 return _preflight(request)
             too_large = None
             try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge as e:
-                body, too_large = b"", e
+                body = await read_body(request, limit=_BODY_LIMIT, idle_s=self.idle_timeout)
+            except BodyTooLarge:
+                body, too_large = b"", True
+            except asyncio.TimeoutError:
+                live.request_index = -1
+                response = self._error(live, 408, "timeout_error", f"streamreel: the request body stopped arriving for {self.idle_timeout:g} s (idle_timeout)")
+                response.force_close()
+                return response
+            except ConnectionError:
+                raise asyncio.CancelledError from None  # the client left mid-body: as when aiohttp cancels the handler
             received = ReceivedRequest(
                 method=request.method,
                 path=request.path,
-                query=request.query_string,
+                query=request.rel_url.raw_query_string,
                 headers={k.lower(): v for k, v in request.headers.items()},
                 body=body,
                 at=start,
             )
             live.request_index = self._arrived
             self._arrived += 1
-            self._requests.append(received)
-            self._responses.append(live)
+            kept = self._keep(received, live)
             if too_large is not None:
-                return self._error(live, 413, "request_too_large", f"streamreel: {too_large.text} bytes (the Messages API takes {MAX_REQUEST_BYTES // 2**20} MB)")
+                size = request.content_length
+                asked = f"{size:,}-byte body" if size is not None else "body"
+                return self._error(live, 413, "request_too_large", f"streamreel: the {asked} is over the {_BODY_LIMIT:,}-byte limit (the Messages API takes {MAX_REQUEST_BYTES // 2**20} MB)")
+            version = request.get(VERSION_KEY)
+            if version is not None:
+                return self._error(live, 505, "invalid_request_error", f"streamreel: HTTP/{version} is not supported; this server speaks HTTP/1.1")
+            refusal = _bad_credential(received)
+            if refusal is not None:
+                return self._error(live, 400, "invalid_request_error", refusal)
             return await self._respond(request, received, live, start)
         finally:
             if live.finished is None:
                 live.finished = time.monotonic()
+            if kept is not None and kept[1] and live.data:
+                kept[0] += len(live.data)
+                self._kept_bytes += len(live.data)
+                self._trim()
             if task is not None:
                 self._inflight.discard(task)
             if not self._inflight and idle is not None:
@@ -521,11 +573,30 @@ class Replayer:
             if self._answered is not None:
                 self._answered.set()
 
+    def _keep(self, received: ReceivedRequest, live: _Live) -> list[int]:
+        """Keep a request and its response as ground truth, within ``history`` and ``history_bytes``."""
+        cell = [_held_bytes(received), 1]
+        self._requests.append(received)
+        self._responses.append(live)
+        self._kept.append(cell)
+        self._kept_bytes += cell[0]
+        self._trim()
+        return cell
+
+    def _trim(self) -> None:
+        count, most = self._history, self._history_bytes
+        while self._kept and ((count is not None and len(self._kept) > count) or (most is not None and self._kept_bytes > most)):
+            self._requests.popleft()
+            self._responses.popleft()
+            cell = self._kept.popleft()
+            cell[1] = 0
+            self._kept_bytes -= cell[0]
+
     async def _respond(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float) -> web.StreamResponse:
         state = self._state
         if self._library is not None:
             try:
-                live.cassette, state = self._library.select_named(received.headers, received.query)
+                live.cassette, state = await self._library.aselect_named(received.headers, received.query)
             except Refusal as e:
                 return self._error(live, e.status, e.kind, str(e))
         try:
@@ -577,7 +648,7 @@ class Replayer:
         payload = json.dumps(error_body(status, message=message, error_type=kind)).encode()
         live.data += payload
         live.ending = "end"
-        headers = error_headers(status)
+        headers = error_headers(status, should_retry=False if status == 505 else None)
         headers.update(_CORS)
         return web.Response(status=status, body=payload, headers=headers)
 
@@ -587,7 +658,10 @@ class Replayer:
         headers = {k: v for k, v in p.headers.items() if k.lower() not in _NOT_REPLAYED}
         headers.update(_CORS)
         live.status = p.status
-        await clock.sleep_until(start + p.headers_at_ms / 1000.0)
+        try:
+            await clock.sleep_until(start + p.headers_at_ms / 1000.0)
+        except DeadlineError as e:
+            return self._error(live, 400, "invalid_request_error", f"streamreel: this response cannot be replayed: {e}")
         if p.body is not None:
             live.headers = headers
             live.data += p.body
@@ -598,6 +672,7 @@ class Replayer:
         live.headers = headers
         resp = web.StreamResponse(status=p.status, headers=headers)
         ending = p.ending
+        watch: WriteWatch | None = None
         try:
             await resp.prepare(request)
             transport = request.transport
@@ -605,6 +680,7 @@ class Replayer:
                 # Every write now waits until the kernel holds all of it: pieces go out as
                 # separate sends, and the ground truth never counts bytes stuck in a buffer.
                 transport.set_write_buffer_limits(high=0)
+            watch = WriteWatch(request, self.idle_timeout)
             if type(p.chunks) is EventChunks and ending.how != "reset" and _frames_itself(request):
                 await _write_events(request, p.chunks, live, start, clock)
             else:
@@ -632,6 +708,15 @@ class Replayer:
             raise
         except ConnectionError:
             _client_left(live)
+        except DeadlineError as e:
+            # The headers are out: cut the stream where it is, and say why in one line.
+            _log.warning("streamreel: cut response #%d: %s", live.request_index, e)
+            live.ending = "close"
+            if request.transport is not None:
+                request.transport.close()
+        finally:
+            if watch is not None:
+                watch.cancel()
         return resp
 
 
@@ -665,10 +750,10 @@ async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, 
             raise ConnectionResetError("the client left mid-stream")
         wire = ev.wire
         transport.write(b"%x\r\n%b\r\n" % (len(wire), wire))
+        n += 1
+        live.events_done = n  # counted once handed over, before any wait for the client to read it
         if protocol.writing_paused:
             await writer.drain()
-        n += 1
-        live.events_done = n
 
 
 def _frames_itself(request: web.Request) -> bool:
@@ -696,16 +781,33 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
                 await asyncio.sleep(0)
         elif separate:
             await asyncio.sleep(0)
-        await resp.write(chunk.data)
-        if protocol.writing_paused:
-            await writer.drain()
-        data += chunk.data
+        await writer.write(chunk.data, drain=False)  # raises, writing nothing, once the client is gone
+        data += chunk.data  # counted once handed over, before any wait for the client to read it
         if track:
             frames.append(len(data))
         live.events_done = chunk.events_done
+        if protocol.writing_paused:
+            await writer.drain()
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _held_bytes(received: ReceivedRequest) -> int:
+    """About what a kept request holds: its body twice (the bytes and, once matched, the parsed JSON), target and headers."""
+    return 2 * len(received.body) + len(received.target) + sum(len(k) + len(v) for k, v in received.headers.items()) + 512
+
+
+def _bad_credential(received: ReceivedRequest) -> str | None:
+    """Why a credential header cannot be a key (bytes that are not UTF-8), or None; never quotes the value."""
+    for name in CREDENTIAL_HEADERS:
+        value = received.headers.get(name)
+        if value is not None and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                return f"streamreel: the {name} header holds bytes that are not UTF-8 text (at character {e.start}); an API key is plain ASCII"
+    return None
 
 
 def _body_problem(received: ReceivedRequest) -> str | None:
@@ -721,20 +823,6 @@ def _body_problem(received: ReceivedRequest) -> str | None:
 def _recorded_raw(matcher: Matcher, received: ReceivedRequest) -> bool:
     """Whether a recorded request with a non-JSON body matches (the recording then answers it)."""
     return any(isinstance(i.request.body, (str, bytes)) and not matcher.differences(received, i) for i in matcher.interactions)
-
-
-class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """aiohttp's server logger, except that a request aiohttp's parser refused (the client's
-    fault, answered with a 400) is one warning line instead of an ERROR with a traceback."""
-
-    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
-        if isinstance(exc_info, HttpProcessingError):
-            self.logger.warning("%s: HTTP %s: %s", str(msg) % args, exc_info.code, " ".join(str(exc_info.message).split()))
-        else:
-            self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
-
-
-_SERVER_LOG = _ServerLog(logging.getLogger("aiohttp.server"), {})
 
 
 def _client_left(live: _Live) -> None:
