@@ -357,7 +357,13 @@ class Replayer:
         self._idle.set()
         self._answered = asyncio.Event()
         runner = web.AppRunner(
-            self._app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5, logger=SERVER_LOG, keepalive_timeout=self.idle_timeout
+            self._app(),
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=0.5,
+            logger=SERVER_LOG,
+            keepalive_timeout=self.idle_timeout,
+            lingering_time=min(10.0, self.idle_timeout),  # the rest of a refused body is read and dropped, at most this long
         )
         await runner.setup()
         accept_errors = AcceptErrors(self._loop, 0)
