@@ -38,6 +38,9 @@ DEFAULT_IDLE_TIMEOUT_S = 60.0
 ACCEPT_LOG_INTERVAL_S = 10.0
 """At most one log line per this many seconds while the process has no descriptor left to accept a connection."""
 
+QUIET_S = 2.5
+"""Accepting counts as working again once no accept has failed for this long (asyncio retries every second)."""
+
 VERSION_KEY = "streamreel.http_version"
 """Where a request that asked for an HTTP version other than 1.0/1.1 keeps it (``request[VERSION_KEY]``)."""
 
@@ -211,8 +214,9 @@ _OUT_OF = {errno.EMFILE: "EMFILE", errno.ENFILE: "ENFILE", errno.ENOBUFS: "ENOBU
 class AcceptErrors:
     """The loop's exception handler while a server runs: asyncio reports every failed ``accept()``
     (out of descriptors) with a traceback, many per second; this logs one line per
-    :data:`ACCEPT_LOG_INTERVAL_S` for the server's own sockets, one when accepting works again,
-    and passes everything else to the handler that was there before."""
+    :data:`ACCEPT_LOG_INTERVAL_S` for the server's own socket, one when no accept has failed for
+    :data:`QUIET_S` (connections are accepted again), and passes everything else on to the
+    handler that was there before."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, port: int, interval_s: float = ACCEPT_LOG_INTERVAL_S) -> None:
         self.loop = loop
@@ -221,6 +225,7 @@ class AcceptErrors:
         self.refused = 0
         self._unlogged = 0
         self._next_log = 0.0
+        self._quiet: asyncio.TimerHandle | None = None
         self._previous: Any = None
 
     def install(self) -> None:
@@ -228,6 +233,8 @@ class AcceptErrors:
         self.loop.set_exception_handler(self)
 
     def uninstall(self) -> None:
+        if self._quiet is not None:
+            self._quiet.cancel()
         if self.loop.get_exception_handler() is self:
             self.loop.set_exception_handler(self._previous)
 
@@ -259,10 +266,16 @@ class AcceptErrors:
             )
             self._unlogged = 0
             self._next_log = now + self.interval_s
+        if self._quiet is not None:
+            self._quiet.cancel()
+        self._quiet = loop.call_later(QUIET_S, self._recovered)
+
+    def _recovered(self) -> None:
+        self._quiet = None
+        if self.refused:
+            _log.warning("accepting connections on port %d again (%d accepts failed before)", self.port, self.refused)
+        self.refused = self._unlogged = 0
+        self._next_log = 0.0
 
     def accepted(self) -> None:
-        """A connection was accepted: if accepting had been failing, say it works again."""
-        if self.refused:
-            _log.warning("accepting connections on port %d again, after %d failed accepts", self.port, self.refused)
-            self.refused = self._unlogged = 0
-            self._next_log = 0.0
+        """A connection was accepted (nothing to do: recovery is said once failures stop)."""

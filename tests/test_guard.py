@@ -283,3 +283,67 @@ async def test_a_client_that_reads_nothing_is_cut_after_the_idle_timeout(faulted
         assert sent.ending == "client_hung_up" and sent.client_hung_up and sent.bytes_sent < sum(len(e.wire) for e in big)
         assert took < IDLE_S * 2 + 3.0, took
         await _good_stream_meanwhile(reel)
+
+
+# ---------------------------------------------------------------- out of file descriptors
+
+
+def test_out_of_descriptors_the_server_logs_once_per_interval_and_serves_again_when_they_return(tmp_path: Any) -> None:
+    """``streamreel serve`` with a small descriptor limit, flooded with idle connections: accept()
+    fails, which asyncio reports again and again; the server logs it once (per 10 s), and once
+    the connections go it says so and streams to the next client."""
+    import resource
+    import select
+    import subprocess
+    import sys
+
+    from streamreel.cassette import save
+
+    path = tmp_path / "c.yaml"
+    save(cassette(), path)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+
+    proc = subprocess.Popen([sys.executable, "-m", "streamreel", "serve", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limit, text=True)
+    held: list[socket.socket] = []
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        port = int(proc.stdout.readline().rsplit(":", 1)[1])
+        for _ in range(80):
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(3.0)  # asyncio retries accept() every second meanwhile
+        for s in held:
+            s.close()
+        held.clear()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(http())
+                    s.settimeout(5)
+                    got = b""
+                    while chunk := s.recv(65536):
+                        got += chunk
+                if status_of(got)[1] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the server did not serve again once descriptors returned"
+            time.sleep(0.2)
+        deadline = time.monotonic() + 15
+        while not any("again" in line for line in seen) and time.monotonic() < deadline:  # the recovery is said once failures stop
+            if select.select([proc.stderr], [], [], 1.0)[0]:
+                seen.append(proc.stderr.readline())
+    finally:
+        for s in held:
+            s.close()
+        proc.terminate()
+        _, rest = proc.communicate(timeout=20)
+    stderr = "".join(seen) + rest
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    refused = [line for line in lines if "cannot accept connections" in line]
+    assert 1 <= len(refused) <= 2 and "Too many open files (EMFILE)" in refused[0], stderr[:2000]
+    assert any("accepting connections on port" in line and "again" in line for line in lines), stderr[:2000]
+    assert "Traceback" not in stderr and len(lines) <= 6, stderr[:2000]
