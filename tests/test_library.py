@@ -330,3 +330,51 @@ def test_the_serving_doc_examples_run(code: str) -> None:
     assert tests
     for test in tests:
         test()
+
+
+# ---------------------------------------------------------------- loading never stalls the streams in flight
+
+import asyncio
+import time as _time
+
+from streamreel.cassette import Interaction, Request, Response
+from streamreel.sse import Event
+
+
+def _big_cassette_text(events: int) -> str:
+    """A long stream written directly as YAML (dumping it would take longer than the test)."""
+    lines = ["streamreel: 1", "interactions:", "- request: {method: POST, path: /v1/messages}", "  response:", "    status: 200", "    headers: {content-type: text/event-stream}", "    headers_at: 0", "    events:"]
+    lines += [f"    - {{t: 1, event: content_block_delta, data: '{{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"w{i}\"}}}}'}}" for i in range(events)]
+    return "\n".join(lines) + "\n    end: {t: 2, reason: complete}\n"
+
+
+@pytest.mark.parametrize("events", [30_000, 80_000])
+async def test_loading_a_large_cassette_does_not_hold_up_the_streams_in_flight(tmp_path: Path, events: int) -> None:
+    """The first requests for a large cassette (seconds to load) arrive while another cassette streams an
+    event every 10 ms: that stream keeps its pace, and the large one is loaded once for all of them."""
+    (tmp_path / "big.yaml").write_text(_big_cassette_text(events), encoding="utf-8")
+    paced = [Event(t=10.0 * (i + 1), event="ping", data='{"type": "ping"}') for i in range(150)]
+    small = Cassette(interactions=(Interaction(request=Request(method="POST", path="/v1/messages"), response=Response(status=200, headers={"content-type": "text/event-stream"}, headers_at=0.0, events=tuple(paced))),))
+    save(small, tmp_path / "small.yaml")
+    async with Replayer(cassette_dir=tmp_path) as reel:
+        loop = asyncio.get_running_loop()
+
+        async def stream(name: str) -> list[float]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", reel.port)
+            writer.write(f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-streamreel-cassette: {name}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+            arrivals = []
+            while chunk := await reader.read(65536):
+                arrivals.append(loop.time())
+            writer.close()
+            return arrivals
+
+        paced_task = asyncio.ensure_future(stream("small.yaml"))
+        await asyncio.sleep(0.2)
+        started = _time.monotonic()
+        bigs = await asyncio.gather(*(stream("big") for _ in range(3)))
+        load_s = _time.monotonic() - started
+        arrivals = await paced_task
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert all(bigs) and max(gaps) < max(0.25, load_s / 4), (max(gaps), load_s)
+    assert [r.cassette for r in reel.responses] == ["small.yaml", "big.yaml", "big.yaml", "big.yaml"]
+    assert len(reel._library._cache) == 2 and not reel._library._loading  # type: ignore[union-attr]

@@ -455,3 +455,59 @@ def _dechunk(body: bytes) -> bytes:
         out += rest[:size]
         assert rest[size : size + 2] == b"\r\n"
         body = rest[size + 2 :]
+
+
+# ---------------------------------------------------------------- ground truth bounded by bytes
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(sizes=st.lists(st.integers(min_value=0, max_value=200_000), min_size=1, max_size=12), bound=st.integers(min_value=0, max_value=600_000), count=st.one_of(st.none(), st.integers(0, 6)))
+def test_history_keeps_the_latest_requests_that_fit_its_bytes_and_its_count(sizes: list[int], bound: int, count: int | None) -> None:
+    """Whatever the sizes: what is kept is the latest requests, as many as fit ``history_bytes`` (a body
+    counts twice, raw and parsed) and ``history``; their responses with them."""
+    import httpx2
+
+    with Replayer(timed_cassette([1.0, 2.0], headers_at=0), speed=0, history=count, history_bytes=bound) as reel:
+        with httpx2.Client() as client:
+            for i, size in enumerate(sizes):
+                client.post(f"{reel.url}/v1/messages", content=json.dumps({"i": i, "pad": "x" * size}).encode(), headers={"content-type": "application/json"})
+        kept = reel.settle()
+        requests = reel.requests
+    held = sum(2 * len(r.body) + len(r.target) + sum(len(k) + len(v) for k, v in r.headers.items()) + 512 for r in requests) + sum(len(s.data) for s in kept if s.data)
+    assert held <= bound and (count is None or len(requests) <= count)
+    assert [json.loads(r.body)["i"] for r in requests] == list(range(len(sizes)))[len(sizes) - len(requests) :]
+    assert [s.request_index for s in kept] == [len(sizes) - len(requests) + i for i in range(len(requests))]
+
+
+def test_serve_keeps_its_memory_bounded_however_large_the_requests() -> None:
+    """``streamreel serve`` bounds its history by bytes: a dozen 24 MiB requests do not stay in memory."""
+    import subprocess
+    import sys
+
+    import httpx2
+
+    from streamreel.cassette import bundled
+
+    proc = subprocess.Popen([sys.executable, "-m", "streamreel", "serve", str(bundled("text"))], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[-1]
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * (24 << 20)}]}).encode()
+
+        def rss_mb() -> float:
+            with open(f"/proc/{proc.pid}/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+        with httpx2.Client(timeout=60) as client:
+            client.post(f"{url}/v1/messages", content=b"{}", headers={"content-type": "application/json"})
+            before = rss_mb()
+            for _ in range(12):
+                assert client.post(f"{url}/v1/messages", content=body, headers={"content-type": "application/json"}).status_code == 200
+            after = rss_mb()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    assert after - before < 250, (before, after)
