@@ -79,7 +79,13 @@ class SentResponse:
     ``client_hung_up`` (the client left before the response ended), or None while still
     in flight. ``data`` is the body bytes the client got: everything written before a
     ``close`` or ``end``; before a ``reset``, what the peer's kernel acknowledged (the
-    server waits for that, so it is everything unless the client stopped reading).
+    server waits for that, so it is everything unless the client stopped reading). When the
+    client leaves (``client_hung_up``, or a ``hang`` it gave up on), ``data`` is what the server
+    had handed to the connection before it saw the client go, counted as each piece is handed
+    over (not once the client has read it): a client that leaves while the server waits for
+    its next planned write gets exactly what went before, every run; pieces planned closer
+    together than the client takes to hang up (speed 0, sub-millisecond gaps) may have gone
+    out first, and are then counted, since they were sent.
     ``answered_by`` names the request fault (``http:...``) that answered instead of the
     recording; ``headers`` are the response headers sent. On a directory server
     (``cassette_dir=``), ``cassette`` is the path, relative to the directory, of the
