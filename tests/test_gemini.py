@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
-from streamreel import Cassette
+import pytest
+import yaml
+from google import genai
+from google.genai import types
+
+from streamreel import Cassette, Replayer
 from streamreel.importer import import_file
 from streamreel.metrics import interaction_metrics
 from streamreel.pipeline import timed_chunks
 from streamreel.providers import get
-from streamreel.providers.gemini import chunk_data, content_events, error_body, error_bytes
+from streamreel.providers.gemini import CRLF, chunk_data, content_events, error_body, error_bytes
 from streamreel.synth import synth_cassette
 
 PATH = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
@@ -52,3 +59,33 @@ def test_an_imported_chunk_file_gets_a_path_naming_its_model():
     assert item.response.end.reason == "complete"
     m = interaction_metrics(item)
     assert (m.output_tokens, m.tokens_from) == (23 + 185, "usage")
+
+
+HAS_LINE_ENDINGS = bool(CRLF)
+needs_line_endings = pytest.mark.xfail(not HAS_LINE_ENDINGS, strict=True, reason="CRLF replays as CRLF once events keep their line ending (sse.Event.line_ending)")
+
+
+@needs_line_endings
+def test_a_synthesised_stream_and_its_mid_stream_error_go_out_with_crlf_line_ends():
+    body = b"".join(c.data for c in timed_chunks(synth_cassette("Hello there, how are you?", provider="gemini"), "error:after=1;speed:0"))
+    assert body.count(b"\r\n\r\n") == body.count(b"data: ") == 2
+    assert b"\n" not in body.replace(b"\r\n", b"")
+
+
+@needs_line_endings
+def test_an_imported_chunk_file_replays_with_the_crlf_the_api_sends():
+    body = b"".join(c.data for c in timed_chunks(import_file("tests/data/vercel-ai/google-text.chunks.txt"), "speed:0"))
+    lines = Path("tests/data/vercel-ai/google-text.chunks.txt").read_text().splitlines()
+    assert body == b"".join(b"data: " + line.encode() + b"\r\n\r\n" for line in lines)
+
+
+@needs_line_endings
+def test_the_real_crlf_capture_replays_byte_for_byte_to_the_sdk():
+    path = Path("tests/data/pydantic-ai/test_google_model_stream.yaml")
+    original = yaml.safe_load(path.read_text())["interactions"][0]["response"]["body"]["string"].encode()
+    item = import_file(path).interactions[0]
+    with Replayer(Cassette(interactions=(replace(item, request=replace(item.request, body=None)),)), speed=0) as r:
+        client = genai.Client(api_key="test", http_options=types.HttpOptions(base_url=r.url, api_version="v1beta"))
+        text = "".join(c.text for c in client.models.generate_content_stream(model="gemini-2.0-flash-exp", contents="What is the capital of France?"))
+        sent = r.settle()[0]
+    assert sent.data == original and text == "The capital of France is Paris.\n"

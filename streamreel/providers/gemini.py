@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields, replace
 from typing import Any, Mapping, Sequence
 
 from ..sse import Event
@@ -118,8 +119,12 @@ def content_events(
         usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt_tokens}]
         if thoughts:
             usage["thoughtsTokenCount"] = thoughts
-        events.append(Event(data=chunk_data({"candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": rid})))
+        events.append(Event(data=chunk_data({"candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": rid}), **CRLF))
     return tuple(events)
+
+
+CRLF: dict[str, Any] = {"line_ending": "\r\n"} if "line_ending" in {f.name for f in fields(Event)} else {}
+"""The Gemini API ends every SSE line with CRLF; events carry their line ending where streamreel keeps them."""
 
 
 def _tokens(text: str) -> int:
@@ -174,11 +179,14 @@ class Gemini(Dialect):
     def request_id(self, *parts: object) -> str:
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:23]
 
+    def unframed(self, events: Sequence[Event]) -> Sequence[Event]:
+        return [replace(e, **CRLF) for e in events] if CRLF else events
+
     def stream_error(self, before: Sequence[Event], t: float, error_type: str, message: str | None = None) -> tuple[Event, ...]:
         from .anthropic import status_for
 
         status = status_for(error_type)
-        return (Event(t=t, data=chunk_data(error_body(503 if status == 529 else status, message=message))),)
+        return (Event(t=t, data=chunk_data(error_body(503 if status == 529 else status, message=message)), **CRLF),)
 
     def delta_text(self, payload: Any) -> str:
         parts_out: list[str] = []
