@@ -68,3 +68,19 @@ def test_bodies_decode_by_their_content_type():
     frame = encode_frame(Event(event="ping", data='{"type": "ping"}'))
     assert [e.data for e in decode_body({"content-type": CONTENT_TYPE}, frame)] == ['{"type": "ping"}']
     assert [e.data for e in decode_body({}, b"data: x\n\n")] == ["x"]
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_synth_and_inspect_on_the_command_line_for_every_dialect(name, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "s.yaml"
+    made = subprocess.run([sys.executable, "-m", "streamreel", "synth", "--provider", name, "--tool-input", '{"city": "Paris"}', "--ttft-ms", "300", "-o", str(out)], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    shown = subprocess.run([sys.executable, "-m", "streamreel", "inspect", "--json", str(out)], capture_output=True, text=True, timeout=60)
+    figures = json.loads(shown.stdout.splitlines()[0])
+    assert (figures["provider"], figures["ttft_ms"], figures["tokens_from"]) == (name, 300.0, "usage")
+    table = subprocess.run([sys.executable, "-m", "streamreel", "inspect", str(out)], capture_output=True, text=True, timeout=60, env={"COLUMNS": "300", "PATH": ""})
+    assert name in table.stdout
