@@ -145,7 +145,7 @@ CLIENTS = {"openai-responses": _responses, "gemini": _gemini, "anthropic-vertex"
 
 @pytest.mark.parametrize("dialect", list(CLIENTS))
 def test_each_dialect_records_through_the_proxy_scrubbed_timed_and_replays_the_same_bytes(dialect, tmp_path):
-    upstream = synth_cassette("The capital of France is Paris, on the Seine.", provider=dialect, ttft_ms=60, tps=400, seed=3)
+    upstream = synth_cassette("The capital of France is Paris, on the Seine.", provider=dialect, ttft_ms=150, tps=200, seed=3)
     out = tmp_path / "recorded.yaml"
     call = CLIENTS[dialect]
     with Replayer(upstream) as up:
@@ -161,7 +161,8 @@ def test_each_dialect_records_through_the_proxy_scrubbed_timed_and_replays_the_s
     assert [(e.event, e.data, e.comment) for e in recorded.response.events] == [(e.event, e.data, e.comment) for e in source]
     assert recorded.response.end.reason == "complete"
     times = [e.t for e in recorded.response.events]
-    assert times == sorted(times) and times[-1] - times[0] >= 0.5 * (source[-1].t - source[0].t)
+    # timed: no event arrives before the upstream sends it (however late a loaded machine makes it)
+    assert times == sorted(times) and all(got >= sent.t - 1.0 for got, sent in zip(times, source))
     with Replayer(out, speed=0) as again:
         assert call(again.url) == live == "The capital of France is Paris, on the Seine."
         assert again.settle()[0].data == sent.data
