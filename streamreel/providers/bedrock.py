@@ -36,7 +36,7 @@ from typing import Any, Mapping, Sequence
 
 from ..sse import Event
 from . import Synth, register
-from .anthropic import Anthropic, message_events, status_for
+from .anthropic import Anthropic, status_for
 
 __all__ = [
     "CONTENT_TYPE",
