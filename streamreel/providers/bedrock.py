@@ -193,9 +193,34 @@ def _parse(raw: bytes) -> tuple[list[tuple[str, Any]], bytes]:
     return headers, raw[end : total - 4]
 
 
+_CHUNK_HEADERS = frame_bytes(((":event-type", "chunk"), (":content-type", "application/json"), (":message-type", "event")), b"")[12:-4]
+
+
+def _chunk_of(raw: bytes, t: float) -> Event | None:
+    """The fast path for the common frame, a chunk in the usual layout: its event if it re-encodes to ``raw``."""
+    headers_len = _PRELUDE.unpack_from(raw)[1]
+    if raw[12 : 12 + headers_len] != _CHUNK_HEADERS:
+        return None
+    if _CRC.unpack_from(raw, 8)[0] != zlib.crc32(raw[:8]) or _CRC.unpack_from(raw, len(raw) - 4)[0] != zlib.crc32(raw[:-4]):
+        return None
+    payload = raw[12 + headers_len : -4]
+    body = json.loads(payload)
+    data = base64.b64decode(body["bytes"], validate=True).decode("utf-8")
+    pad = body.get("p")
+    try:
+        kind = json.loads(data).get("type")
+    except (ValueError, AttributeError):
+        kind = None
+    event = Frame(t=t, event=kind if isinstance(kind, str) and not kind.endswith("Exception") and kind != RAW_FRAME else None, data=data, comment=pad if isinstance(pad, str) else None)
+    return event if _chunk_payload(event) == payload else None
+
+
 def _event_of(raw: bytes, t: float) -> Event:
     """The cassette event for one frame: a chunk or an exception when that re-encodes to ``raw``, else the raw frame."""
     try:
+        fast = _chunk_of(raw, t)
+        if fast is not None:
+            return fast
         headers, payload = _parse(raw)
         found = dict(headers)
         candidate: Event | None = None
