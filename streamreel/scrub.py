@@ -52,6 +52,7 @@ DEFAULT_HEADERS = frozenset(
         "x-api-key",
         "api-key",
         "x-goog-api-key",
+        "x-amz-security-token",
         "cookie",
         "set-cookie",
         "anthropic-organization-id",
@@ -59,7 +60,7 @@ DEFAULT_HEADERS = frozenset(
         "openai-project",
     }
 )
-"""Headers scrubbed always: credentials (Anthropic, OpenAI, Azure, Gemini), cookies, organisation ids."""
+"""Headers scrubbed always: credentials (Anthropic, OpenAI, Azure, Gemini, AWS session tokens), cookies, organisation ids."""
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"})
 """Headers an API reads its key from: a request whose value there is not UTF-8 text gets a 400."""
