@@ -41,7 +41,8 @@ ACCEPT_LOG_INTERVAL_S = 10.0
 QUIET_S = 2.5
 """Accepting counts as working again once no accept has failed for this long (asyncio retries every second)."""
 
-VERSION_KEY = "streamreel.http_version"
+_RequestKey = getattr(web, "RequestKey", None)  # aiohttp >= 3.12
+VERSION_KEY: Any = _RequestKey("streamreel.http_version", str) if _RequestKey is not None else "streamreel.http_version"
 """Where a request that asked for an HTTP version other than 1.0/1.1 keeps it (``request[VERSION_KEY]``)."""
 
 _log = logging.getLogger("streamreel.server")

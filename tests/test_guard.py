@@ -223,8 +223,8 @@ async def test_slow_header_clients_are_cut_after_the_idle_timeout(clients: int, 
         loop = asyncio.get_running_loop()
 
         async def slow() -> float:
+            began = loop.time()  # before connecting: the server counts from its accept
             reader, writer = await asyncio.open_connection("127.0.0.1", reel.port)
-            began = loop.time()
             try:
                 for b in request[:-10]:
                     writer.write(bytes([b]))
