@@ -53,8 +53,8 @@ async def test_a_second_recorder_of_the_same_cassette_is_refused_naming_the_firs
     assert files_under(tmp_path) == [out]  # the lock file is gone too
 
 
-@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(plan=st.lists(st.tuples(st.integers(min_value=0, max_value=3), st.integers(min_value=1, max_value=3)), min_size=2, max_size=6))
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(plan=st.lists(st.tuples(st.integers(min_value=0, max_value=3), st.integers(min_value=1, max_value=3)), min_size=2, max_size=4))
 def test_recorders_racing_for_one_cassette_take_turns_and_lose_nothing(tmp_path_factory: pytest.TempPathFactory, plan: list[tuple[int, int]]) -> None:
     """Sessions start in a drawn order and overlap (each waits a drawn number of turns before it
     records); a refused one waits for the holder and tries again. Every request of every session

@@ -483,7 +483,7 @@ def test_history_keeps_the_latest_requests_that_fit_its_bytes_and_its_count(size
 
 
 def test_serve_keeps_its_memory_bounded_however_large_the_requests() -> None:
-    """``streamreel serve`` bounds its history by bytes: a dozen 24 MiB requests do not stay in memory."""
+    """``streamreel serve`` bounds its history by bytes: eight 20 MiB requests do not stay in memory (they did: 40 MB each)."""
     import subprocess
     import sys
 
@@ -495,7 +495,7 @@ def test_serve_keeps_its_memory_bounded_however_large_the_requests() -> None:
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().split()[-1]
-        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * (24 << 20)}]}).encode()
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * (20 << 20)}]}).encode()
 
         def rss_mb() -> float:
             with open(f"/proc/{proc.pid}/status") as f:
@@ -504,13 +504,13 @@ def test_serve_keeps_its_memory_bounded_however_large_the_requests() -> None:
         with httpx2.Client(timeout=60) as client:
             client.post(f"{url}/v1/messages", content=b"{}", headers={"content-type": "application/json"})
             before = rss_mb()
-            for _ in range(12):
+            for _ in range(8):
                 assert client.post(f"{url}/v1/messages", content=body, headers={"content-type": "application/json"}).status_code == 200
             after = rss_mb()
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
-    assert after - before < 250, (before, after)
+    assert after - before < 150, (before, after)
 
 
 # ---------------------------------------------------------------- ground truth when the client leaves
@@ -561,7 +561,7 @@ def _leave(port: int, want: int, how: str, *, rcvbuf: int = 0, by: str = "events
     return int(done.stdout)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(k=st.integers(min_value=1, max_value=7), how=st.sampled_from(["fin", "rst"]), faults=st.sampled_from([(), "latency:each=60ms", "latency:each=60ms|fragment:size=5"]))
 def test_a_client_that_leaves_while_the_server_waits_gets_the_same_ground_truth_every_time(k: int, how: str, faults: Any) -> None:
     """``data`` is what was handed to the connection before the server saw the client go. A client that
