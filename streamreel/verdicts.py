@@ -46,7 +46,7 @@ __all__ = [
 CHECKS: dict[str, str] = {
     "gave_up": "a retryable mid-stream error event (overloaded_error, api_error) is followed by a new attempt",
     "ignored_retry_after": "after an error response with retry-after, the next attempt waits at least that long",
-    "retry_storm": "three or more attempts in a row wait longer each time (or as long as retry-after says)",
+    "retry_storm": "three or more attempts in a row wait longer each time (or as long as retry-after says); an EventSource resuming is no repeat",
     "waited_on_silence": "no silent stream is waited on longer than silence_s, nor still open and silent when checked",
     "dangling_stream": "a stream the client stopped reading is closed before the client moves on",
     "too_many_streams": "at most max_streams streams are open at once",
@@ -89,7 +89,8 @@ class Exchange:
     open). ``events``/``bytes`` went out; ``ending`` is the replayer's (``end``, ``close``,
     ``reset``, ``hang``, ``client_hung_up``, None in flight). ``error_event`` is the type of
     an error event the server sent mid-stream, ``last_event_id`` the last ``id:`` it sent,
-    ``retry_after_ms`` what its ``retry-after``/``retry-after-ms`` header said;
+    ``retry_after_ms`` what its ``retry-after``/``retry-after-ms`` header (or, in a stream,
+    its last ``retry:`` field) asked the client to wait;
     ``last_event_id_asked`` the ``Last-Event-ID`` the request carried. Whatever came from the
     request (method, path, ids, fault specs from a header) is scrubbed of credentials.
     """
@@ -202,7 +203,7 @@ def exchanges(
                 silent_since_ms=ms(res.silent_since),
                 error_event=_error_event(sent),
                 last_event_id=next((ev.id for ev in reversed(sent) if ev.id is not None), None),
-                retry_after_ms=_retry_after_ms(headers),
+                retry_after_ms=_retry_after_ms(headers, sent),
             )
         )
     return tuple(out)
@@ -229,7 +230,9 @@ def _error_event(events: Sequence[Event]) -> str | None:
     return None
 
 
-def _retry_after_ms(headers: Mapping[str, str]) -> float | None:
+def _retry_after_ms(headers: Mapping[str, str], events: Sequence[Event]) -> float | None:
+    """How long the server asked the client to wait before trying again: ``retry-after-ms``,
+    ``retry-after`` (seconds), or for an event stream the last ``retry:`` it sent."""
     for name, scale in (("retry-after-ms", 1.0), ("retry-after", 1000.0)):
         value = headers.get(name)
         if value is None:
@@ -240,7 +243,7 @@ def _retry_after_ms(headers: Mapping[str, str]) -> float | None:
             continue  # an HTTP date: not what the API sends
         if number >= 0:
             return number * scale
-    return None
+    return next((float(ev.retry) for ev in reversed(events) if ev.retry is not None), None)
 
 
 # ---------------------------------------------------------------- verdicts
@@ -409,7 +412,8 @@ def _retry_storm(items: Sequence[Exchange]) -> list[Evidence]:
     finished: list[list[Exchange]] = []
     for e in items:
         chain = chains.get(e.endpoint)
-        if chain and chain[-1].failed and chain[-1].end_ms is not None and e.arrived_ms >= chain[-1].end_ms:
+        resumed = e.last_event_id_asked is not None  # an EventSource resuming makes progress: no repeat
+        if chain and not resumed and chain[-1].failed and chain[-1].end_ms is not None and e.arrived_ms >= chain[-1].end_ms:
             chain.append(e)
         else:
             if chain:
