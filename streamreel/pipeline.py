@@ -2,6 +2,9 @@
 
 events ─▶ event faults ─▶ encode (once per event) ─▶ byte faults ─▶ timed chunks + ending
 
+Encoding is the dialect's (:meth:`streamreel.providers.Dialect.framed`): SSE for most, the
+AWS event stream's binary frames for Bedrock; byte faults then cut and split those bytes.
+
 :func:`plan` turns one recorded interaction and a fault plan into a :class:`Plan`: the
 status and headers with their time, then :class:`Chunk` s (bytes with the time, in ms
 from the request, at which they go out) and an :class:`Ending`. The replayer writes a
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence
 
 from .cassette import Cassette, End, Interaction
+from .providers import get as dialect_named
 from .providers import detect_provider
 from .sse import Event
 
@@ -205,10 +209,13 @@ def plan(
             speed,
             fault_list,
         )
-    events = res.events or ()
-    for f in fault_list:
-        if isinstance(f, EventFault):
-            events = f.apply_events(events, ctx)
+    dialect = dialect_named(ctx.provider)
+    events = dialect.framed(res.events or ())
+    event_faults = [f for f in fault_list if isinstance(f, EventFault)]
+    for f in event_faults:
+        events = f.apply_events(events, ctx)
+    if event_faults:
+        events = dialect.framed(events)
     # Speed is the first byte stage; folded into the chunks as they are made, it costs nothing per event.
     scale = Speed.of(fault_list, speed)
     ending = ending_for(res.end)
