@@ -54,8 +54,9 @@ CHECKS: dict[str, str] = {
 }
 """Every check, by name, with what it asks of the client."""
 
-RETRYABLE_ERRORS = frozenset({"overloaded_error", "api_error", "server_error"})
-"""Mid-stream error types a client should retry: Anthropic's ``overloaded_error`` and ``api_error``, OpenAI's ``server_error``."""
+RETRYABLE_ERRORS = frozenset({"overloaded_error", "api_error", "server_error", "UNAVAILABLE", "INTERNAL"})
+"""Mid-stream error types a client should retry: Anthropic's ``overloaded_error`` and ``api_error``,
+OpenAI's ``server_error``, Gemini's ``UNAVAILABLE`` and ``INTERNAL``."""
 
 GRACE_S = 0.5
 """How long :func:`judge` waits for responses in flight (a client that just hung up) before judging."""
@@ -210,7 +211,8 @@ def exchanges(
 
 
 def _error_event(events: Sequence[Event]) -> str | None:
-    """The type of the first error event among ``events`` (Anthropic ``event: error``, an OpenAI error chunk or Responses error)."""
+    """The type of the first error event among ``events``: Anthropic's ``event: error``, an OpenAI
+    or Gemini error chunk, a Responses ``error`` event."""
     for ev in events:
         if ev.is_comment:
             continue
@@ -226,7 +228,7 @@ def _error_event(events: Sequence[Event]) -> str | None:
             return "error"
         if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
             err = payload["error"]
-            return str(err.get("type") or err.get("code") or "error")
+            return str(err.get("type") or err.get("status") or err.get("code") or "error")
     return None
 
 

@@ -18,11 +18,11 @@ import httpx2
 import openai
 import pytest
 
-from streamreel import Cassette, Replayer
+from streamreel import Cassette, Replayer, providers
 from streamreel.cassette import bundled, load
 from streamreel.fault_injection import Context, Error
 from streamreel.synth import synth_cassette
-from streamreel.verdicts import CHECKS, Exchange, Verdicts, assert_resilient, assess, exchanges, judge, ajudge
+from streamreel.verdicts import CHECKS, RETRYABLE_ERRORS, Exchange, Verdicts, ajudge, assert_resilient, assess, exchanges, judge
 
 from _browser_helpers import CutAfter, event_source
 
@@ -357,3 +357,30 @@ def test_concurrent_requests_are_not_retries() -> None:
 def test_bounds_are_checked_up_front(bounds: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         assess([], now_ms=0, **bounds)
+
+
+@pytest.mark.parametrize("dialect", providers.names())
+@pytest.mark.parametrize(("error_type", "retryable"), [("overloaded_error", True), ("api_error", True), ("invalid_request_error", False), ("authentication_error", False)])
+def test_every_dialects_mid_stream_error_is_read_and_judged_by_its_type(dialect: str, error_type: str, retryable: bool) -> None:
+    """The error each dialect writes mid-stream (what the ``error`` fault sends) is recognised, and only a retryable one fails a client that gives up."""
+    from streamreel.sse import encode
+
+    injected = providers.get(dialect).stream_error((), 0.0, error_type)
+    sent = replace(judge_inputs(), data=b"".join(encode(ev) for ev in injected), events_done=len(injected))
+    request = sent_request()
+    (seen,) = exchanges([request], [sent])
+    assert seen.error_event is not None
+    assert (seen.error_event in RETRYABLE_ERRORS) is retryable, seen.error_event
+    assert failed(assess([seen], now_ms=1000)) == (["gave_up"] if retryable else [])
+
+
+def judge_inputs() -> Any:
+    from streamreel.replayer import SentResponse
+
+    return SentResponse(request_index=0, interaction=0, status=200, data=b"", events_done=0, ending="end", client_hung_up=False, faults=(), started=1.0, finished=1.1, headers={"content-type": "text/event-stream"})
+
+
+def sent_request() -> Any:
+    from streamreel.matching import ReceivedRequest
+
+    return ReceivedRequest(method="POST", path="/v1/messages", at=1.0)
