@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -396,3 +397,23 @@ async def test_nothing_under_the_admin_prefix_shows_a_credential(case: tuple[lis
     for secret in secrets:
         assert secret not in shown, f"{secret!r} shown by the admin API"
         assert secret[:24] not in shown
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "admin.md"
+DOC_EXAMPLES = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+
+
+@pytest.mark.parametrize("code", DOC_EXAMPLES, ids=[f"example-{i}" for i in range(len(DOC_EXAMPLES))])
+def test_the_admin_doc_examples_run(code: str) -> None:
+    exec(compile(code, str(DOC), "exec"), {"__name__": "docs_example"})
+
+
+def test_the_admin_doc_lists_every_check_and_route() -> None:
+    from streamreel.admin import ROUTES
+    from streamreel.verdicts import CHECKS
+
+    text = DOC.read_text(encoding="utf-8")
+    for check in CHECKS:
+        assert f"| `{check}` |" in text
+    for name, (method, _) in ROUTES.items():
+        assert f"`{method} /__streamreel/{name}`" in text
