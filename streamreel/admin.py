@@ -33,7 +33,7 @@ from . import cassette as _cassette
 from .errors import CassetteError, CassetteNameError, StreamreelError
 from .library import Library
 from .scrub import Scrubber
-from .verdicts import ajudge, exchanges
+from .verdicts import GroundTruth, ajudge, exchanges
 
 if TYPE_CHECKING:
     from .cassette import Cassette
@@ -60,24 +60,14 @@ _SCRUB = Scrubber()
 _LOG = logging.getLogger("streamreel.admin")
 
 
-class Served(Protocol):
+class Served(GroundTruth, Protocol):
     """What the admin routes read and drive: a :class:`~streamreel.replayer.Replayer`."""
-
-    epoch: float
-
-    @property
-    def requests(self) -> list[ReceivedRequest]: ...
-
-    @property
-    def responses(self) -> list[SentResponse]: ...
 
     @property
     def cassette(self) -> Cassette: ...
 
     @property
     def cassette_dir(self) -> Path | None: ...
-
-    async def asettle(self, timeout: float = ..., *, requests: int = ...) -> list[SentResponse]: ...
 
     def clear(self) -> None: ...
 

@@ -33,6 +33,7 @@ __all__ = [
     "RETRYABLE_ERRORS",
     "Exchange",
     "Evidence",
+    "GroundTruth",
     "Verdict",
     "Verdicts",
     "exchanges",

@@ -1,19 +1,13 @@
 // Every admin route, from Node, with the official SDKs against `streamreel serve`.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 
-import { CASSETTES, KEY, OPENAI_REQUEST, REQUEST, admin, load, serve } from "./server.mjs";
+import { CASSETTES, KEY, OPENAI_REQUEST, REQUEST, admin, load, serveForThisFile } from "./server.mjs";
 
-let server;
-before(async () => {
-  server = await serve(CASSETTES, "--speed", "0");
-});
-after(async () => {
-  assert.equal(await server.stop(), 0);
-});
+const server = serveForThisFile(CASSETTES, "--speed", "0");
 
 const sdk = (options = {}) => new Anthropic({ baseURL: server.url, apiKey: KEY, maxRetries: 0, ...options });
 

@@ -1,7 +1,9 @@
 // Start `streamreel serve` for a Node test and talk to its admin API, as a user's Node suite would.
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
@@ -43,6 +45,20 @@ export function serve(...args) {
       reject(new Error(`streamreel serve exited with ${code}; stderr: ${stderr}`));
     });
   });
+}
+
+/** One server for the test file that calls this: started before its tests, stopped (exit 0) after them. */
+export function serveForThisFile(...args) {
+  const handle = { url: undefined };
+  let server;
+  before(async () => {
+    server = await serve(...args);
+    handle.url = server.url;
+  });
+  after(async () => {
+    assert.equal(await server.stop(), 0);
+  });
+  return handle;
 }
 
 /** One admin call: resolves to { status, body } with the JSON body parsed. */

@@ -1,18 +1,12 @@
 // Resilience verdicts on Node clients: the official SDKs and raw fetch, judged from the server's ground truth.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import Anthropic from "@anthropic-ai/sdk";
 
-import { CASSETTES, KEY, REQUEST, admin, load, serve } from "./server.mjs";
+import { CASSETTES, KEY, REQUEST, admin, load, serveForThisFile } from "./server.mjs";
 
-let server;
-before(async () => {
-  server = await serve(CASSETTES, "--speed", "0");
-});
-after(async () => {
-  assert.equal(await server.stop(), 0);
-});
+const server = serveForThisFile(CASSETTES, "--speed", "0");
 
 const sdk = (options = {}) => new Anthropic({ baseURL: server.url, apiKey: KEY, maxRetries: 0, ...options });
 const verdicts = async (query = "") => (await admin(server.url, "GET", `verdicts${query}`)).body;
