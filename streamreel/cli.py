@@ -155,12 +155,9 @@ class _ResponseLog:
             cassette = Path(path).name if path else None
         where = "no match" if e.interaction is None else f"{cassette or 'cassette'}#{e.interaction}"
         parts = [f"#{e.request} {e.method} {e.path} -> {e.status} {where}"]
-        fired = [f["fault"] for f in e.faults if f["fired"]]
-        unknown = [f["fault"] for f in e.faults if f["fired"] is None]
+        fired = [f["spec"] for f in e.faults if f["fired"]]
         if fired:
             parts.append("fired " + " ".join(fired))
-        if unknown:
-            parts.append("faults " + " ".join(unknown))
         ending = e.ending or "open"
         if e.client_hung_up and ending != "client_hung_up":
             ending += " (client left)"

@@ -144,17 +144,8 @@ class Exchange:
 
 
 def fault_entries(response: SentResponse) -> tuple[dict[str, Any], ...]:
-    """Each fault that applied to ``response``, with whether it fired (None: not known for this fault)."""
-    fired = getattr(response, "fired", None)
-    out = []
-    for spec in response.faults:
-        if fired is not None:
-            out.append({"fault": spec, "fired": spec in fired})
-        elif response.answered_by is not None:
-            out.append({"fault": spec, "fired": True if spec == response.answered_by else None})
-        else:
-            out.append({"fault": spec, "fired": None})
-    return tuple(out)
+    """Each fault in force on ``response``: ``{"spec", "fired", "detail"}`` (see :class:`~streamreel.fault_injection.FaultOutcome`)."""
+    return tuple(outcome.as_dict() for outcome in response.faults)
 
 
 def exchanges(
@@ -199,7 +190,7 @@ def exchanges(
                 last_event_id_asked=None if asked is None else scrub.text(asked),
                 cassette=res.cassette,
                 interaction=res.interaction,
-                faults=tuple({**f, "fault": scrub.message(f["fault"])} for f in fault_entries(res)),
+                faults=tuple({**f, "spec": scrub.message(f["spec"]), "detail": scrub.message(f["detail"])} for f in fault_entries(res)),
                 answered_by=None if res.answered_by is None else scrub.message(res.answered_by),
                 silent_ms=None if res.silent_ms is None else round(res.silent_ms, 3),
                 silent_since_ms=ms(res.silent_since),

@@ -99,7 +99,8 @@ def test_responses_report_the_ground_truth_of_each_response() -> None:
     assert status == 200 and len(listed) == 1 == len(truth)
     got, sent = listed[0], truth[0]
     assert (got["request"], got["status"], got["events"], got["bytes"], got["ending"]) == (0, 200, sent.events_done, sent.bytes_sent, "close") == (0, 200, 5, len(sent.data), "close")
-    assert got["faults"] == [{"fault": "disconnect:after=5,how=close", "fired": got["faults"][0]["fired"]}]
+    assert [(f["spec"], f["fired"]) for f in got["faults"]] == [("disconnect:after=5,how=close", True)]
+    assert got["faults"] == [o.as_dict() for o in sent.faults]
     assert got["stream"] is True and got["client_hung_up"] is False
     assert got["start_ms"] <= got["end_ms"] and got["interaction"] == 0
     assert got["error_event"] is None and got["retry_after_ms"] is None

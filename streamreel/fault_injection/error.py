@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .. import providers
 from ..providers import anthropic as _anthropic
 from ..sse import Event
-from .base import Context, EventFault, register, spec_field
+from .base import Context, EventFault, holds, register, spec_field
 
 __all__ = ["Error", "ERROR_TYPES"]
 
@@ -39,6 +39,14 @@ class Error(EventFault):
             raise ValueError(f"after must be >= 0 events, got {self.after_events}")
         if self.error_type not in ERROR_TYPES:
             raise ValueError(f"type must be one of {', '.join(ERROR_TYPES)}, got {self.error_type!r}")
+
+    def why_not(self, events: tuple[Event, ...], ctx: Context) -> str | None:
+        if self.after_events > len(events):
+            return f"after={self.after_events} is past the end; the stream holds {holds(events)}"
+        return None
+
+    def describe(self, events: tuple[Event, ...], ctx: Context) -> str:
+        return f"{self.error_type} after event {self.after_events} of {len(events)}"
 
     def apply_events(self, events: tuple[Event, ...], ctx: Context) -> tuple[Event, ...]:
         before = events[: self.after_events]

@@ -41,7 +41,7 @@ test("responses gives the ground truth: events, bytes, ending, faults, cassette"
   assert.equal(sent.events, 4);
   assert.equal(sent.ending, "close");
   assert.equal(sent.cassette, "anthropic.yaml");
-  assert.deepEqual(sent.faults.map((f) => f.fault), ["disconnect:after=4,how=close"]);
+  assert.deepEqual(sent.faults.map((f) => [f.spec, f.fired]), [["disconnect:after=4,how=close", true]]);
   assert.ok(sent.bytes > 0 && sent.end_ms >= sent.start_ms);
 });
 
