@@ -155,11 +155,10 @@ def responses_json(requests: Sequence[ReceivedRequest], responses: Sequence[Sent
 
 
 async def _requests(request: web.Request, server: Served) -> web.Response:
-    received = server.requests
-    kept = server.responses
-    first = kept[0].request_index if kept else 0
-    first = max(first, 0) if len(kept) == len(received) else 0
-    return web.json_response([request_json(q, first + i, server.epoch) for i, q in enumerate(received)])
+    received, answered = server.requests, server.responses
+    n = min(len(received), len(answered))  # kept in pairs; a request arriving between the two reads is left for next time
+    pairs = zip(received[len(received) - n :], answered[len(answered) - n :])
+    return web.json_response([request_json(q, res.request_index, server.epoch) for q, res in pairs])
 
 
 async def _responses(request: web.Request, server: Served) -> web.Response:
