@@ -69,6 +69,9 @@ class Served(GroundTruth, Protocol):
     @property
     def cassette_dir(self) -> Path | None: ...
 
+    @property
+    def default_name(self) -> str | None: ...
+
     def clear(self) -> None: ...
 
     def load(self, cassette: Any, *, faults: Sequence[Any] | str = ..., speed: float | None = ...) -> None: ...
@@ -226,17 +229,18 @@ async def _load(request: web.Request, server: Served) -> web.Response:
     body = await _json_body(request)
     unknown = sorted(set(body) - set(LOAD_KEYS))
     if unknown:
-        shown = ", ".join(repr(_SCRUB.message(k)[:40]) for k in unknown[:5])
-        raise AdminError(400, "invalid_request_error", f"unknown key(s) {shown}; load takes {', '.join(LOAD_KEYS)}")
+        keys = ", ".join(repr(_SCRUB.message(k)[:40]) for k in unknown[:5])
+        raise AdminError(400, "invalid_request_error", f"unknown key(s) {keys}; load takes {', '.join(LOAD_KEYS)}")
     if "cassette" in body and "cassette_yaml" in body:
         raise AdminError(400, "invalid_request_error", "give cassette (a name) or cassette_yaml (the YAML text), not both")
     faults = _faults(body.get("faults", []))
     speed = body.get("speed")
     if speed is not None and (isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed) or speed < 0):
-        raise AdminError(400, "invalid_request_error", f"speed must be a number >= 0 (0 = no waiting), got {speed!r}"[:200])
+        raise AdminError(400, "invalid_request_error", f"speed must be a number >= 0 (0 = no waiting), got {_SCRUB.message(repr(speed))[:60]}")
     loop = asyncio.get_running_loop()
     directory = server.cassette_dir
     target: Any
+    shown: str | None
     if "cassette_yaml" in body:
         text = body["cassette_yaml"]
         if not isinstance(text, str):
@@ -254,7 +258,7 @@ async def _load(request: web.Request, server: Served) -> web.Response:
             raise AdminError(400, "invalid_request_error", f"cassette must be a name (a string), got a JSON {_kind(name)}")
         target, shown = await _named(name, directory, loop)
     else:
-        target = None if directory is not None else server.cassette
+        target = server.default_name if directory is not None else server.cassette
         shown = None
     try:
         server.load(target, faults=faults, speed=None if speed is None else float(speed))
@@ -264,7 +268,7 @@ async def _load(request: web.Request, server: Served) -> web.Response:
         raise AdminError(409, "invalid_request_error", f"cannot load: {_SCRUB.message(str(e))}") from None
     return web.json_response(
         {
-            "loaded": shown if shown is not None else _current(server),
+            "loaded": shown if shown is not None else (server.default_name if directory is not None else _current(server)),
             "interactions": None if directory is not None else len(server.cassette.interactions),
             "faults": [_SCRUB.message(f) for f in faults],
             "speed": speed,

@@ -377,6 +377,11 @@ class Replayer:
         return self._library.directory if self._library is not None else None
 
     @property
+    def default_name(self) -> str | None:
+        """On a directory server, the cassette :meth:`load` chose for requests that name none."""
+        return self._library.default if self._library is not None else None
+
+    @property
     def url(self) -> str:
         """Base URL to give a client (``base_url=r.url``)."""
         if self._runner is None:

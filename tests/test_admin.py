@@ -191,6 +191,9 @@ def test_load_on_a_directory_server_picks_the_cassette_for_unnamed_requests_and_
         assert status == 200 and body["loaded"] == "a.yaml"
         with pytest.raises(anthropic.InternalServerError):
             ask(r.url, default_headers={"x-streamreel-cassette": "sub/b"})
+        status, body, _ = call(r.url, "POST", "load", {"faults": []})
+        assert status == 200 and body["loaded"] == "a.yaml", "without a cassette, the one for unnamed requests stays"
+        assert ask(r.url) == "from a"
         status, payload, _ = call(r.url, "POST", "load", {"cassette": "c"})
         assert status == 404 and "no cassette 'c' in the served directory; it holds: a.yaml, sub/b.yaml" in message_of(payload)
         status, payload, _ = call(r.url, "POST", "load", {"cassette": "text"})
