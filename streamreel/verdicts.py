@@ -55,9 +55,12 @@ CHECKS: dict[str, str] = {
 }
 """Every check, by name, with what it asks of the client."""
 
-RETRYABLE_ERRORS = frozenset({"overloaded_error", "api_error", "server_error", "UNAVAILABLE", "INTERNAL"})
+RETRYABLE_ERRORS = frozenset(
+    {"overloaded_error", "api_error", "server_error", "UNAVAILABLE", "INTERNAL", "modelStreamErrorException", "internalServerException", "serviceUnavailableException"}
+)
 """Mid-stream error types a client should retry: Anthropic's ``overloaded_error`` and ``api_error``,
-OpenAI's ``server_error``, Gemini's ``UNAVAILABLE`` and ``INTERNAL``."""
+OpenAI's ``server_error``, Gemini's ``UNAVAILABLE`` and ``INTERNAL``, Bedrock's
+``modelStreamErrorException``, ``internalServerException`` and ``serviceUnavailableException``."""
 
 GRACE_S = 0.5
 """How long :func:`judge` waits for responses in flight (a client that just hung up) before judging."""
@@ -204,10 +207,12 @@ def exchanges(
 
 def _error_event(events: Sequence[Event]) -> str | None:
     """The type of the first error event among ``events``: Anthropic's ``event: error``, an OpenAI
-    or Gemini error chunk, a Responses ``error`` event."""
+    or Gemini error chunk, a Responses ``error`` event, a Bedrock exception frame."""
     for ev in events:
         if ev.is_comment:
             continue
+        if ev.event is not None and ev.event.endswith("Exception"):
+            return ev.event  # an AWS event stream's exception frame
         payload = ev.json(default=None)
         if ev.event == "error":
             if isinstance(payload, dict):

@@ -363,10 +363,11 @@ def test_bounds_are_checked_up_front(bounds: dict[str, Any], message: str) -> No
 @pytest.mark.parametrize(("error_type", "retryable"), [("overloaded_error", True), ("api_error", True), ("invalid_request_error", False), ("authentication_error", False)])
 def test_every_dialects_mid_stream_error_is_read_and_judged_by_its_type(dialect: str, error_type: str, retryable: bool) -> None:
     """The error each dialect writes mid-stream (what the ``error`` fault sends) is recognised, and only a retryable one fails a client that gives up."""
-    from streamreel.sse import encode
-
-    injected = providers.get(dialect).stream_error((), 0.0, error_type)
-    sent = replace(judge_inputs(), data=b"".join(encode(ev) for ev in injected), events_done=len(injected))
+    if dialect == "anthropic-bedrock" and error_type == "authentication_error":
+        retryable = True  # Bedrock has no such stream exception: it sends modelStreamErrorException, which AWS says to retry
+    speaks = providers.get(dialect)
+    injected = speaks.framed(speaks.stream_error((), 0.0, error_type))
+    sent = replace(judge_inputs(), headers=speaks.response_headers(), data=b"".join(ev.wire for ev in injected), events_done=len(injected))
     request = sent_request()
     (seen,) = exchanges([request], [sent])
     assert seen.error_event is not None
