@@ -30,7 +30,7 @@ from aiohttp.http_exceptions import BadHttpMethod, BadStatusLine, InvalidHeader,
 
 from .providers.anthropic import error_body, error_headers
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT_S", "ACCEPT_LOG_INTERVAL_S", "BodyTooLarge", "safe_reason", "read_body", "WriteWatch", "harden", "api_error", "SERVER_LOG", "AcceptErrors", "VERSION_KEY"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT_S", "ACCEPT_LOG_INTERVAL_S", "BodyTooLarge", "safe_reason", "read_body", "drain", "harden", "api_error", "SERVER_LOG", "AcceptErrors", "VERSION_KEY"]
 
 DEFAULT_IDLE_TIMEOUT_S = 60.0
 """Seconds a connection may take to send a request head, a body may pause, and a response may wait for a client that does not read."""
@@ -180,33 +180,22 @@ async def read_body(request: web.BaseRequest, *, limit: int, idle_s: float) -> b
     return bytes(body)
 
 
-class WriteWatch:
-    """Cuts the connection if the client reads nothing for ``idle_s`` seconds while a write waits for
-    it (the transport is paused and its buffer has not shrunk between two checks); :meth:`cancel`
-    when the response ends. A client that reads, however slowly, is never cut."""
-
-    def __init__(self, request: web.BaseRequest, idle_s: float) -> None:
-        self._transport, self._protocol = request.transport, request.protocol
-        self._idle_s = idle_s
-        self._left = -1
-        self._handle: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(idle_s, self._check) if self._transport is not None else None
-
-    def _check(self) -> None:
-        transport = self._transport
-        if transport is None or transport.is_closing():
+async def drain(request: web.BaseRequest, idle_s: float) -> None:
+    """Wait until the client has taken what was written; cut the connection (and raise
+    ``ConnectionResetError``) if it reads nothing for ``idle_s`` seconds meanwhile. A client
+    that reads, however slowly, is never cut. Call it only when writing is paused: nothing is
+    armed for a client that keeps up."""
+    transport, protocol, writer = request.transport, request.protocol, request.writer
+    while transport is not None and protocol.writing_paused:
+        left = transport.get_write_buffer_size()
+        try:
+            await asyncio.wait_for(writer.drain(), idle_s)
             return
-        left = transport.get_write_buffer_size() if self._protocol.writing_paused else -1
-        if left >= 0 and left >= self._left >= 0:
-            _log.info("cut a response: its client read nothing for %g s while %d bytes waited", self._idle_s, left)
-            transport.abort()
-            return
-        self._left = left
-        self._handle = asyncio.get_running_loop().call_later(self._idle_s, self._check)
-
-    def cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        except asyncio.TimeoutError:
+            if transport.get_write_buffer_size() >= left:
+                _log.info("cut a response: its client read nothing for %g s while %d bytes waited", idle_s, left)
+                transport.abort()
+                raise ConnectionResetError(f"the client read nothing for {idle_s:g} s") from None
 
 
 _OUT_OF = {errno.EMFILE: "EMFILE", errno.ENFILE: "ENFILE", errno.ENOBUFS: "ENOBUFS", errno.ENOMEM: "ENOMEM"}

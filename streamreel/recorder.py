@@ -55,7 +55,7 @@ from .cassette import Cassette, End, Interaction, Request, Response
 from .errors import CassetteError, NoMatchError, StreamreelError
 from .providers import is_complete, provider_of_events, stream_decoder
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, ReceivedRequest
-from .guard import WriteWatch
+from .guard import drain
 from .library import CASSETTE_HEADER
 from .lockfile import CassetteLock
 from .replayer import _CORS, FAULTS_HEADER, HOP_BY_HOP, CassetteLike, Replayer, _Live, _reset_when_delivered, _State
@@ -420,10 +420,8 @@ class Recorder(Replayer):
         events = take.events
         content = upstream.content
         cut: str | None = None
-        watch: WriteWatch | None = None
         try:
             await resp.prepare(request)
-            watch = WriteWatch(request, self.idle_timeout)
             while True:
                 try:
                     chunk = await content.readany()
@@ -437,7 +435,9 @@ class Recorder(Replayer):
                     break
                 t = (loop.time() - start) * 1000.0
                 live.data += chunk
-                await resp.write(chunk)
+                await request.writer.write(chunk, drain=False)
+                if request.protocol.writing_paused:
+                    await drain(request, self.idle_timeout)
                 if decoder is not None:
                     new = decoder.feed(chunk, t)
                     if new:
@@ -465,9 +465,6 @@ class Recorder(Replayer):
             raise
         except ConnectionError:
             self._hung_up(upstream, live, take, loop.time() - start)
-        finally:
-            if watch is not None:
-                watch.cancel()
         self._commit(slot, received, take)
         return resp
 

@@ -37,7 +37,7 @@ from .browser import BrowserState
 from .cassette import Cassette
 from .clock import Clock, DeadlineError
 from .errors import CassetteError, FaultSpecError, NoMatchError, StreamreelError
-from .guard import DEFAULT_IDLE_TIMEOUT_S, SERVER_LOG, VERSION_KEY, AcceptErrors, BodyTooLarge, WriteWatch, harden, read_body
+from .guard import DEFAULT_IDLE_TIMEOUT_S, SERVER_LOG, VERSION_KEY, AcceptErrors, BodyTooLarge, drain, harden, read_body
 from .fault_injection.base import FaultOutcome
 from .library import CASSETTE_PARAM, Library, Refusal
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, Matcher, ReceivedRequest
@@ -778,7 +778,6 @@ class Replayer:
         live.headers = headers
         resp = web.StreamResponse(status=p.status, headers=headers)
         ending = p.ending
-        watch: WriteWatch | None = None
         try:
             await resp.prepare(request)
             live.speaks(loop.time())
@@ -787,11 +786,10 @@ class Replayer:
                 # Every write now waits until the kernel holds all of it: pieces go out as
                 # separate sends, and the ground truth never counts bytes stuck in a buffer.
                 transport.set_write_buffer_limits(high=0)
-            watch = WriteWatch(request, self.idle_timeout)
             if type(p.chunks) is EventChunks and ending.how != "reset" and _frames_itself(request):
-                await _write_events(request, p.chunks, live, start, clock)
+                await _write_events(request, p.chunks, live, start, clock, self.idle_timeout)
             else:
-                await _write_chunks(resp, request, p, live, start, clock)
+                await _write_chunks(resp, request, p, live, start, clock, self.idle_timeout)
             live.quiet_since = loop.time()
             if ending.at_ms is not None:
                 await clock.sleep_until(start + ending.at_ms / 1000.0)
@@ -822,13 +820,10 @@ class Replayer:
             live.ending = "close"
             if request.transport is not None:
                 request.transport.close()
-        finally:
-            if watch is not None:
-                watch.cancel()
         return resp
 
 
-async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, start: float, clock: Clock) -> None:
+async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, start: float, clock: Clock, idle_s: float) -> None:
     """The unfaulted stream, the hot path: each event's cached bytes, framed as one HTTP chunk,
     straight to the transport at its time; the ground truth is a count of events.
 
@@ -863,7 +858,7 @@ async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, 
         n += 1
         live.events_done = n  # counted once handed over, before any wait for the client to read it
         if protocol.writing_paused:
-            await writer.drain()
+            await drain(request, idle_s)
 
 
 def _frames_itself(request: web.Request) -> bool:
@@ -872,7 +867,7 @@ def _frames_itself(request: web.Request) -> bool:
     return bool(getattr(writer, "chunked", False)) and getattr(writer, "length", None) is None and getattr(writer, "_compress", None) is None
 
 
-async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan, live: _Live, start: float, clock: Clock) -> None:
+async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan, live: _Live, start: float, clock: Clock, idle_s: float) -> None:
     """Any plan: each chunk at its time, recording what went out (and, before a reset, where each chunk ended)."""
     loop = asyncio.get_running_loop()
     protocol, writer = request.protocol, request.writer
@@ -899,7 +894,7 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
             frames.append(len(data))
         live.events_done = chunk.events_done
         if protocol.writing_paused:
-            await writer.drain()
+            await drain(request, idle_s)
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
