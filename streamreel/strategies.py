@@ -145,7 +145,10 @@ class StreamCassette(Cassette):
             parts.append("breaks=[" + ", ".join(f"{how} after {n} of {len(self.events)} events" for n, how in self.breaks) + "]")
         if self.faults:
             parts.append(f"faults={list(self.faults)!r}")
-        name = {"anthropic": "anthropic_message" if self.blocks else "anthropic_stream", "openai": "openai_chat" if self.choices else "openai_stream"}.get(self.provider, f"{self.provider}_stream")
+        if self.label is not None:
+            name = "cassette"
+        else:
+            name = {"anthropic": "anthropic_message" if self.blocks else "anthropic_stream", "openai": "openai_chat" if self.choices else "openai_stream"}.get(self.provider, f"{self.provider}_stream")
         return f"{name}({', '.join(parts)})"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
@@ -880,9 +883,13 @@ def _interleaved(draw: Callable[[SearchStrategy[Any]], Any], items: list[int]) -
     return [item for _, _, item in sorted(zip(keys, range(len(items)), items))]
 
 
-def _schedule(draw: Callable[[SearchStrategy[Any]], Any], calls: Sequence[ToolCall]) -> tuple[tuple[int, ...], ...]:
-    """Which calls' next piece each chunk carries: interleaved, and some chunks carrying several."""
+def _schedule(draw: Callable[[SearchStrategy[Any]], Any], calls: Sequence[ToolCall]) -> tuple[tuple[ToolCall, ...], tuple[tuple[int, ...], ...]]:
+    """The calls, and which calls' next piece each chunk carries: interleaved, some chunks
+    carrying several. Calls are numbered by where they first appear, as the API numbers them
+    (the openai SDK relies on it)."""
     order = _interleaved(draw, [i for chunk in sequential_schedule(calls) for i in chunk])
+    first_seen = list(dict.fromkeys(order))
+    order = [first_seen.index(i) for i in order]
     joins = draw(st.lists(st.booleans(), min_size=len(order), max_size=len(order)))
     chunks: list[list[int]] = []
     for i, join in zip(order, joins):
@@ -890,7 +897,7 @@ def _schedule(draw: Callable[[SearchStrategy[Any]], Any], calls: Sequence[ToolCa
             chunks[-1].append(i)
         else:
             chunks.append([i])
-    return tuple(tuple(c) for c in chunks)
+    return tuple(calls[i] for i in first_seen), tuple(tuple(c) for c in chunks)
 
 
 def openai_chat_streams(
@@ -907,7 +914,8 @@ def openai_chat_streams(
 ) -> SearchStrategy[StreamCassette]:
     """Any valid OpenAI Chat Completions stream, with the ``chat.completion`` it encodes as ``.message``.
 
-    Up to ``max_choices`` choices (``n``), their chunks interleaved; each streams one of
+    Up to ``max_choices`` choices (``n``), their chunks interleaved (each choice starts after
+    the one before it, as the API sends them); each streams one of
     ``kinds`` (see :data:`CHOICE_KINDS`): content, a refusal, or up to ``max_tool_calls``
     parallel tool calls keyed by ``index`` (interleaved, several in one chunk, the first
     riding on the role chunk), and ends with a finish reason from ``finish_reasons`` that
@@ -949,13 +957,18 @@ def openai_chat_streams(
         elif kind != "tool_calls":
             value = draw(text_s)
             content = _deltas(draw, _cut_at(draw, value) if cut and not calls else value)
-        schedule = _schedule(draw, calls) if calls else None
-        return Choice(content=content, refusal=refusal, tool_calls=tuple(calls), finish_reason=finish, schedule=schedule)
+        ordered, schedule = _schedule(draw, calls) if calls else ((), None)
+        return Choice(content=content, refusal=refusal, tool_calls=ordered, finish_reason=finish, schedule=schedule)
 
     @st.composite
     def build(draw: Callable[[SearchStrategy[Any]], Any]) -> StreamCassette:
-        choices = draw(st.lists(choice(), min_size=1, max_size=max_choices))
-        order = _interleaved(draw, [i for i, c in enumerate(choices) for _ in range(chunk_count(c))])
+        drawn = draw(st.lists(choice(), min_size=1, max_size=max_choices))
+        order = _interleaved(draw, [i for i, c in enumerate(drawn) for _ in range(chunk_count(c))])
+        # The API starts the choices in index order (the openai SDK relies on it): number
+        # them by where each first appears.
+        first_seen = list(dict.fromkeys(order))
+        choices = [drawn[i] for i in first_seen]
+        order = [first_seen.index(i) for i in order]
         with_usage = draw(st.booleans()) if usage is None else usage
         made = chat_stream(choices, model=model, order=order, usage=with_usage)
         base = Cassette.from_events(made.events, path="/v1/chat/completions", end=End(t=0.0, reason="complete"))
