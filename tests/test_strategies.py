@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Sequence
 import anthropic
 import openai
 import pytest
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
@@ -616,9 +616,9 @@ def test_protocol_streams_shrink_to_one_text_block_of_one_delta_and_no_pings() -
 
 
 def test_a_failure_that_needs_a_second_tool_call_shrinks_to_two_empty_calls() -> None:
-    two = find(anthropic_messages(), lambda s: sum(isinstance(b, ToolUseBlock) for b in s.blocks) >= 2, settings=FIND)
+    two = find(anthropic_messages(blocks=["text", "tool_use"]), lambda s: sum(isinstance(b, ToolUseBlock) for b in s.blocks) >= 2, settings=FIND)
     assert repr(two) == "anthropic_message(blocks=[tool_use('get_weather', ('{}',)), tool_use('get_weather', ('{}',))], stop_reason='tool_use')"
-    calls = find(openai_chat_streams(), lambda s: len(s.choices[0].tool_calls) >= 2, settings=FIND)
+    calls = find(openai_chat_streams(kinds=["text", "tool_calls"]), lambda s: len(s.choices[0].tool_calls) >= 2, settings=FIND)
     assert repr(calls) == "openai_chat(choices=[choice(tool_calls=[get_weather('{}',), get_weather('{}',)], finish_reason='tool_calls')])"
 
 
@@ -685,7 +685,7 @@ def test_a_drawn_completion_is_what_its_chunks_say(stream: StreamCassette) -> No
 def test_a_falsifying_example_reads_in_a_line(strategy: Any, holds: Callable[[Any], bool], printed: str) -> None:
     """What hypothesis prints for a failure: the content, deltas, cuts and faults, not the cassette."""
 
-    @settings(database=None, derandomize=True)
+    @settings(database=None, derandomize=True, phases=[Phase.generate, Phase.shrink])
     @given(s=strategy)
     def fails(s: Any) -> None:
         assert holds(s)
