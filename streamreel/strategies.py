@@ -758,7 +758,7 @@ def anthropic_messages(
 
     Up to ``max_blocks`` content blocks of the kinds in ``blocks`` (see :data:`BLOCK_KINDS`;
     thinking first, then the rest in any order; a server tool call and its result count as
-    one): several tool calls, text with ``citations_delta`` s (``citations``), thinking
+    one, and so does a run of up to three tool calls, made in parallel): several tool calls, text with ``citations_delta`` s (``citations``), thinking
     ending in its ``signature_delta``, redacted thinking, ``web_search`` with its
     ``web_search_tool_result``. Every stop reason in ``stop_reasons`` (default: every one
     the kinds of block allow; see :data:`~streamreel.providers.anthropic.STOP_REASONS`),
@@ -825,9 +825,12 @@ def anthropic_messages(
                 # block: a failing example that needs any block shrinks to text.
                 content.append(RedactedThinkingBlock("".join(draw(st.sampled_from(_REDACTED)) for _ in range(4))))
             elif kind == "tool_use":
-                name = draw(st.sampled_from(names))
-                spelled = draw(_json_text(draw(tool_s)))
-                content.append(ToolUseBlock(name, _deltas(draw, _cut_at(draw, spelled) if cut else spelled)))
+                parallel = draw(st.integers(1, 3))  # the model calls tools in runs, as parallel calls
+                for k in range(parallel):
+                    name = draw(st.sampled_from(names))
+                    spelled = draw(_json_text(draw(tool_s)))
+                    cut_here = cut and k == parallel - 1
+                    content.append(ToolUseBlock(name, _deltas(draw, _cut_at(draw, spelled) if cut_here else spelled)))
             else:
                 content.extend(_draw_server_tool(draw, cut=cut))
         input_tokens = draw(st.sampled_from((12, 450, 2039)))

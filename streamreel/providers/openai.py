@@ -119,7 +119,7 @@ class Choice:
     schedule: tuple[tuple[int, ...], ...] | None = None
 
 
-FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
+FINISH_REASONS = ("stop", "tool_calls", "length", "content_filter")
 """Every ``finish_reason`` a Chat Completions stream ends a choice with."""
 
 
