@@ -18,10 +18,11 @@ keyword-only and checked when the strategy is built, so a mistake fails at once 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import unicodedata
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar, Union
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -54,6 +55,13 @@ __all__ = [
     "openai_streams",
     "anthropic_messages",
     "openai_chat_streams",
+    "openai_responses_streams",
+    "responses_stream",
+    "MessageOutput",
+    "FunctionCallOutput",
+    "ReasoningOutput",
+    "SearchCallOutput",
+    "RESPONSE_ITEM_KINDS",
     "Chunks",
     "BLOCK_KINDS",
     "CHOICE_KINDS",
@@ -148,7 +156,8 @@ class StreamCassette(Cassette):
         if self.label is not None:
             name = "cassette"
         else:
-            name = {"anthropic": "anthropic_message" if self.blocks else "anthropic_stream", "openai": "openai_chat" if self.choices else "openai_stream"}.get(self.provider, f"{self.provider}_stream")
+            openai_kind = "openai_chat" if self.choices else "openai_response" if self.blocks else "openai_stream"
+            name = {"anthropic": "anthropic_message" if self.blocks else "anthropic_stream", "openai": openai_kind}.get(self.provider, f"{self.provider}_stream")
         return f"{name}({', '.join(parts)})"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
@@ -173,6 +182,15 @@ def _block_repr(block: Any) -> str:
         return f"tool_use({block.name!r}, {block.json_deltas!r})"
     if isinstance(block, ServerToolUseBlock):
         return f"server_tool_use({block.name!r}, {block.json_deltas!r})"
+    if isinstance(block, MessageOutput):
+        notes = f", annotations at {[i for i, _ in block.annotations]}" if block.annotations else ""
+        return f"message({block.deltas!r}{notes})"
+    if isinstance(block, FunctionCallOutput):
+        return f"function_call({block.name!r}, {block.argument_deltas!r})"
+    if isinstance(block, ReasoningOutput):
+        return f"reasoning({block.summary_deltas!r})"
+    if isinstance(block, SearchCallOutput):
+        return f"{block.kind}({block.query!r})"
     if isinstance(block, ServerToolResultBlock):
         size = len(block.content) if isinstance(block.content, (list, tuple)) else "error" if isinstance(block.content, dict) and "error_code" in block.content else 1
         return f"{block.kind}({size})"
@@ -984,6 +1002,238 @@ def openai_chat_streams(
             message=made.completion,
             choices=tuple(choices),
             usage=with_usage,
+        )
+
+    return build()
+
+
+# ---------------------------------------------------------------- the Responses API
+#
+# The event builder below is this module's own until the Responses dialect
+# (streamreel.providers.openai_responses) can take its extra item kinds: annotations inside
+# a message, file and web search calls.
+
+
+@dataclass(frozen=True)
+class MessageOutput:
+    """A ``message`` output item: its text as ``output_text.delta`` s; each annotation
+    (position among the deltas, annotation) arrives as ``output_text.annotation.added``."""
+
+    deltas: tuple[str, ...]
+    annotations: tuple[tuple[int, dict[str, Any]], ...] = ()
+
+
+@dataclass(frozen=True)
+class FunctionCallOutput:
+    """A ``function_call`` output item whose arguments stream as ``function_call_arguments.delta`` s."""
+
+    name: str
+    argument_deltas: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReasoningOutput:
+    """A ``reasoning`` output item; its summary streams as ``reasoning_summary_text.delta`` s
+    (none: no summary); ``encrypted_content`` when the request asked for it."""
+
+    summary_deltas: tuple[str, ...] = ()
+    encrypted_content: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchCallOutput:
+    """A server-side search the API runs itself (``file_search_call`` or ``web_search_call``):
+    in progress, searching, completed, with no deltas; with ``results`` when the request
+    asked to include them (a file search's results, a web search's sources)."""
+
+    kind: str
+    query: str
+    results: bool = False
+
+
+ResponseItem = Union[MessageOutput, FunctionCallOutput, ReasoningOutput, SearchCallOutput]
+
+RESPONSE_ITEM_KINDS = ("message", "function_call", "reasoning", "file_search_call", "web_search_call")
+"""The output items :func:`openai_responses_streams` draws, gentlest first."""
+
+
+def _rid(prefix: str, seed: str) -> str:
+    return prefix + hashlib.sha256(seed.encode()).hexdigest()[:48]
+
+
+def responses_stream(items: Sequence[ResponseItem], *, status: str = "completed", model: str = "gpt-4o-2024-08-06", input_tokens: int = 12) -> tuple[tuple[Event, ...], dict[str, Any]]:
+    """The events of one streamed Responses API response and the ``response`` they encode.
+
+    ``response.created`` and ``response.in_progress``, each item's ``output_item.added``,
+    its deltas and ``.done`` events, ``output_item.done``, then ``response.completed`` (or
+    ``response.incomplete`` for ``status="incomplete"``) carrying the whole response, every
+    event numbered by ``sequence_number``. Ids derive from the content.
+    """
+    fingerprint = repr(tuple(items))
+    out: list[Event] = []
+
+    def emit(kind: str, **fields: Any) -> None:
+        out.append(Event(event=kind, data=json.dumps({"type": kind, "sequence_number": len(out), **fields}, ensure_ascii=False, separators=(",", ":"))))
+
+    response: dict[str, Any] = {
+        "id": _rid("resp_", fingerprint), "object": "response", "created_at": 1764874070, "status": "in_progress", "background": False,
+        "error": None, "incomplete_details": None, "instructions": None, "max_output_tokens": None, "model": model, "output": [],
+        "parallel_tool_calls": True, "previous_response_id": None, "reasoning": {"effort": None, "summary": None}, "service_tier": "auto",
+        "store": True, "temperature": 1.0, "text": {"format": {"type": "text"}, "verbosity": "medium"}, "tool_choice": "auto", "tools": [],
+        "top_p": 1.0, "truncation": "disabled", "usage": None, "user": None, "metadata": {},
+    }  # fmt: skip
+    emit("response.created", response=response)
+    emit("response.in_progress", response=response)
+    done: list[dict[str, Any]] = []
+    produced = ""
+    for index, item in enumerate(items):
+        seed = f"{fingerprint}{index}"
+        where = {"output_index": index}
+        final: dict[str, Any]
+        if isinstance(item, MessageOutput):
+            iid = _rid("msg_", seed)
+            at = {"item_id": iid, **where, "content_index": 0}
+            emit("response.output_item.added", **where, item={"id": iid, "type": "message", "status": "in_progress", "content": [], "role": "assistant"})
+            emit("response.content_part.added", **at, part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""})
+            notes = sorted(item.annotations, key=lambda a: a[0])
+            k = 0
+            for i, delta in enumerate((*item.deltas, None)):
+                while k < len(notes) and notes[k][0] <= i:
+                    emit("response.output_text.annotation.added", **at, annotation_index=k, annotation=notes[k][1])
+                    k += 1
+                if delta is not None:
+                    emit("response.output_text.delta", **at, delta=delta, logprobs=[])
+            text = "".join(item.deltas)
+            produced += text
+            part = {"type": "output_text", "annotations": [a for _, a in notes], "logprobs": [], "text": text}
+            emit("response.output_text.done", **at, text=text, logprobs=[])
+            emit("response.content_part.done", **at, part=part)
+            final = {"id": iid, "type": "message", "status": "completed", "content": [part], "role": "assistant"}
+        elif isinstance(item, FunctionCallOutput):
+            iid, call_id = _rid("fc_", seed), "call_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+            arguments = "".join(item.argument_deltas)
+            produced += arguments
+            emit("response.output_item.added", **where, item={"id": iid, "type": "function_call", "status": "in_progress", "arguments": "", "call_id": call_id, "name": item.name})
+            for delta in item.argument_deltas:
+                emit("response.function_call_arguments.delta", item_id=iid, **where, delta=delta)
+            emit("response.function_call_arguments.done", item_id=iid, **where, arguments=arguments)
+            final = {"id": iid, "type": "function_call", "status": "completed", "arguments": arguments, "call_id": call_id, "name": item.name}
+        elif isinstance(item, ReasoningOutput):
+            iid = _rid("rs_", seed)
+            opened: dict[str, Any] = {"id": iid, "type": "reasoning", "summary": []}
+            if item.encrypted_content is not None:
+                opened["encrypted_content"] = item.encrypted_content
+            emit("response.output_item.added", **where, item=opened)
+            summary = []
+            if item.summary_deltas:
+                text = "".join(item.summary_deltas)
+                at = {"item_id": iid, **where, "summary_index": 0}
+                emit("response.reasoning_summary_part.added", **at, part={"type": "summary_text", "text": ""})
+                for delta in item.summary_deltas:
+                    emit("response.reasoning_summary_text.delta", **at, delta=delta)
+                emit("response.reasoning_summary_text.done", **at, text=text)
+                emit("response.reasoning_summary_part.done", **at, part={"type": "summary_text", "text": text})
+                summary.append({"type": "summary_text", "text": text})
+            final = {**opened, "summary": summary}
+        else:
+            prefix = "fs_" if item.kind == "file_search_call" else "ws_"
+            iid = _rid(prefix, seed)
+            started: dict[str, Any] = {"id": iid, "type": item.kind, "status": "in_progress"}
+            if item.kind == "file_search_call":
+                started.update(queries=[], results=None)
+                found = [{"file_id": "file-9RhPAs9YqVajpGXRfcgavJ", "filename": "notes.txt", "score": 0.92, "text": item.query, "attributes": {}}] if item.results else None
+                final = {**started, "status": "completed", "queries": [item.query], "results": found}
+            else:
+                action: dict[str, Any] = {"type": "search", "query": item.query}
+                if item.results:
+                    action["sources"] = [{"type": "url", "url": url} for url, _ in _SOURCES[:2]]
+                final = {**started, "status": "completed", "action": action}
+            emit("response.output_item.added", **where, item=started)
+            for phase in ("in_progress", "searching", "completed"):
+                emit(f"response.{item.kind}.{phase}", **where, item_id=iid)
+        emit("response.output_item.done", **where, item=final)
+        done.append(final)
+    tokens = max(1, (len(produced) + 3) // 4) if produced else 0
+    closing = {
+        **response,
+        "status": status,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "output": done,
+        "usage": {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": tokens, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": input_tokens + tokens},
+    }
+    emit("response.completed" if status == "completed" else "response.incomplete", response=closing)
+    return tuple(out), closing
+
+
+_ANNOTATIONS = (
+    {"type": "file_citation", "file_id": "file-9RhPAs9YqVajpGXRfcgavJ", "filename": "notes.txt", "index": 0},
+    {"type": "url_citation", "url": "https://en.wikipedia.org/wiki/Paris", "title": "Paris - Wikipedia", "start_index": 0, "end_index": 5},
+)
+
+
+def openai_responses_streams(
+    *,
+    kinds: Sequence[str] = RESPONSE_ITEM_KINDS,
+    max_items: int = 3,
+    text: str | SearchStrategy[str] = _DEFAULT,
+    tool_input: dict[str, Any] | SearchStrategy[dict[str, Any]] = _DEFAULT,
+    tool_names: Sequence[str] = ("get_weather", "make_file"),
+    annotations: bool = True,
+    statuses: Sequence[str] = ("completed", "incomplete"),
+    model: str = "gpt-4o-2024-08-06",
+) -> SearchStrategy[StreamCassette]:
+    """Any valid OpenAI Responses API stream, with the ``response`` it encodes as ``.message``.
+
+    Up to ``max_items`` output items of ``kinds`` (see :data:`RESPONSE_ITEM_KINDS`): messages
+    whose text streams as ``output_text.delta`` s with annotations (``annotations``) arriving
+    between them, function calls whose arguments stream in pieces, reasoning with a summary,
+    file and web search calls; every event numbered by ``sequence_number``; ending with
+    ``response.completed`` or ``response.incomplete`` (``statuses``). The request matches any
+    ``POST /v1/responses``. Shrinks toward one message of one delta, completed.
+    """
+    chosen = _check_kinds_of("openai_responses_streams(kinds=...)", kinds, RESPONSE_ITEM_KINDS)
+    ends = _check_kinds_of("openai_responses_streams(statuses=...)", statuses, ("completed", "incomplete"))
+    _check_count("openai_responses_streams(max_items=...)", max_items, 1)
+    text_s = _as_strategy("text", markdown_texts() if text is _DEFAULT else text, _check_text)
+    tool_s = _as_strategy("tool_input", tool_inputs() if tool_input is _DEFAULT else tool_input, _check_tool_input)
+    if text_s is None or tool_s is None:
+        raise _fail("openai_responses_streams: text and tool_input take a value or a strategy; leave a kind of item out with kinds=[...]")
+    names = _check_names("openai_responses_streams(tool_names=...)", tool_names)
+    annotate = _check_flag("openai_responses_streams(annotations=...)", annotations)
+    model = _check_name("model", model)
+
+    @st.composite
+    def build(draw: Callable[[SearchStrategy[Any]], Any]) -> StreamCassette:
+        items: list[ResponseItem] = []
+        for kind in draw(st.lists(st.sampled_from(chosen), min_size=1, max_size=max_items)):
+            if kind == "message":
+                deltas = _deltas(draw, draw(text_s)) or ("",)
+                notes = draw(st.lists(st.tuples(st.integers(0, len(deltas)), st.sampled_from(_ANNOTATIONS)), max_size=2)) if annotate else []
+                items.append(MessageOutput(deltas, tuple(notes)))
+            elif kind == "function_call":
+                items.append(FunctionCallOutput(draw(st.sampled_from(names)), _deltas(draw, draw(_json_text(draw(tool_s))))))
+            # A reasoning or search item draws its words in two parts, so that it costs the
+            # shrinker more than a message: a failure that needs any item shrinks to a message.
+            elif kind == "reasoning":
+                summary = "".join(draw(st.sampled_from(part)) for part in (("", "Thinking about ", "Looking up "), ("", "**the** question.", "日本語")))
+                plan = draw(_SPLIT_PLANS)
+                encrypted = "gAAAAABo" + hashlib.sha256(summary.encode()).hexdigest() if draw(st.booleans()) else None
+                items.append(ReasoningOutput(_split(plan, summary) if summary else (), encrypted))
+            else:
+                query = " ".join(draw(st.sampled_from(part)) for part in (("weather", "capital", "naïve"), ("in Paris", "of France", 'café "👍"')))
+                items.append(SearchCallOutput(kind, query, results=draw(st.booleans())))
+        status = draw(st.sampled_from(ends))
+        events, response = responses_stream(items, status=status, model=model)
+        base = Cassette.from_events(events, path="/v1/responses", end=End(t=0.0, reason="complete"))
+        texts = [d for item in items if isinstance(item, MessageOutput) for d in item.deltas]
+        return StreamCassette(
+            interactions=base.interactions,
+            provider="openai",
+            text="".join(texts) if texts else None,
+            text_deltas=tuple(texts),
+            message=response,
+            blocks=tuple(items),
+            stop_reason=status,
         )
 
     return build()

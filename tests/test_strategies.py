@@ -33,6 +33,7 @@ from streamreel.strategies import (
     faulted,
     interrupted,
     openai_chat_streams,
+    openai_responses_streams,
     openai_streams,
     splits,
     tool_inputs,
@@ -598,13 +599,13 @@ def real_streams(provider: str) -> list[tuple[str, Any]]:
 
 @pytest.mark.parametrize(
     ("provider", "strategy"),
-    [("anthropic", anthropic_messages(max_blocks=6)), ("openai", openai_chat_streams(max_choices=3))],
+    [("anthropic", anthropic_messages(max_blocks=6)), ("openai", openai_chat_streams(max_choices=3)), ("openai-responses", openai_responses_streams())],
 )
 def test_every_real_stream_has_a_shape_the_strategies_draw(provider: str, strategy: Any) -> None:
     """Every pair of consecutive event shapes in every real capture in tests/data (block kinds,
     delta kinds, pings, chunk fields, where choices and calls start) is one the strategy draws."""
     reals = real_streams(provider)
-    assert len(reals) >= 5
+    assert len(reals) >= (1 if provider == "openai-responses" else 5)
     drawn_pairs = drawn(strategy, lambda s: transitions(s.events))  # type: ignore[arg-type]
     missing = {name: sorted(transitions(events) - drawn_pairs) for name, events in reals}
     assert {name: pairs for name, pairs in missing.items() if pairs} == {}
@@ -719,6 +720,10 @@ def test_a_falsifying_example_reads_in_a_line(strategy: Any, holds: Callable[[An
         (lambda: openai_chat_streams(max_tool_calls=0), "openai_chat_streams(max_tool_calls=...): expected a whole number >= 1, got 0"),
         (lambda: openai_chat_streams(usage="always"), "openai_chat_streams(usage=...): expected True or False, got 'always'"),
         (lambda: openai_chat_streams(tool_input=None), "leave a kind of choice out with kinds=[...]"),
+        (lambda: openai_responses_streams(kinds=["image"]), "openai_responses_streams(kinds=...): unknown 'image'"),
+        (lambda: openai_responses_streams(statuses=["failed"]), "openai_responses_streams(statuses=...): unknown 'failed'"),
+        (lambda: openai_responses_streams(max_items=0), "openai_responses_streams(max_items=...): expected a whole number >= 1, got 0"),
+        (lambda: openai_responses_streams(annotations=None), "openai_responses_streams(annotations=...): expected True or False, got None"),
     ],
 )
 def test_bad_protocol_arguments_fail_when_the_strategy_is_built(build: Callable[[], Any], message: str) -> None:
@@ -730,3 +735,51 @@ def test_narrowed_kinds_leave_out_what_they_cannot_end_on() -> None:
     assert find(anthropic_messages(blocks=["tool_use"]), lambda s: True).stop_reason == "tool_use"
     stops = drawn(anthropic_messages(blocks=["text"]), lambda s: {s.stop_reason})
     assert stops == {"end_turn", "max_tokens", "stop_sequence", "refusal"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(stream=openai_responses_streams(statuses=["completed"]))
+def test_the_openai_sdk_rebuilds_the_response_every_drawn_stream_encodes(reel_session: Any, inprocess_openai_client: openai.OpenAI, stream: StreamCassette) -> None:
+    reel_session.load(stream)
+    with inprocess_openai_client.responses.stream(model="gpt-4o", input="hi") as s:
+        response = s.get_final_response().to_dict()
+    assert comparable(response) == comparable(stream.message)
+
+
+@settings(max_examples=30, deadline=None)
+@given(stream=openai_responses_streams(statuses=["incomplete"]))
+def test_an_incomplete_response_is_the_last_event_the_sdk_reads(reel_session: Any, inprocess_openai_client: openai.OpenAI, stream: StreamCassette) -> None:
+    """``responses.stream()`` gives no final response without ``response.completed``: the raw
+    events end with ``response.incomplete``, which carries it."""
+    reel_session.load(stream)
+    with inprocess_openai_client.responses.create(model="gpt-4o", input="hi", stream=True) as events:
+        last = list(events)[-1]
+    assert last.type == "response.incomplete"
+    assert comparable(last.response.to_dict()) == comparable(stream.message)
+
+
+def response_kinds(stream: StreamCassette) -> set[str]:
+    out = {e.event or "" for e in stream.events}
+    numbers = [e.json()["sequence_number"] for e in stream.events]
+    if numbers == list(range(len(numbers))):
+        out.add("sequence numbers from 0")
+    if sum(e.event == "response.output_item.added" for e in stream.events) > 1:
+        out.add("several items")
+    return out
+
+
+RESPONSE_KINDS = {
+    "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+    "response.output_text.delta", "response.output_text.annotation.added", "response.output_text.done",
+    "response.content_part.done", "response.function_call_arguments.delta", "response.function_call_arguments.done",
+    "response.reasoning_summary_text.delta", "response.file_search_call.searching", "response.web_search_call.searching",
+    "response.output_item.done", "response.completed", "response.incomplete", "sequence numbers from 0", "several items",
+}  # fmt: skip
+
+
+def test_a_few_hundred_responses_cover_every_item_and_ending() -> None:
+    assert RESPONSE_KINDS - drawn(openai_responses_streams(), response_kinds) == set()
+
+
+def test_responses_shrink_to_one_message_of_one_delta() -> None:
+    assert repr(find(openai_responses_streams(), lambda s: True)) == "openai_response(blocks=[message(('hello',))], stop_reason='completed')"
