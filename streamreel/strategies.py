@@ -22,7 +22,7 @@ import hashlib
 import json
 import unicodedata
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence, TypeVar, Union
+from typing import Any, Callable, Sequence, TypeVar
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -46,6 +46,7 @@ from .providers.anthropic import (
     message_stream,
 )
 from .providers.openai import FINISH_REASONS, Choice, ToolCall, chat_events, chat_stream, chunk_count, sequential_schedule
+from .providers.openai_responses import FunctionCallItem, Item, MessageItem, ReasoningItem, SearchCallItem, final_response, response_events
 from .sse import Event
 
 __all__ = [
@@ -56,11 +57,6 @@ __all__ = [
     "anthropic_messages",
     "openai_chat_streams",
     "openai_responses_streams",
-    "responses_stream",
-    "MessageOutput",
-    "FunctionCallOutput",
-    "ReasoningOutput",
-    "SearchCallOutput",
     "RESPONSE_ITEM_KINDS",
     "Chunks",
     "BLOCK_KINDS",
@@ -182,14 +178,14 @@ def _block_repr(block: Any) -> str:
         return f"tool_use({block.name!r}, {block.json_deltas!r})"
     if isinstance(block, ServerToolUseBlock):
         return f"server_tool_use({block.name!r}, {block.json_deltas!r})"
-    if isinstance(block, MessageOutput):
+    if isinstance(block, MessageItem):
         notes = f", annotations at {[i for i, _ in block.annotations]}" if block.annotations else ""
         return f"message({block.deltas!r}{notes})"
-    if isinstance(block, FunctionCallOutput):
+    if isinstance(block, FunctionCallItem):
         return f"function_call({block.name!r}, {block.argument_deltas!r})"
-    if isinstance(block, ReasoningOutput):
+    if isinstance(block, ReasoningItem):
         return f"reasoning({block.summary_deltas!r})"
-    if isinstance(block, SearchCallOutput):
+    if isinstance(block, SearchCallItem):
         return f"{block.kind}({block.query!r})"
     if isinstance(block, ServerToolResultBlock):
         size = len(block.content) if isinstance(block.content, (list, tuple)) else "error" if isinstance(block.content, dict) and "error_code" in block.content else 1
@@ -1008,161 +1004,9 @@ def openai_chat_streams(
 
 
 # ---------------------------------------------------------------- the Responses API
-#
-# The event builder below is this module's own until the Responses dialect
-# (streamreel.providers.openai_responses) can take its extra item kinds: annotations inside
-# a message, file and web search calls.
-
-
-@dataclass(frozen=True)
-class MessageOutput:
-    """A ``message`` output item: its text as ``output_text.delta`` s; each annotation
-    (position among the deltas, annotation) arrives as ``output_text.annotation.added``."""
-
-    deltas: tuple[str, ...]
-    annotations: tuple[tuple[int, dict[str, Any]], ...] = ()
-
-
-@dataclass(frozen=True)
-class FunctionCallOutput:
-    """A ``function_call`` output item whose arguments stream as ``function_call_arguments.delta`` s."""
-
-    name: str
-    argument_deltas: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ReasoningOutput:
-    """A ``reasoning`` output item; its summary streams as ``reasoning_summary_text.delta`` s
-    (none: no summary); ``encrypted_content`` when the request asked for it."""
-
-    summary_deltas: tuple[str, ...] = ()
-    encrypted_content: str | None = None
-
-
-@dataclass(frozen=True)
-class SearchCallOutput:
-    """A server-side search the API runs itself (``file_search_call`` or ``web_search_call``):
-    in progress, searching, completed, with no deltas; with ``results`` when the request
-    asked to include them (a file search's results, a web search's sources)."""
-
-    kind: str
-    query: str
-    results: bool = False
-
-
-ResponseItem = Union[MessageOutput, FunctionCallOutput, ReasoningOutput, SearchCallOutput]
 
 RESPONSE_ITEM_KINDS = ("message", "function_call", "reasoning", "file_search_call", "web_search_call")
 """The output items :func:`openai_responses_streams` draws, gentlest first."""
-
-
-def _rid(prefix: str, seed: str) -> str:
-    return prefix + hashlib.sha256(seed.encode()).hexdigest()[:48]
-
-
-def responses_stream(items: Sequence[ResponseItem], *, status: str = "completed", model: str = "gpt-4o-2024-08-06", input_tokens: int = 12) -> tuple[tuple[Event, ...], dict[str, Any]]:
-    """The events of one streamed Responses API response and the ``response`` they encode.
-
-    ``response.created`` and ``response.in_progress``, each item's ``output_item.added``,
-    its deltas and ``.done`` events, ``output_item.done``, then ``response.completed`` (or
-    ``response.incomplete`` for ``status="incomplete"``) carrying the whole response, every
-    event numbered by ``sequence_number``. Ids derive from the content.
-    """
-    fingerprint = repr(tuple(items))
-    out: list[Event] = []
-
-    def emit(kind: str, **fields: Any) -> None:
-        out.append(Event(event=kind, data=json.dumps({"type": kind, "sequence_number": len(out), **fields}, ensure_ascii=False, separators=(",", ":"))))
-
-    response: dict[str, Any] = {
-        "id": _rid("resp_", fingerprint), "object": "response", "created_at": 1764874070, "status": "in_progress", "background": False,
-        "error": None, "incomplete_details": None, "instructions": None, "max_output_tokens": None, "model": model, "output": [],
-        "parallel_tool_calls": True, "previous_response_id": None, "reasoning": {"effort": None, "summary": None}, "service_tier": "auto",
-        "store": True, "temperature": 1.0, "text": {"format": {"type": "text"}, "verbosity": "medium"}, "tool_choice": "auto", "tools": [],
-        "top_p": 1.0, "truncation": "disabled", "usage": None, "user": None, "metadata": {},
-    }  # fmt: skip
-    emit("response.created", response=response)
-    emit("response.in_progress", response=response)
-    done: list[dict[str, Any]] = []
-    produced = ""
-    for index, item in enumerate(items):
-        seed = f"{fingerprint}{index}"
-        where = {"output_index": index}
-        final: dict[str, Any]
-        if isinstance(item, MessageOutput):
-            iid = _rid("msg_", seed)
-            at = {"item_id": iid, **where, "content_index": 0}
-            emit("response.output_item.added", **where, item={"id": iid, "type": "message", "status": "in_progress", "content": [], "role": "assistant"})
-            emit("response.content_part.added", **at, part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""})
-            notes = sorted(item.annotations, key=lambda a: a[0])
-            k = 0
-            for i, delta in enumerate((*item.deltas, None)):
-                while k < len(notes) and notes[k][0] <= i:
-                    emit("response.output_text.annotation.added", **at, annotation_index=k, annotation=notes[k][1])
-                    k += 1
-                if delta is not None:
-                    emit("response.output_text.delta", **at, delta=delta, logprobs=[])
-            text = "".join(item.deltas)
-            produced += text
-            part = {"type": "output_text", "annotations": [a for _, a in notes], "logprobs": [], "text": text}
-            emit("response.output_text.done", **at, text=text, logprobs=[])
-            emit("response.content_part.done", **at, part=part)
-            final = {"id": iid, "type": "message", "status": "completed", "content": [part], "role": "assistant"}
-        elif isinstance(item, FunctionCallOutput):
-            iid, call_id = _rid("fc_", seed), "call_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
-            arguments = "".join(item.argument_deltas)
-            produced += arguments
-            emit("response.output_item.added", **where, item={"id": iid, "type": "function_call", "status": "in_progress", "arguments": "", "call_id": call_id, "name": item.name})
-            for delta in item.argument_deltas:
-                emit("response.function_call_arguments.delta", item_id=iid, **where, delta=delta)
-            emit("response.function_call_arguments.done", item_id=iid, **where, arguments=arguments)
-            final = {"id": iid, "type": "function_call", "status": "completed", "arguments": arguments, "call_id": call_id, "name": item.name}
-        elif isinstance(item, ReasoningOutput):
-            iid = _rid("rs_", seed)
-            opened: dict[str, Any] = {"id": iid, "type": "reasoning", "summary": []}
-            if item.encrypted_content is not None:
-                opened["encrypted_content"] = item.encrypted_content
-            emit("response.output_item.added", **where, item=opened)
-            summary = []
-            if item.summary_deltas:
-                text = "".join(item.summary_deltas)
-                at = {"item_id": iid, **where, "summary_index": 0}
-                emit("response.reasoning_summary_part.added", **at, part={"type": "summary_text", "text": ""})
-                for delta in item.summary_deltas:
-                    emit("response.reasoning_summary_text.delta", **at, delta=delta)
-                emit("response.reasoning_summary_text.done", **at, text=text)
-                emit("response.reasoning_summary_part.done", **at, part={"type": "summary_text", "text": text})
-                summary.append({"type": "summary_text", "text": text})
-            final = {**opened, "summary": summary}
-        else:
-            prefix = "fs_" if item.kind == "file_search_call" else "ws_"
-            iid = _rid(prefix, seed)
-            started: dict[str, Any] = {"id": iid, "type": item.kind, "status": "in_progress"}
-            if item.kind == "file_search_call":
-                started.update(queries=[], results=None)
-                found = [{"file_id": "file-9RhPAs9YqVajpGXRfcgavJ", "filename": "notes.txt", "score": 0.92, "text": item.query, "attributes": {}}] if item.results else None
-                final = {**started, "status": "completed", "queries": [item.query], "results": found}
-            else:
-                action: dict[str, Any] = {"type": "search", "query": item.query}
-                if item.results:
-                    action["sources"] = [{"type": "url", "url": url} for url, _ in _SOURCES[:2]]
-                final = {**started, "status": "completed", "action": action}
-            emit("response.output_item.added", **where, item=started)
-            for phase in ("in_progress", "searching", "completed"):
-                emit(f"response.{item.kind}.{phase}", **where, item_id=iid)
-        emit("response.output_item.done", **where, item=final)
-        done.append(final)
-    tokens = max(1, (len(produced) + 3) // 4) if produced else 0
-    closing = {
-        **response,
-        "status": status,
-        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
-        "output": done,
-        "usage": {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": tokens, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": input_tokens + tokens},
-    }
-    emit("response.completed" if status == "completed" else "response.incomplete", response=closing)
-    return tuple(out), closing
 
 
 _ANNOTATIONS = (
@@ -1204,34 +1048,34 @@ def openai_responses_streams(
 
     @st.composite
     def build(draw: Callable[[SearchStrategy[Any]], Any]) -> StreamCassette:
-        items: list[ResponseItem] = []
+        items: list[Item] = []
         for kind in draw(st.lists(st.sampled_from(chosen), min_size=1, max_size=max_items)):
             if kind == "message":
                 deltas = _deltas(draw, draw(text_s)) or ("",)
                 notes = draw(st.lists(st.tuples(st.integers(0, len(deltas)), st.sampled_from(_ANNOTATIONS)), max_size=2)) if annotate else []
-                items.append(MessageOutput(deltas, tuple(notes)))
+                items.append(MessageItem(deltas, annotations=tuple(notes)))
             elif kind == "function_call":
-                items.append(FunctionCallOutput(draw(st.sampled_from(names)), _deltas(draw, draw(_json_text(draw(tool_s))))))
+                items.append(FunctionCallItem(draw(st.sampled_from(names)), _deltas(draw, draw(_json_text(draw(tool_s))))))
             # A reasoning or search item draws its words in two parts, so that it costs the
             # shrinker more than a message: a failure that needs any item shrinks to a message.
             elif kind == "reasoning":
                 summary = "".join(draw(st.sampled_from(part)) for part in (("", "Thinking about ", "Looking up "), ("", "**the** question.", "日本語")))
                 plan = draw(_SPLIT_PLANS)
                 encrypted = "gAAAAABo" + hashlib.sha256(summary.encode()).hexdigest() if draw(st.booleans()) else None
-                items.append(ReasoningOutput(_split(plan, summary) if summary else (), encrypted))
+                items.append(ReasoningItem(_split(plan, summary) if summary else (), encrypted_content=encrypted))
             else:
                 query = " ".join(draw(st.sampled_from(part)) for part in (("weather", "capital", "naïve"), ("in Paris", "of France", 'café "👍"')))
-                items.append(SearchCallOutput(kind, query, results=draw(st.booleans())))
+                items.append(SearchCallItem(kind, query, results=draw(st.booleans())))
         status = draw(st.sampled_from(ends))
-        events, response = responses_stream(items, status=status, model=model)
+        events = response_events(items, status=status, model=model)
         base = Cassette.from_events(events, path="/v1/responses", end=End(t=0.0, reason="complete"))
-        texts = [d for item in items if isinstance(item, MessageOutput) for d in item.deltas]
+        texts = [d for item in items if isinstance(item, MessageItem) for d in item.deltas]
         return StreamCassette(
             interactions=base.interactions,
             provider="openai",
             text="".join(texts) if texts else None,
             text_deltas=tuple(texts),
-            message=response,
+            message=final_response(events),
             blocks=tuple(items),
             stop_reason=status,
         )
@@ -1319,7 +1163,7 @@ def _fault_strategies(events: int, stream_bytes: int) -> dict[str, SearchStrateg
     after = _from_end(events)
     spec = st.builds
     return {
-        "latency": spec("latency:first={}ms,each={}ms,jitter={}ms,seed={}".format, st.integers(0, 20), st.integers(0, 1), st.integers(0, 1), st.integers(0, 2**16)),
+        "latency": spec("latency:first={}ms,each={}ms,jitter={}ms,seed={}".format, st.integers(1, 20), st.integers(0, 1), st.integers(0, 1), st.integers(0, 2**16)),
         "pings": spec("pings:every={}ms".format, st.integers(1, 100).map(lambda k: 101 - k)),
         "fragment": st.one_of(
             spec("fragment:size={}".format, st.integers(1, 16).map(lambda k: 17 - k)),
@@ -1335,11 +1179,13 @@ def _fault_strategies(events: int, stream_bytes: int) -> dict[str, SearchStrateg
             "drop:event={}".format,
             st.one_of(st.sampled_from(("ping", "message_stop", "content_block_stop", "message_delta", "[DONE]")), st.integers(1, events).map(lambda k: -k)),
         ),
-        "truncate": spec("truncate:event={},keep={}".format, st.integers(1, events).map(lambda k: -k), st.sampled_from((0.5, 0.0, 0.9, 0.25))),
+        # never keep=0: an empty data line is skipped by the anthropic SDK, a drop rather than broken JSON
+        "truncate": spec("truncate:event={},keep={}".format, st.integers(1, events).map(lambda k: -k), st.sampled_from((0.5, 0.9, 0.25, 0.1))),
         "error": spec("error:after={},type={}".format, after, st.sampled_from(("overloaded_error", "api_error", "rate_limit_error"))),
+        # a cut before the last byte: one at the very end would end a whole stream as it ends anyway
         "disconnect": st.one_of(
-            spec("disconnect:after={},how={}".format, after, st.sampled_from(("eof", "close", "reset"))),
-            spec("disconnect:after_bytes={},how={}".format, _from_end(stream_bytes), st.sampled_from(("eof", "close", "reset"))),
+            spec("disconnect:after={},how={}".format, _from_end(max(events - 1, 0)), st.sampled_from(("eof", "close", "reset"))),
+            spec("disconnect:after_bytes={},how={}".format, _from_end(max(stream_bytes - 1, 0)), st.sampled_from(("eof", "close", "reset"))),
         ),
     }
 
@@ -1401,6 +1247,27 @@ def fault_plans(
     return st.tuples(*(slot for _ in range(max_faults))).map(lambda plan: [spec for spec in plan if spec is not None])
 
 
+def _fitting(cassette: Cassette, specs: list[str]) -> list[str]:
+    """The specs that apply to the cassette's first response (the replayer refuses a fault that
+    cannot apply to any), leaving out, one pass at a time, those that do not."""
+    from .fault_injection import parse
+    from .pipeline import plan as make_plan
+
+    if not cassette.interactions or not specs:
+        return specs
+    own = parse(list(cassette.faults))
+    while specs:
+        try:
+            p = make_plan(cassette.interactions[0], (*own, *parse(specs)))
+        except ValueError:
+            return []
+        unfit = {i - len(own) for i in p.unfit if i >= len(own)}
+        if not unfit:
+            return specs
+        specs = [s for i, s in enumerate(specs) if i not in unfit]
+    return specs
+
+
 def faulted(
     cassette: Cassette | SearchStrategy[Cassette],
     *,
@@ -1428,6 +1295,7 @@ def faulted(
         events = cas.interactions[0].response.events if cas.interactions else None
         size = sum(len(e.wire) for e in events or ())
         plan = draw(fault_plans(kinds=chosen, max_faults=max_faults, events=max(1, len(events or ())), stream_bytes=max(1, size)))
+        plan = _fitting(cas, plan)
         described = _described(cas)
         return replace(described, faults=(*cas.faults, *plan)) if plan else described
 
