@@ -14,6 +14,7 @@ from streamreel import Cassette, Replayer
 from streamreel.metrics import interaction_metrics
 from streamreel.providers import detect_provider, get, provider_of_events
 from streamreel.providers.openai_responses import (
+    SearchCallItem,
     FunctionCallItem,
     MessageItem,
     ReasoningItem,
@@ -165,3 +166,25 @@ def test_metrics_count_every_delta_kind_and_read_the_final_usage():
     first = next(i for i, ev in enumerate(events) if ev.event == "response.reasoning_summary_text.delta")
     assert m.ttft_ms == float(first)
     assert (m.output_tokens, m.tokens_from, m.stop_reason, m.provider) == (40, "usage", "completed", "openai-responses")
+
+
+def test_annotations_arrive_between_the_text_deltas_and_stay_in_the_part() -> None:
+    note = {"type": "url_citation", "url": "https://e/", "title": "E", "start_index": 0, "end_index": 2}
+    events = response_events([MessageItem(("Pa", "ris"), annotations=((1, note), (2, note)))])
+    kinds = [e.event for e in events]
+    first = kinds.index("response.output_text.delta")
+    assert kinds[first : first + 4] == ["response.output_text.delta", "response.output_text.annotation.added", "response.output_text.delta", "response.output_text.annotation.added"]
+    assert [e.json()["annotation_index"] for e in events if e.event == "response.output_text.annotation.added"] == [0, 1]
+    (message,) = final_response(events)["output"]
+    assert message["content"][0]["annotations"] == [note, note] and message["content"][0]["text"] == "Paris"
+
+
+@pytest.mark.parametrize("kind", ["file_search_call", "web_search_call"])
+def test_a_search_call_runs_in_progress_searching_completed(kind: str) -> None:
+    events = response_events([SearchCallItem(kind, "capital of France", results=True)])
+    assert [e.event for e in events][3:6] == [f"response.{kind}.in_progress", f"response.{kind}.searching", f"response.{kind}.completed"]
+    (item,) = final_response(events)["output"]
+    assert item["type"] == kind and item["status"] == "completed"
+    assert (item["results"] if kind == "file_search_call" else item["action"]["sources"])
+    with pytest.raises(ValueError, match="a search call is one of file_search_call, web_search_call"):
+        response_events([SearchCallItem("code_interpreter_call", "x")])
