@@ -529,11 +529,11 @@ CHAT_KINDS = {
 COVERAGE = settings(max_examples=300, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-def drawn(strategy: Any, summarize: Callable[[Any], set[str]]) -> set[str]:
+def drawn(strategy: Any, summarize: Callable[[Any], set[str]], examples: int = 300) -> set[str]:
     """Everything ``summarize`` finds over a fixed seed's few hundred draws."""
     seen: set[str] = set()
 
-    @COVERAGE
+    @settings(COVERAGE, max_examples=examples)
     @given(strategy)
     def collect(stream: StreamCassette) -> None:
         seen.update(summarize(stream))
@@ -619,7 +619,7 @@ def test_protocol_streams_shrink_to_one_text_block_of_one_delta_and_no_pings() -
 
 
 def test_a_failure_that_needs_a_second_tool_call_shrinks_to_two_empty_calls() -> None:
-    two = find(anthropic_messages(blocks=["text", "tool_use"]), lambda s: sum(isinstance(b, ToolUseBlock) for b in s.blocks) >= 2, settings=SHRINK)
+    two = find(anthropic_messages(blocks=["text", "tool_use"], max_blocks=3), lambda s: sum(isinstance(b, ToolUseBlock) for b in s.blocks) >= 2, settings=SHRINK)
     calls = [b for b in two.blocks if isinstance(b, ToolUseBlock)]
     assert calls == [ToolUseBlock("get_weather", ("{}",))] * 2 and two.stop_reason == "tool_use" and not two.pings
     assert all(b == TextBlock(("hello",)) for b in two.blocks if not isinstance(b, ToolUseBlock))
@@ -738,11 +738,11 @@ def test_bad_protocol_arguments_fail_when_the_strategy_is_built(build: Callable[
 
 def test_narrowed_kinds_leave_out_what_they_cannot_end_on() -> None:
     assert find(anthropic_messages(blocks=["tool_use"]), lambda s: True).stop_reason == "tool_use"
-    stops = drawn(anthropic_messages(blocks=["text"]), lambda s: {s.stop_reason})
+    stops = drawn(anthropic_messages(blocks=["text"]), lambda s: {s.stop_reason}, examples=100)
     assert stops == {"end_turn", "max_tokens", "stop_sequence", "refusal"}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(stream=openai_responses_streams(statuses=["completed"]))
 def test_the_openai_sdk_rebuilds_the_response_every_drawn_stream_encodes(reel_session: Any, inprocess_openai_client: openai.OpenAI, stream: StreamCassette) -> None:
     reel_session.load(stream)
