@@ -541,8 +541,17 @@ _JSON_STYLES = ((False, (", ", ": ")), (False, (",", ":")), (True, (", ", ": "))
 """(ensure_ascii, separators): the API's spacing, compact, and ``\\uXXXX`` escapes to split inside."""
 
 
+_JSON_STYLE = st.sampled_from(_JSON_STYLES)
+
+
 def _json_text(value: Any) -> SearchStrategy[str]:
-    return st.sampled_from(_JSON_STYLES).map(lambda style: json.dumps(value, ensure_ascii=style[0], separators=style[1], allow_nan=False))
+    return _JSON_STYLE.map(lambda style: json.dumps(value, ensure_ascii=style[0], separators=style[1], allow_nan=False))
+
+
+def _spelled(draw: Callable[[SearchStrategy[Any]], Any], value: Any) -> str:
+    """``value`` as JSON in a drawn style (:func:`_json_text` without building a strategy per draw)."""
+    ensure_ascii, separators = draw(_JSON_STYLE)
+    return json.dumps(value, ensure_ascii=ensure_ascii, separators=separators, allow_nan=False)
 
 
 # ---------------------------------------------------------------- streams
@@ -713,7 +722,7 @@ def _check_flag(name: str, value: Any) -> bool:
 
 def _cut_at(draw: Callable[[SearchStrategy[Any]], Any], text: str) -> str:
     """``text`` cut where ``max_tokens`` stopped it; shrinks toward no cut."""
-    return text[: draw(_from_end(len(text)))]
+    return text[: len(text) - draw(st.integers(0, len(text)))]
 
 
 def _deltas(draw: Callable[[SearchStrategy[Any]], Any], text: str) -> tuple[str, ...]:
@@ -749,7 +758,7 @@ def _draw_server_tool(draw: Callable[[SearchStrategy[Any]], Any], *, cut: bool) 
         tools = draw(st.lists(st.sampled_from(("get_temp_data", "get_weather", "lookup")), max_size=2, unique=True))
         result = {"type": "tool_search_tool_search_result", "tool_references": [{"type": "tool_reference", "tool_name": t} for t in tools]}
         kind = "tool_search_tool_result"
-    spelled = draw(_json_text(value))
+    spelled = _spelled(draw, value)
     if cut:
         return [ServerToolUseBlock(name, _deltas(draw, _cut_at(draw, spelled)))]
     return [ServerToolUseBlock(name, _deltas(draw, spelled)), ServerToolResultBlock(result, kind=kind)]
@@ -819,7 +828,7 @@ def anthropic_messages(
     def build(draw: Callable[[SearchStrategy[Any]], Any]) -> StreamCassette:
         drawn = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=max_blocks))
         layout = ending([k for k in drawn if k in _THINKING_KINDS] + [k for k in drawn if k not in _THINKING_KINDS])
-        stop = draw(st.sampled_from([r for r in stops if r in _stops_for(layout)]))
+        stop = draw(st.sampled_from(tuple(r for r in stops if r in _stops_for(layout))))
         open_last = stop == "max_tokens" and draw(st.booleans())
         content: list[Block] = []
         for i, kind in enumerate(layout):
@@ -842,7 +851,7 @@ def anthropic_messages(
                 parallel = draw(st.integers(1, 3))  # the model calls tools in runs, as parallel calls
                 for k in range(parallel):
                     name = draw(st.sampled_from(names))
-                    spelled = draw(_json_text(draw(tool_s)))
+                    spelled = _spelled(draw, draw(tool_s))
                     cut_here = cut and k == parallel - 1
                     content.append(ToolUseBlock(name, _deltas(draw, _cut_at(draw, spelled) if cut_here else spelled)))
             else:
@@ -960,13 +969,13 @@ def openai_chat_streams(
     @st.composite
     def choice(draw: Callable[[SearchStrategy[Any]], Any]) -> Choice:
         kind = draw(st.sampled_from(fitting))
-        finish = draw(st.sampled_from([f for f in finishes if f in _finishes_for(kind)]))
+        finish = draw(st.sampled_from(tuple(f for f in finishes if f in _finishes_for(kind))))
         cut = finish == "length"
         calls = []
         if "tool_calls" in kind:
             count = draw(st.integers(1, max_tool_calls))
             for i in range(count):
-                spelled = draw(_json_text(draw(tool_s)))
+                spelled = _spelled(draw, draw(tool_s))
                 calls.append(ToolCall(draw(st.sampled_from(names)), _deltas(draw, _cut_at(draw, spelled) if cut and i == count - 1 else spelled)))
         content = refusal = None
         if kind == "refusal":
@@ -1055,7 +1064,7 @@ def openai_responses_streams(
                 notes = draw(st.lists(st.tuples(st.integers(0, len(deltas)), st.sampled_from(_ANNOTATIONS)), max_size=2)) if annotate else []
                 items.append(MessageItem(deltas, annotations=tuple(notes)))
             elif kind == "function_call":
-                items.append(FunctionCallItem(draw(st.sampled_from(names)), _deltas(draw, draw(_json_text(draw(tool_s))))))
+                items.append(FunctionCallItem(draw(st.sampled_from(names)), _deltas(draw, _spelled(draw, draw(tool_s)))))
             # A reasoning or search item draws its words in two parts, so that it costs the
             # shrinker more than a message: a failure that needs any item shrinks to a message.
             elif kind == "reasoning":

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["ReplayTransport", "TeeStream", "StreamObserver", "ending_error", "BASE_URL"]
 
 BASE_URL = "http://streamreel.local"
+READ_SIZE = 65536
+"""Bytes due together that one read hands over (httpx2's socket reads are this size)."""
 """A base URL for clients on an in-process transport (any URL works; the path is what matches)."""
 
 _ENDING_ERRORS: dict[str, tuple[type[httpx2.TransportError], str]] = {
@@ -208,19 +210,35 @@ class _PlanStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
         last = p.headers_at_ms
         chunks = p.chunks
         if type(chunks) is EventChunks:
+            # The unfaulted stream: the events due together go out as one read, as a socket
+            # client finds them waiting in its buffer (at speed 0, the whole stream at once).
             live.view = chunks.events
             k = 1.0 / chunks.factor if chunks.factor else 0.0
             n = 0
+            batch: list[bytes] = []
+            size = 0
             for ev in chunks.events:
                 at = ev.t * k
                 if at > last:
+                    if batch:
+                        live.events_done = n
+                        yield b"".join(batch)
+                        batch, size = [], 0
                     if timeout is not None and at - last > timeout:
                         yield _GiveUp(last + timeout)
                     yield at
                     last = at
+                wire = ev.wire
+                batch.append(wire)
+                size += len(wire)
                 n += 1
+                if size >= READ_SIZE:
+                    live.events_done = n
+                    yield b"".join(batch)
+                    batch, size = [], 0
+            if batch:
                 live.events_done = n
-                yield ev.wire
+                yield b"".join(batch)
         else:
             data = live.data
             for c in chunks:
