@@ -373,61 +373,43 @@ def _client(sdk_name: str, fixture: str, reel_session: Reel, *, is_async: bool, 
     return make(base_url=reel_session.url + suffix, api_key=_API_KEY, max_retries=0)
 
 
-@pytest.fixture(scope="session")
-def anthropic_client(reel_session: Reel) -> Iterator[Any]:
-    """``anthropic.Anthropic`` on the session's replay server, ``max_retries=0`` (a fault shows
+def _client_fixture(sdk_name: str, *, is_async: bool, inprocess: bool, doc: str) -> Any:
+    name = f"{'inprocess_' if inprocess else ''}{'async_' if is_async else ''}{sdk_name}_client"
+
+    def fixture(reel_session: Reel) -> Iterator[Any]:
+        client = _client(sdk_name, name, reel_session, is_async=is_async, inprocess=inprocess)
+        yield client
+        if not is_async:
+            client.close()
+
+    fixture.__doc__ = doc
+    return pytest.fixture(scope="session", name=name)(fixture)
+
+
+anthropic_client = _client_fixture(
+    "anthropic",
+    is_async=False,
+    inprocess=False,
+    doc="""``anthropic.Anthropic`` on the session's replay server, ``max_retries=0`` (a fault shows
     as it happens, not retried away). Session-scoped, so ``@given`` tests share it: load each
-    example with ``reel_session.load(...)`` (or use ``reel`` in plain tests)."""
-    client = _client("anthropic", "anthropic_client", reel_session, is_async=False, inprocess=False)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def async_anthropic_client(reel_session: Reel) -> Any:
-    """``anthropic.AsyncAnthropic`` on the session's replay server, ``max_retries=0``; it keeps
-    no connection between requests, so any test's event loop can use it."""
-    return _client("anthropic", "async_anthropic_client", reel_session, is_async=True, inprocess=False)
-
-
-@pytest.fixture(scope="session")
-def openai_client(reel_session: Reel) -> Iterator[Any]:
-    """``openai.OpenAI`` on the session's replay server (``/v1``), ``max_retries=0``."""
-    client = _client("openai", "openai_client", reel_session, is_async=False, inprocess=False)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def async_openai_client(reel_session: Reel) -> Any:
-    """``openai.AsyncOpenAI`` on the session's replay server (``/v1``), ``max_retries=0``."""
-    return _client("openai", "async_openai_client", reel_session, is_async=True, inprocess=False)
-
-
-@pytest.fixture(scope="session")
-def inprocess_anthropic_client(reel_session: Reel) -> Iterator[Any]:
-    """``anthropic.Anthropic`` on :meth:`Reel.transport`: what the reel serves, with no socket
-    (faults end the same way; a stall against the read timeout costs no wall time)."""
-    client = _client("anthropic", "inprocess_anthropic_client", reel_session, is_async=False, inprocess=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def inprocess_async_anthropic_client(reel_session: Reel) -> Any:
-    """``anthropic.AsyncAnthropic`` on :meth:`Reel.transport`."""
-    return _client("anthropic", "inprocess_async_anthropic_client", reel_session, is_async=True, inprocess=True)
-
-
-@pytest.fixture(scope="session")
-def inprocess_openai_client(reel_session: Reel) -> Iterator[Any]:
-    """``openai.OpenAI`` on :meth:`Reel.transport`."""
-    client = _client("openai", "inprocess_openai_client", reel_session, is_async=False, inprocess=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def inprocess_async_openai_client(reel_session: Reel) -> Any:
-    """``openai.AsyncOpenAI`` on :meth:`Reel.transport`."""
-    return _client("openai", "inprocess_async_openai_client", reel_session, is_async=True, inprocess=True)
+    example with ``reel_session.load(...)`` (or use ``reel`` in plain tests).""",
+)
+async_anthropic_client = _client_fixture(
+    "anthropic",
+    is_async=True,
+    inprocess=False,
+    doc="""``anthropic.AsyncAnthropic`` on the session's replay server, ``max_retries=0``; it keeps
+    no connection between requests, so any test's event loop can use it.""",
+)
+openai_client = _client_fixture("openai", is_async=False, inprocess=False, doc="""``openai.OpenAI`` on the session's replay server (``/v1``), ``max_retries=0``.""")
+async_openai_client = _client_fixture("openai", is_async=True, inprocess=False, doc="""``openai.AsyncOpenAI`` on the session's replay server (``/v1``), ``max_retries=0``.""")
+inprocess_anthropic_client = _client_fixture(
+    "anthropic",
+    is_async=False,
+    inprocess=True,
+    doc="""``anthropic.Anthropic`` on :meth:`Reel.transport`: what the reel serves, with no socket
+    (faults end the same way; a stall against the read timeout costs no wall time).""",
+)
+inprocess_async_anthropic_client = _client_fixture("anthropic", is_async=True, inprocess=True, doc="""``anthropic.AsyncAnthropic`` on :meth:`Reel.transport`.""")
+inprocess_openai_client = _client_fixture("openai", is_async=False, inprocess=True, doc="""``openai.OpenAI`` on :meth:`Reel.transport`.""")
+inprocess_async_openai_client = _client_fixture("openai", is_async=True, inprocess=True, doc="""``openai.AsyncOpenAI`` on :meth:`Reel.transport`.""")

@@ -692,6 +692,15 @@ def _stops_for(kinds: Sequence[str]) -> set[str]:
     return out
 
 
+def _required(who: str, name: str, value: Any, default: SearchStrategy[Any], check: Callable[[Any], str | None], leave_out: str) -> SearchStrategy[Any]:
+    """A content argument of the whole-protocol strategies: a value or a strategy, never None
+    (a kind of content is left out by naming the kinds that are drawn)."""
+    drawn = _as_strategy(name, default if value is _DEFAULT else value, check)
+    if drawn is None:
+        raise _fail(f"{who}: {name} takes a value or a strategy; leave a kind of {leave_out} out with {'blocks' if leave_out == 'block' else 'kinds'}=[...]")
+    return drawn
+
+
 def _reachable(reason: str, kinds: Sequence[str]) -> bool:
     need = _NEEDS.get(reason)
     if need is not None:
@@ -807,11 +816,9 @@ def anthropic_messages(
             raise _fail(f"anthropic_messages: stop reason {reason!r} needs {need!r} blocks to end on, and blocks={list(kinds)!r} has none")
         if reason in ("end_turn", "refusal") and kinds == ("tool_use",):
             raise _fail(f"anthropic_messages: stop reason {reason!r} cannot follow a tool call, and blocks={list(kinds)!r} has only tool calls")
-    text_s = _as_strategy("text", markdown_texts() if text is _DEFAULT else text, _check_text)
-    thinking_s = _as_strategy("thinking", markdown_texts(max_fragments=12) if thinking is _DEFAULT else thinking, _check_text)
-    tool_s = _as_strategy("tool_input", tool_inputs() if tool_input is _DEFAULT else tool_input, _check_tool_input)
-    if text_s is None or thinking_s is None or tool_s is None:
-        raise _fail("anthropic_messages: text, thinking and tool_input take a value or a strategy; leave a kind of block out with blocks=[...]")
+    text_s = _required("anthropic_messages", "text", text, markdown_texts(), _check_text, "block")
+    thinking_s = _required("anthropic_messages", "thinking", thinking, markdown_texts(max_fragments=12), _check_text, "block")
+    tool_s = _required("anthropic_messages", "tool_input", tool_input, tool_inputs(), _check_tool_input, "block")
     names = _check_names("anthropic_messages(tool_names=...)", tool_names)
     cite = _check_flag("anthropic_messages(citations=...)", citations)
     ping = _check_flag("anthropic_messages(pings=...)", pings)
@@ -957,10 +964,8 @@ def openai_chat_streams(
         raise _fail(f"openai_chat_streams: no choice of kinds={list(chosen)!r} can end with finish_reasons={list(finishes)!r}")
     _check_count("openai_chat_streams(max_choices=...)", max_choices, 1)
     _check_count("openai_chat_streams(max_tool_calls=...)", max_tool_calls, 1)
-    text_s = _as_strategy("text", markdown_texts() if text is _DEFAULT else text, _check_text)
-    tool_s = _as_strategy("tool_input", tool_inputs() if tool_input is _DEFAULT else tool_input, _check_tool_input)
-    if text_s is None or tool_s is None:
-        raise _fail("openai_chat_streams: text and tool_input take a value or a strategy; leave a kind of choice out with kinds=[...]")
+    text_s = _required("openai_chat_streams", "text", text, markdown_texts(), _check_text, "choice")
+    tool_s = _required("openai_chat_streams", "tool_input", tool_input, tool_inputs(), _check_tool_input, "choice")
     names = _check_names("openai_chat_streams(tool_names=...)", tool_names)
     if usage is not None:
         _check_flag("openai_chat_streams(usage=...)", usage)
@@ -1047,10 +1052,8 @@ def openai_responses_streams(
     chosen = _check_kinds_of("openai_responses_streams(kinds=...)", kinds, RESPONSE_ITEM_KINDS)
     ends = _check_kinds_of("openai_responses_streams(statuses=...)", statuses, ("completed", "incomplete"))
     _check_count("openai_responses_streams(max_items=...)", max_items, 1)
-    text_s = _as_strategy("text", markdown_texts() if text is _DEFAULT else text, _check_text)
-    tool_s = _as_strategy("tool_input", tool_inputs() if tool_input is _DEFAULT else tool_input, _check_tool_input)
-    if text_s is None or tool_s is None:
-        raise _fail("openai_responses_streams: text and tool_input take a value or a strategy; leave a kind of item out with kinds=[...]")
+    text_s = _required("openai_responses_streams", "text", text, markdown_texts(), _check_text, "item")
+    tool_s = _required("openai_responses_streams", "tool_input", tool_input, tool_inputs(), _check_tool_input, "item")
     names = _check_names("openai_responses_streams(tool_names=...)", tool_names)
     annotate = _check_flag("openai_responses_streams(annotations=...)", annotations)
     model = _check_name("model", model)
