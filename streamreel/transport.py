@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Protocol, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Protocol, Union
 
 import anyio
 import httpx2
@@ -149,14 +149,17 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             answer = server._answer(received, live)
         if not isinstance(answer, (Plan, Refusal)):
             answer = server._no_match(received, answer)
+        report = self._reporter(received, live)
         if isinstance(answer, Refusal):
             headers, payload = answer.response(live)
             live.finished = started
+            report()
             return _whole(answer.status, headers, payload, request), 0.0
         p = answer
         timeout = _read_timeout_ms(request)
         if timeout is not None and p.headers_at_ms > timeout:
             _left(live)
+            report()
             return httpx2.ReadTimeout("timed out", request=request), timeout / 1000.0
         headers = sent_headers(p)
         live.status = p.status
@@ -165,9 +168,21 @@ class ReplayTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             live.data += p.body
             live.ending = "end"
             live.finished = started
+            report()
             return _whole(p.status, headers, p.body, request), p.headers_at_ms / 1000.0
-        stream = _PlanStream(p, live, request, timeout, self.realtime, started)
+        stream = _PlanStream(p, live, request, timeout, self.realtime, started, report)
         return httpx2.Response(p.status, headers=headers, stream=stream, request=request), p.headers_at_ms / 1000.0
+
+    def _reporter(self, received: ReceivedRequest, live: _Live) -> Callable[[], None]:
+        """Tells the replayer's ``on_response`` hook (if it has one) about a finished response, as its server does."""
+        hook = self.replayer.on_response
+        if hook is None:
+            return _nothing
+        return lambda: hook(received, live.snapshot())
+
+
+def _nothing() -> None:
+    pass
 
 
 def _whole(status: int, headers: dict[str, str], body: bytes, request: httpx2.Request) -> httpx2.Response:
@@ -197,7 +212,8 @@ class _PlanStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
     raises ``ReadTimeout`` there. The ground truth is written as the server writes it.
     """
 
-    def __init__(self, p: Plan, live: _Live, request: httpx2.Request, timeout_ms: float | None, realtime: bool, started: float) -> None:
+    def __init__(self, p: Plan, live: _Live, request: httpx2.Request, timeout_ms: float | None, realtime: bool, started: float, report: Callable[[], None] = _nothing) -> None:
+        self.report = report
         self.plan = p
         self.live = live
         self.request = request
@@ -311,6 +327,13 @@ class _PlanStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
         """The client is done with the body. Over a socket the server has meanwhile sent all that
         was due by then (kernel buffers take it unread), so the ground truth runs on to the first
         wait: the response ended if it got that far, else the client left while it waited."""
+        if self.report is _nothing and self.live.finished is not None and self.live.ending is not None:
+            return
+        self._settle()
+        report, self.report = self.report, _nothing
+        report()
+
+    def _settle(self) -> None:
         if self.live.ending is not None and self.live.finished is not None:
             return
         script = self._script_left if self._script_left is not None else (self._script() if self.live.ending is None else None)

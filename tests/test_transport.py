@@ -316,3 +316,14 @@ def test_ending_errors_are_the_ones_httpx2_raises_over_a_socket() -> None:
     assert isinstance(ending_error("close", request), httpx2.RemoteProtocolError)
     assert isinstance(ending_error("reset", request), httpx2.ReadError)
     assert isinstance(ending_error("hang", request), httpx2.ReadTimeout)
+
+
+def test_the_replayers_response_hook_hears_of_every_in_process_response() -> None:
+    server = Replayer(TEXT)
+    heard: list[tuple[str, str | None]] = []
+    server.on_response = lambda request, sent: heard.append((request.path, sent.ending))
+    client = anthropic.Anthropic(base_url=BASE_URL, api_key=KEY, max_retries=0, http_client=httpx2.Client(transport=ReplayTransport(server)))
+    outcome(anthropic_reader(client))
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.list()
+    assert heard == [("/v1/messages", "end"), ("/v1/models", "end")]
