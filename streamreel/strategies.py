@@ -46,7 +46,19 @@ from .providers.anthropic import (
     message_stream,
 )
 from .providers.openai import FINISH_REASONS, Choice, ToolCall, chat_events, chat_stream, chunk_count, sequential_schedule
-from .providers.openai_responses import FunctionCallItem, Item, MessageItem, ReasoningItem, SearchCallItem, final_response, response_events
+from .providers.openai_responses import (
+    FunctionCallItem,
+    Item,
+    McpCallItem,
+    McpListToolsItem,
+    MessageItem,
+    PatchCallItem,
+    ReasoningItem,
+    SearchCallItem,
+    ShellCallItem,
+    final_response,
+    response_events,
+)
 from .sse import Event
 
 __all__ = [
@@ -187,6 +199,14 @@ def _block_repr(block: Any) -> str:
         return f"reasoning({block.summary_deltas!r})"
     if isinstance(block, SearchCallItem):
         return f"{block.kind}({block.query!r})"
+    if isinstance(block, PatchCallItem):
+        return f"apply_patch_call({block.path!r}, {block.diff_deltas!r})"
+    if isinstance(block, ShellCallItem):
+        return f"shell_call({list(block.commands)!r})"
+    if isinstance(block, McpListToolsItem):
+        return f"mcp_list_tools({list(block.tools)!r})"
+    if isinstance(block, McpCallItem):
+        return f"mcp_call({block.name!r}, {block.argument_deltas!r})"
     if isinstance(block, ServerToolResultBlock):
         size = len(block.content) if isinstance(block.content, (list, tuple)) else "error" if isinstance(block.content, dict) and "error_code" in block.content else 1
         return f"{block.kind}({size})"
@@ -1019,8 +1039,12 @@ def openai_chat_streams(
 
 # ---------------------------------------------------------------- the Responses API
 
-RESPONSE_ITEM_KINDS = ("message", "function_call", "reasoning", "file_search_call", "web_search_call")
-"""The output items :func:`openai_responses_streams` draws, gentlest first."""
+RESPONSE_ITEM_KINDS = ("message", "function_call", "reasoning", "file_search_call", "web_search_call", "apply_patch_call", "shell_call", "mcp_call")
+"""The output items :func:`openai_responses_streams` draws, gentlest first (``mcp_call`` comes
+after the server's ``mcp_list_tools``)."""
+
+_PATCHES = ("+## Shopping Checklist\n+\n+- [ ] Milk\n", "@@ -1 +1 @@\n-old\n+new 👍\n")
+_COMMANDS = ("ls -a ~/Desktop", "grep -rn \"TODO\" src | head", "echo 'naïve café'")
 
 
 _ANNOTATIONS = (
@@ -1045,8 +1069,10 @@ def openai_responses_streams(
     Up to ``max_items`` output items of ``kinds`` (see :data:`RESPONSE_ITEM_KINDS`): messages
     whose text streams as ``output_text.delta`` s with annotations (``annotations``) arriving
     between them, function calls whose arguments stream in pieces, reasoning with a summary,
-    file and web search calls; every event numbered by ``sequence_number``; ending with
-    ``response.completed`` or ``response.incomplete`` (``statuses``). The request matches any
+    file and web search calls, patches and shell commands streamed in pieces, MCP calls after
+    their server's tool list; every event numbered by ``sequence_number``; sometimes queued
+    first (a background response); ending with ``response.completed`` or
+    ``response.incomplete`` (``statuses``). The request matches any
     ``POST /v1/responses``. Shrinks toward one message of one delta, completed.
     """
     chosen = _check_kinds_of("openai_responses_streams(kinds=...)", kinds, RESPONSE_ITEM_KINDS)
@@ -1075,11 +1101,21 @@ def openai_responses_streams(
                 plan = draw(_SPLIT_PLANS)
                 encrypted = "gAAAAABo" + hashlib.sha256(summary.encode()).hexdigest() if draw(st.booleans()) else None
                 items.append(ReasoningItem(_split(plan, summary) if summary else (), encrypted_content=encrypted))
-            else:
+            elif kind in ("file_search_call", "web_search_call"):
                 query = " ".join(draw(st.sampled_from(part)) for part in (("weather", "capital", "naïve"), ("in Paris", "of France", 'café "👍"')))
                 items.append(SearchCallItem(kind, query, results=draw(st.booleans())))
+            elif kind == "apply_patch_call":
+                path = draw(st.sampled_from(("shopping-checklist.md", "src/app.py")))
+                items.append(PatchCallItem(path, _deltas(draw, draw(st.sampled_from(_PATCHES))), operation=draw(st.sampled_from(("create_file", "update_file")))))
+            elif kind == "shell_call":
+                commands = draw(st.lists(st.sampled_from(_COMMANDS), min_size=1, max_size=2))
+                items.append(ShellCallItem(tuple(_deltas(draw, c) for c in commands)))
+            else:
+                name = draw(st.sampled_from(names))
+                items.append(McpListToolsItem("zip1", (name,)))
+                items.append(McpCallItem("zip1", name, _deltas(draw, _spelled(draw, draw(tool_s))), output="✅ done"))
         status = draw(st.sampled_from(ends))
-        events = response_events(items, status=status, model=model)
+        events = response_events(items, status=status, model=model, background=draw(st.booleans()))
         base = Cassette.from_events(events, path="/v1/responses", end=End(t=0.0, reason="complete"))
         texts = [d for item in items if isinstance(item, MessageItem) for d in item.deltas]
         return StreamCassette(

@@ -14,7 +14,11 @@ from streamreel import Cassette, Replayer
 from streamreel.metrics import interaction_metrics
 from streamreel.providers import detect_provider, get, provider_of_events
 from streamreel.providers.openai_responses import (
+    McpCallItem,
+    McpListToolsItem,
+    PatchCallItem,
     SearchCallItem,
+    ShellCallItem,
     FunctionCallItem,
     MessageItem,
     ReasoningItem,
@@ -197,3 +201,21 @@ def test_a_search_call_runs_in_progress_searching_completed(kind: str) -> None:
     assert (item["results"] if kind == "file_search_call" else item["action"]["sources"])
     with pytest.raises(ValueError, match="a search call is one of file_search_call, web_search_call"):
         response_events([SearchCallItem("code_interpreter_call", "x")])
+
+
+def test_patch_shell_and_mcp_items_stream_their_pieces_and_end_whole() -> None:
+    items = [
+        PatchCallItem("notes.md", ("+## To", "do\n")),
+        ShellCallItem((("ls", " -a"), ("pwd",))),
+        McpListToolsItem("zip1", ("shorten",)),
+        McpCallItem("zip1", "shorten", ('{"url"', ': "https://e/"}'), output="ok"),
+    ]
+    events = response_events(items, background=True)
+    kinds = [e.event for e in events]
+    assert kinds[:3] == ["response.created", "response.queued", "response.in_progress"]
+    assert json.loads(events[0].data)["response"]["status"] == "queued"
+    assert kinds.count("response.apply_patch_call_operation_diff.delta") == 2 and kinds.count("response.shell_call_command.added") == 2
+    assert kinds.index("response.mcp_call_arguments.delta") > kinds.index("response.mcp_call.in_progress")
+    patch, shell, tools, call = final_response(events)["output"]
+    assert patch["operation"]["diff"] == "+## Todo\n" and shell["action"]["commands"] == ["ls -a", "pwd"]
+    assert [t["name"] for t in tools["tools"]] == ["shorten"] and (call["arguments"], call["output"], call["status"]) == ('{"url": "https://e/"}', "ok", "completed")

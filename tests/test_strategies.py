@@ -779,6 +779,8 @@ RESPONSE_KINDS = {
     "response.content_part.done", "response.function_call_arguments.delta", "response.function_call_arguments.done",
     "response.reasoning_summary_text.delta", "response.file_search_call.searching", "response.web_search_call.searching",
     "response.output_item.done", "response.completed", "response.incomplete", "sequence numbers from 0", "several items",
+    "response.queued", "response.apply_patch_call_operation_diff.delta", "response.shell_call_command.delta",
+    "response.mcp_list_tools.completed", "response.mcp_call_arguments.delta",
 }  # fmt: skip
 
 

@@ -8,7 +8,7 @@ when it fails, ``error`` then ``response.failed``), which carries the whole resp
 usage. Error bodies and headers are the OpenAI API's (:mod:`streamreel.providers.openai`).
 
 :func:`response_events` builds that stream for a response made of reasoning, message
-(with annotations), function-call and search-call items, each given as the deltas it streams
+(with annotations), function-call, search-call, apply-patch, shell and MCP items, each given as the deltas it streams
 in; strategies, ``streamreel synth`` and tests build on it. Ids derive from the content, so the same input gives the same bytes.
 """
 
@@ -27,6 +27,10 @@ __all__ = [
     "ReasoningItem",
     "FunctionCallItem",
     "SearchCallItem",
+    "PatchCallItem",
+    "ShellCallItem",
+    "McpListToolsItem",
+    "McpCallItem",
     "SEARCH_CALLS",
     "Item",
     "response_events",
@@ -84,7 +88,48 @@ class SearchCallItem:
     id: str = ""
 
 
-Item = Union[MessageItem, ReasoningItem, FunctionCallItem, SearchCallItem]
+@dataclass(frozen=True)
+class PatchCallItem:
+    """An ``apply_patch_call``: the patch's diff streams as ``apply_patch_call_operation_diff.delta`` s."""
+
+    path: str
+    diff_deltas: tuple[str, ...]
+    operation: str = "create_file"
+    call_id: str = ""
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class ShellCallItem:
+    """A ``shell_call``: each command streams as ``shell_call_command.delta`` s after its ``.added``."""
+
+    commands: tuple[tuple[str, ...], ...]
+    call_id: str = ""
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class McpListToolsItem:
+    """An ``mcp_list_tools`` item: the tools an MCP server offers, in progress then completed, no deltas."""
+
+    server_label: str
+    tools: tuple[str, ...]
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class McpCallItem:
+    """An ``mcp_call`` the API makes itself: its arguments stream as ``mcp_call_arguments.delta`` s
+    between ``mcp_call.in_progress`` events; ``output`` is what the server answered."""
+
+    server_label: str
+    name: str
+    argument_deltas: tuple[str, ...]
+    output: str = ""
+    id: str = ""
+
+
+Item = Union[MessageItem, ReasoningItem, FunctionCallItem, SearchCallItem, PatchCallItem, ShellCallItem, McpListToolsItem, McpCallItem]
 
 
 def _stable_id(prefix: str, seed: str) -> str:
@@ -106,11 +151,14 @@ def response_events(
     input_tokens: int = 12,
     output_tokens: int | None = None,
     reasoning_tokens: int | None = None,
+    background: bool = False,
 ) -> tuple[Event, ...]:
     """The events of one streamed response (``t`` = 0; give them times with a timing function).
 
     ``status`` is ``completed`` (ends in ``response.completed``) or ``incomplete`` (ends in
-    ``response.incomplete`` with ``incomplete_details.reason`` = ``incomplete_reason``).
+    ``response.incomplete`` with ``incomplete_details.reason`` = ``incomplete_reason``). With
+    ``background`` the response is created queued (``response.queued``) before it runs, as a
+    ``background: true`` request's is.
     ``output_tokens`` and ``reasoning_tokens`` (the final usage) default to estimates from
     the streamed text. The final event's ``response`` is :func:`final_response` of the events.
     """
@@ -150,7 +198,13 @@ def response_events(
         "user": None,
         "metadata": {},
     }
-    emit("response.created", response=response)
+    if background:
+        queued = {**response, "status": "queued", "background": True}
+        emit("response.created", response=queued)
+        emit("response.queued", response=queued)
+        response = {**response, "background": True}
+    else:
+        emit("response.created", response=response)
     emit("response.in_progress", response=response)
     done: list[dict[str, Any]] = []
     produced, reasoned = "", ""
@@ -218,6 +272,52 @@ def response_events(
             emit("response.output_item.added", output_index=index, item=added)
             for phase in ("in_progress", "searching", "completed"):
                 emit(f"response.{item.kind}.{phase}", output_index=index, item_id=iid)
+        elif isinstance(item, PatchCallItem):
+            iid = item.id or _stable_id("apc_", seed)
+            call_id = item.call_id or "call_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+            diff = "".join(item.diff_deltas)
+            added = {"id": iid, "type": "apply_patch_call", "status": "in_progress", "call_id": call_id, "operation": {"type": item.operation, "diff": "", "path": item.path}}
+            emit("response.output_item.added", output_index=index, item=added)
+            for d in item.diff_deltas:
+                emit("response.apply_patch_call_operation_diff.delta", item_id=iid, output_index=index, delta=d)
+            emit("response.apply_patch_call_operation_diff.done", item_id=iid, output_index=index, diff=diff)
+            final = {**added, "status": "completed", "operation": {**added["operation"], "diff": diff}}
+            produced += diff
+        elif isinstance(item, ShellCallItem):
+            iid = item.id or _stable_id("sh_", seed)
+            call_id = item.call_id or "call_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+            added = {"id": iid, "type": "shell_call", "status": "in_progress", "action": {"commands": [], "max_output_length": None, "timeout_ms": None}, "call_id": call_id}
+            emit("response.output_item.added", output_index=index, item=added)
+            commands = []
+            for k, pieces in enumerate(item.commands):
+                emit("response.shell_call_command.added", output_index=index, command_index=k, command="")
+                for d in pieces:
+                    emit("response.shell_call_command.delta", output_index=index, command_index=k, delta=d)
+                commands.append("".join(pieces))
+                emit("response.shell_call_command.done", output_index=index, command_index=k, command=commands[-1])
+            final = {**added, "status": "completed", "action": {"commands": commands, "max_output_length": 8912, "timeout_ms": None}}
+            produced += "".join(commands)
+        elif isinstance(item, McpListToolsItem):
+            iid = item.id or _stable_id("mcpl_", seed)
+            added = {"id": iid, "type": "mcp_list_tools", "server_label": item.server_label, "tools": []}
+            emit("response.output_item.added", output_index=index, item=added)
+            emit("response.mcp_list_tools.in_progress", output_index=index, item_id=iid)
+            emit("response.mcp_list_tools.completed", output_index=index, item_id=iid)
+            tools = [{"annotations": {"read_only": False}, "description": f"{name} (synthesized)", "input_schema": {"type": "object", "properties": {}}, "name": name} for name in item.tools]
+            final = {**added, "tools": tools}
+        elif isinstance(item, McpCallItem):
+            iid = item.id or _stable_id("mcp_", seed)
+            arguments = "".join(item.argument_deltas)
+            added = {"id": iid, "type": "mcp_call", "status": "in_progress", "arguments": "", "error": None, "name": item.name, "output": None, "server_label": item.server_label}
+            emit("response.output_item.added", output_index=index, item=added)
+            emit("response.mcp_call.in_progress", output_index=index, item_id=iid)
+            for d in item.argument_deltas:
+                emit("response.mcp_call_arguments.delta", output_index=index, item_id=iid, delta=d)
+            emit("response.mcp_call.in_progress", output_index=index, item_id=iid)
+            emit("response.mcp_call_arguments.done", output_index=index, item_id=iid, arguments=arguments)
+            emit("response.mcp_call.completed", output_index=index, item_id=iid)
+            final = {**added, "status": "completed", "arguments": arguments, "output": item.output}
+            produced += arguments
         else:
             raise TypeError(f"not an output item: {item!r}")
         emit("response.output_item.done", output_index=index, item=final)
