@@ -12,10 +12,10 @@ A path *object* (``pathlib.Path``) is code, not a name: the pytest plugin takes 
 which is how a test points at a file elsewhere on purpose.
 
 :class:`Library` maps names to cassettes for a server that serves a directory: each one loaded
-on first use and kept, with its own ordered-playback state. A server asks with
-:meth:`Library.aselect_named`, which loads a cassette on a worker thread (a large one takes
-seconds) so the streams already in flight are not held up, and loads it once however many
-requests ask for it meanwhile.
+on first use and kept, with its own ordered-playback state. A server on an event loop loads
+with :meth:`Library.preload` (or :meth:`Library.aselect_named`) first, which loads a cassette on
+a worker thread (a large one takes seconds) so the streams already in flight are not held up,
+and loads it once however many requests ask for it meanwhile.
 """
 
 from __future__ import annotations
@@ -202,6 +202,15 @@ class Library(Generic[S]):
             return await asyncio.shield(loading)
         except Exception as e:
             raise self._refusal(name, source, e) from None
+
+    async def preload(self, headers: Mapping[str, str], query: str) -> None:
+        """Load the cassette a request names, if it is not loaded yet, on a worker thread (see
+        :meth:`aselect_named`), so that :meth:`select_named` then finds it without touching the disk.
+        A request that names none or a bad one is left for :meth:`select_named` to refuse."""
+        try:
+            await self.aselect_named(headers, query)
+        except Exception:
+            return
 
     def _requested(self, headers: Mapping[str, str], query: str) -> tuple[str, str]:
         """The cassette a request names and where it named it; raises :class:`Refusal` when it names none."""
