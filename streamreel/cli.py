@@ -37,6 +37,24 @@ class _Fault(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
+class _Speed(click.ParamType):
+    """A ``--speed``: 0 (no waiting) or a playback rate within the range a timer can keep."""
+
+    name = "factor"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from .fault_injection import check_speed
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"expected a number, got {value!r}", param, ctx)
+        try:
+            return check_speed(number)
+        except StreamreelError as e:
+            self.fail(str(e), param, ctx)
+
+
 def _fault_list(values: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
     return tuple(f for group in values for f in group)
 
@@ -83,7 +101,7 @@ def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
 @click.argument("cassette", type=click.Path(exists=True))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default; others warn).")
 @click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
-@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Playback rate: 2 = twice as fast, 0 = no waiting.")
+@click.option("--speed", default=1.0, show_default=True, type=_Speed(), help="Playback rate: 2 = twice as fast, 0 = no waiting (0.001 to 1000).")
 @click.option("--fault", "faults", multiple=True, type=_Fault(), help="Fault spec, e.g. 'disconnect:after=5'; repeatable.")
 @click.option("--ids", is_flag=True, help="Number the events (id: N) so a browser's EventSource resumes with Last-Event-ID.")
 @click.option("--retry-ms", default=None, type=click.IntRange(min=0), help="Send `retry:` with this reconnect delay (1000 with --ids).")
@@ -356,7 +374,7 @@ def record(
 
 
 @main.command()
-@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Playback rate of the bundled recordings.")
+@click.option("--speed", default=1.0, show_default=True, type=_Speed(), help="Playback rate of the bundled recordings (0 = no waiting, 0.001 to 1000).")
 def demo(speed: float) -> None:
     """Replay bundled recordings through the real anthropic SDK and show what a user sees."""
     from .demo import run

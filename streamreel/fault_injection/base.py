@@ -265,12 +265,12 @@ def _range(kind: str, lo: float | None, hi: float | None) -> str:
 
 def _shown(kind: str, value: Any) -> str:
     unit = {"ms": "ms", "s": "s"}.get(kind, "")
-    return f"{value:g}{unit}" if isinstance(value, float) else f"{value}{unit}"
+    return f"{value:.15g}{unit}" if isinstance(value, float) else f"{value}{unit}"
 
 
 # ---------------------------------------------------------------- parsing
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
 _SEPARATORS = re.compile(r"\s*;\s*|\n+")
 
 
@@ -358,7 +358,7 @@ def _coerce(f: dataclasses.Field[Any], value: str, spec: str) -> Any:
         number, unit = float(m.group(1)), m.group(2) or kind
         if unit == kind:
             return number
-        ms = number * {"ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+        ms = number * {"ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}[unit]
         return ms if kind == "ms" else ms / 1000.0
     if kind == "int":
         try:
@@ -513,7 +513,7 @@ def unpicked(events: Sequence[Event], selectors: Sequence[int | str], *, key: st
         return f"{key}={sel} picks no event; the stream holds {holds(events)}"
     if usable is not None and not any(usable(events[i]) for i in every):
         names = ", ".join(sorted({label(events[i]) for i in every}))
-        return f"{key}={'|'.join(map(str, selectors))} picks only events with no data ({names}); the stream holds {holds(events)}"
+        return f"{key}={'|'.join(map(str, selectors))} picks only events with no data to cut ({names}); the stream holds {holds(events)}"
     return None
 
 
