@@ -2,6 +2,9 @@
 
 events ─▶ event faults ─▶ encode (once per event) ─▶ byte faults ─▶ timed chunks + ending
 
+Encoding is the dialect's (:meth:`streamreel.providers.Dialect.framed`): SSE for most, the
+AWS event stream's binary frames for Bedrock; byte faults then cut and split those bytes.
+
 :func:`plan` turns one recorded interaction and a fault plan into a :class:`Plan`: the
 status and headers with their time, then :class:`Chunk` s (bytes with the time, in ms
 from the request, at which they go out) and an :class:`Ending`. The replayer writes a
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence, Sized
 
 from .cassette import Cassette, End, Interaction
+from .providers import get as dialect_named
 from .providers import detect_provider
 from .sse import Event
 
@@ -199,7 +203,7 @@ def plan(
     fault_list = parse(faults)
     res = interaction.response
     if not fault_list and res.is_stream:
-        events = res.events or ()
+        events = dialect_named(provider or detect_provider(interaction)).framed(res.events or ())
         factor = speed
         _check_schedule(factor, res.headers_at, events, res.end.t)
         ending = ending_for(res.end)
@@ -280,7 +284,9 @@ class _Planner:
             for i in rest:
                 self.note(i, False, f"the response is not a stream (HTTP {res.status} with a plain body)", unfit=True)
             return self.done(Plan(status=res.status, headers=res.headers, headers_at_ms=scale.scale(res.headers_at), body=res.body_bytes()))  # type: ignore[attr-defined]
-        events = res.events or ()
+        dialect = dialect_named(ctx.provider)
+        events = dialect.framed(res.events or ())
+        reframe = False
         for i in rest:
             f = faults[i]
             if isinstance(f, EventFault):
@@ -291,6 +297,9 @@ class _Planner:
                 detail = f.describe(events, ctx)
                 events = f.apply_events(events, ctx)
                 self.note(i, True, detail)
+                reframe = True
+        if reframe:
+            events = dialect.framed(events)
         factor = scale.factor  # type: ignore[attr-defined]
         ending = ending_for(res.end)
         out = Plan(

@@ -41,9 +41,9 @@ from .fault_injection.base import FaultOutcome
 from .library import CASSETTE_PARAM, Library, Refusal
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, Matcher, ReceivedRequest
 from .pipeline import EventChunks, Plan, check_fit, plan
-from .providers import detect_provider
+from .providers import decode_body, detect_provider
 from .providers.anthropic import error_body, error_headers
-from .sse import Event, decode
+from .sse import Event
 from .scrub import Scrubber
 
 __all__ = ["Replayer", "SentResponse", "MAX_REQUEST_BYTES", "FAULTS_HEADER"]
@@ -103,7 +103,7 @@ class SentResponse:
     @property
     def events(self) -> list[Event]:
         """The whole events among the bytes that went out (an event cut in half is left out)."""
-        return decode(self.data)[: self.events_done] if self.events_done else []
+        return decode_body(self.headers, self.data)[: self.events_done] if self.events_done else []
 
     @property
     def bytes_sent(self) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import providers
 from ..providers import anthropic as _anthropic
-from ..providers import openai as _openai
 from ..sse import Event
 from .base import Context, EventFault, holds, register, spec_field
 
@@ -20,10 +20,12 @@ class Error(EventFault):
     """After ``after_events`` events, send the error the provider sends when a stream fails,
     then end the body cleanly without the rest (as the APIs do).
 
-    Anthropic: ``event: error`` with ``{"type": "error", "error": {"type": ..., "message": ...}}``.
+    Anthropic (and on Vertex): ``event: error`` with ``{"type": "error", "error": {"type": ..., "message": ...}}``.
     OpenAI Chat Completions: a ``{"error": {...}}`` chunk then ``data: [DONE]``; Responses:
-    ``event: error`` then ``response.failed``. The OpenAI error has the type and message
-    the OpenAI API uses for the HTTP status that goes with ``error_type``.
+    ``event: error`` then ``response.failed``; Gemini: Google's ``{"error": {...}}`` as the
+    last chunk; Bedrock: an exception frame (``modelStreamErrorException``,
+    ``throttlingException``, ...). The other APIs' error has the type and message they use for
+    the HTTP status that goes with ``error_type`` (see :mod:`streamreel.providers`).
     """
 
     name = "error"
@@ -52,8 +54,4 @@ class Error(EventFault):
             t = events[self.after_events].t
         else:
             t = events[-1].t if events else 0.0
-        if ctx.provider == "openai":
-            injected = _openai.stream_error_events(before, t, _anthropic.status_for(self.error_type), self.message)
-        else:
-            injected = (_anthropic.error_event(t, self.error_type, self.message),)
-        return (*before, *injected)
+        return (*before, *providers.get(ctx.provider).stream_error(before, t, self.error_type, self.message))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from .. import providers
@@ -48,15 +47,13 @@ class Http(RequestFault):
     def intercept(self, attempt: int, ctx: Context) -> Plan | None:
         if self.times is not None and attempt >= self.times:
             return None
-        provider = "openai" if ctx.provider == "openai" else "anthropic"
-        rid = providers.request_id(provider, str(self), attempt, ctx.seed)
-        body = providers.error_body(provider, self.status, message=self.message, error_type=self.error_type)
-        if provider == "anthropic":
-            body["request_id"] = rid
-        headers = providers.error_headers(provider, self.status, retry_after_s=self.retry_after_s, request_id=rid, should_retry=self.should_retry)
+        dialect = providers.get(ctx.provider)
+        rid = dialect.request_id(str(self), attempt, ctx.seed)
+        body = dialect.error_body(self.status, message=self.message, error_type=self.error_type, request_id=rid)
+        headers = dialect.error_headers(self.status, retry_after_s=self.retry_after_s, request_id=rid, should_retry=self.should_retry)
         return Plan(
             status=self.status,
             headers=headers,
             headers_at_ms=ctx.interaction.response.headers_at,
-            body=json.dumps(body, separators=(",", ":")).encode(),
+            body=dialect.error_bytes(self.status, body),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import providers
 from ..sse import Event
 from .base import Context, EventFault, holds, register, spec_field
 
@@ -20,9 +21,10 @@ MAX_PINGS = 100_000
 class Pings(EventFault):
     """Insert a ping every ``every_ms`` from the first event to the last.
 
-    ``style=auto`` sends ``event: ping`` to Anthropic streams (what the API sends) and a
-    ``: ping`` comment line to others (OpenAI sends none; comments are how SSE servers
-    keep a connection alive, and every SSE parser must skip them).
+    ``style=auto`` sends what the stream's API sends (``event: ping`` to Anthropic streams,
+    on Vertex too) and a ``: ping`` comment line to others (OpenAI and Gemini send none;
+    comments are how SSE servers keep a connection alive, and every SSE parser must skip
+    them). Bedrock's event stream has no keep-alive at all: pings there are an error.
     """
 
     name = "pings"
@@ -35,8 +37,9 @@ class Pings(EventFault):
             raise ValueError(f"every must be at least 1ms, got {self.every_ms!r}")
 
     def ping(self, t: float, ctx: Context) -> Event:
-        style = self.style if self.style != "auto" else ("event" if ctx.provider == "anthropic" else "comment")
-        return Event(t=t, event="ping", data=PING_DATA) if style == "event" else Event(t=t, comment="ping")
+        if self.style == "auto":
+            return providers.get(ctx.provider).keepalive(t)
+        return Event(t=t, event="ping", data=PING_DATA) if self.style == "event" else Event(t=t, comment="ping")
 
     def count(self, events: tuple[Event, ...]) -> int:
         """How many pings fit between the first event and the last."""

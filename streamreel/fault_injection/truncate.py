@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from .. import providers
 from ..sse import Event
 from .base import Context, EventFault, register, selected, spec_field, unpicked
 
@@ -15,7 +16,8 @@ __all__ = ["Truncate"]
 class Truncate(EventFault):
     """Keep only the first ``keep_fraction`` of the ``data`` of the events ``events`` picks
     (0-based index, negative from the end, or a name: every event of that type). The
-    event still goes out whole, blank line included, so the stream goes on after it.
+    event still goes out whole, blank line included, so the stream goes on after it. In
+    Bedrock's event stream the frame is cut instead, so its checksum no longer matches.
 
     Any ``keep`` above 0 keeps at least one character. ``keep=0`` sends an empty ``data:``
     line: the anthropic SDK skips an event whose data is empty, so a client sees the event
@@ -51,8 +53,5 @@ class Truncate(EventFault):
 
     def apply_events(self, events: tuple[Event, ...], ctx: Context) -> tuple[Event, ...]:
         picked = selected(events, self.events)
-        return tuple(self._cut(ev) if i in picked and self._cuts(ev) else ev for i, ev in enumerate(events))
-
-    def _cut(self, event: Event) -> Event:
-        data = event.data or ""
-        return replace(event, data=data[: self.kept(len(data))])
+        dialect = providers.get(ctx.provider)
+        return tuple(dialect.truncated(ev, self.keep_fraction) if i in picked and self._cuts(ev) else ev for i, ev in enumerate(events))
