@@ -273,7 +273,7 @@ class _Planner:
                 if answer is None:
                     self.note(i, False, "let the request through")
                     continue
-                self.note(i, True, f.describe(attempt, ctx))
+                self.note(i, True, f.describe(attempt, ctx) or "answered instead of the recording")
                 for j in active:
                     if self.outcomes[j] is None:
                         self.note(j, False, f"not applied: {f} answered instead of the recording")
@@ -294,7 +294,7 @@ class _Planner:
                 if why is not None:
                     self.note(i, False, why, unfit=True)
                     continue
-                detail = f.describe(events, ctx)
+                detail = f.describe(events, ctx) or "applied"
                 events = f.apply_events(events, ctx)
                 self.note(i, True, detail)
                 reframe = True
@@ -321,7 +321,7 @@ class _Planner:
             if why is not None:
                 self.note(i, False, why, unfit=True)
                 continue
-            detail = f.describe(out, ctx)
+            detail = f.describe(out, ctx) or "applied"
             out = f.apply(out, ctx)
             self.note(i, True, detail)
             fired.append(f)

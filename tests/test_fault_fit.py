@@ -64,6 +64,9 @@ CASSETTES: dict[str, Cassette] = {
     "body": _body(),
 }
 
+BUILT_IN = sorted(name for name, cls in REGISTRY.items() if cls.__module__.startswith("streamreel."))
+"""Every fault streamreel ships (a test may register a stand-in of its own, which is not checked here)."""
+
 NAMES = ["message_start", "content_block_delta", "message_stop", "message-stop", "ping", "[DONE]", "error", "content_block_stop", "nosuch"]
 
 
@@ -88,7 +91,7 @@ def _value(kind: str, choices: tuple[str, ...]) -> st.SearchStrategy[str]:
 @st.composite
 def specs(draw: Any) -> str:
     """One spec of any registered fault, with a random set of its keys."""
-    name = draw(st.sampled_from(sorted(REGISTRY)))
+    name = draw(st.sampled_from(BUILT_IN))
     fields = [f for f in dataclasses.fields(REGISTRY[name]) if "key" in f.metadata]
     chosen = draw(st.lists(st.sampled_from(fields), max_size=3, unique_by=lambda f: f.name))
     parts = [f"{f.metadata['key']}={draw(_value(f.metadata['kind'], f.metadata['choices']))}" for f in chosen]
