@@ -132,10 +132,10 @@ def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple
 @click.option("--seed", default=0, show_default=True, help="Seed for the jitter.")
 @click.option("--first-ms", default=None, type=float, help="Time to the first event (default: one gap after the headers).")
 @click.option("--headers-ms", default=0.0, show_default=True, help="Time to the response headers.")
-@click.option("--end", type=click.Choice(_cassette.END_REASONS), default=None, help="Override how the stream ended.")
+@click.option("--end", type=click.Choice(_cassette.END_REASONS), default=None, help="How the stream ended, whatever the capture says: complete (clean end of body), upstream_disconnect (cut), timeout (silence).")
 @click.option("--method", default=None, help="Request method to match (default from the provider).")
 @click.option("--path", "req_path", default=None, help="Request path to match, e.g. /v1/messages or /stream?q=1.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "sse", "chunks", "vcrpy", "eventstream"]), default="auto", show_default=True, help="What SOURCE holds.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "sse", "log", "har", "chunks", "vcrpy", "eventstream"]), default="auto", show_default=True, help="What SOURCE holds.")
 def import_(
     source: str,
     output: str,
@@ -149,11 +149,14 @@ def import_(
     req_path: str | None,
     fmt: str,
 ) -> None:
-    """Turn a capture into a cassette: raw SSE text, JSON chunks per line, a raw Bedrock event stream, or a vcrpy / pytest-recording cassette.
+    """Turn a capture into a cassette: raw SSE text, a log with a timestamp on each SSE line, a HAR
+    file, JSON chunks per line, a raw Bedrock event stream, or a vcrpy / pytest-recording cassette.
 
-    Given a directory, imports every vcrpy cassette under it into OUTPUT, keeping relative paths.
+    Several responses back to back become several interactions. Prints what it restored or
+    guessed, one line each. Given a directory, imports every vcrpy cassette under it into
+    OUTPUT, keeping relative paths.
     """
-    from .importer import Timing, import_directory, import_file
+    from .importer import Timing, import_capture, import_directory
 
     timing = Timing(gap_ms=gap_ms, jitter_ms=jitter_ms, seed=seed, first_ms=first_ms, headers_ms=headers_ms)
     if Path(source).is_dir():
@@ -171,13 +174,36 @@ def import_(
             raise click.ClickException(f"{source}: no vcrpy cassettes imported")
         return
     try:
-        cas = import_file(source, format=fmt, timing=timing, end=end, method=method, path=req_path)
+        imported = import_capture(source, format=fmt, timing=timing, end=end, method=method, path=req_path)
     except StreamreelError as e:
         raise click.ClickException(str(e)) from None
-    _cassette.save(cas, output, comment=f"imported from {Path(source).name} by `streamreel import` (synthetic timing, {gap_ms:g} ms gaps)")
+    cas = imported.cassette
+    _cassette.save(cas, output, comment=f"imported from {Path(source).name} by `streamreel import` ({imported.timing})")
     n = sum(len(i.response.events or ()) for i in cas.interactions)
     reasons = ", ".join(sorted({i.response.end.reason for i in cas.interactions}))
     click.echo(f"wrote {output}: {len(cas.interactions)} interaction(s), {n} events, ended {reasons}")
+    for note in imported.notes:
+        click.echo(f"note: {note}")
+
+
+@main.command(name="merge")
+@click.argument("cassettes", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cassette to write.")
+def merge_(cassettes: tuple[str, ...], output: str) -> None:
+    """Join CASSETTES into one, their interactions in the order given (a failed attempt, then its retry).
+
+    Each is checked as it loads; the result is scrubbed as a recording is, and its faults
+    must still apply to some response.
+    """
+    from .importer import merge
+
+    try:
+        merged = merge([_cassette.load(path) for path in cassettes])
+        _cassette.save(merged, output, comment=f"merged by `streamreel merge` from {', '.join(Path(p).name for p in cassettes)}")
+    except (StreamreelError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    n = sum(len(i.response.events or ()) for i in merged.interactions)
+    click.echo(f"wrote {output}: {len(merged.interactions)} interaction(s) from {len(cassettes)} cassette(s), {n} events")
 
 
 
