@@ -202,8 +202,43 @@ def import_sse(
 
 
 def _imported_sse(data: bytes, *, timing: Timing, end: str | None, method: str | None, path: str | None, status: int) -> Imported:
-    events = decode(_one_event_per_data_line(data))
-    return _grouped(events, timing=timing, end=end, method=method, path=path, status=status)
+    framed = _one_event_per_data_line(data)
+    imported = _grouped(decode(framed), timing=timing, end=end, method=method, path=path, status=status)
+    return _cut_inside(imported, framed if framed is data else None, end)
+
+
+def _cut_inside(imported: Imported, raw: bytes | None, end: str | None, index: int | None = None) -> Imported:
+    """A cut capture whose bytes stop inside its last event (half a JSON line, no blank line
+    after it) replays the same bytes and then cuts: the cassette gets the fault that cuts
+    there (``disconnect:inside=N,keep=B,how=close``). That is possible when the cut stream is
+    the cassette's first response (``times=1`` when others follow); otherwise a note says
+    which fault to serve it with. ``index`` is the interaction ``raw`` is the body of (default: the last)."""
+    cassette = imported.cassette
+    if raw is None or end is not None or not cassette.interactions:
+        return imported
+    k = len(cassette.interactions) - 1 if index is None else index
+    res = cassette.interactions[k].response
+    if res.end.reason != "upstream_disconnect" or not res.events:
+        return imported
+    body = raw.rstrip(b" \t")
+    if body.endswith((b"\n\n", b"\r\n\r\n", b"\r\r")):
+        return imported
+    tail = re.split(rb"\r\n\r\n|\n\n|\r\r", body)[-1].lstrip(b"\r\n")
+    last = res.events[-1]
+    if not tail or not last.wire.startswith(tail) or len(tail) >= len(last.wire):
+        return imported
+    n = len(res.events)
+    spec = f"disconnect:inside={n},keep={len(tail)},how=close"
+    if k == 0:
+        spec += ",times=1" if len(cassette.interactions) > 1 else ""
+        note = (
+            f"{'the stream' if len(cassette.interactions) == 1 else 'interaction 0'} stops inside event {n} ({len(tail)} of its {len(last.wire)} bytes arrived): "
+            f"it replays those bytes and cuts, with the fault {spec} kept in the cassette; import with --end complete for a clean end of body instead, or --end timeout to hold it silent"
+        )
+        kept = tuple(x for x in imported.notes if not (len(cassette.interactions) == 1 and "replays as a cut" in x))
+        return replace(imported, cassette=replace(cassette, faults=(*cassette.faults, spec)), notes=(*kept, note))
+    note = f"interaction {k} stops inside event {n} ({len(tail)} of its bytes arrived); to cut there as the capture did, serve it with the fault {spec}"
+    return replace(imported, notes=(*imported.notes, note))
 
 
 def _one_event_per_data_line(data: bytes) -> bytes:
@@ -237,18 +272,23 @@ def _import_har(data: bytes, *, end: str | None, source: str | None) -> Imported
     interactions: list[Interaction] = []
     notes: list[str] = []
     restored = False
+    partial: list[tuple[int, bytes]] = []
     for stream in streams:
         events, was_restored = _named(decode_body(stream.headers, stream.body))
         restored |= was_restored
         for group in _split_responses(events):
             reason = end or ("complete" if is_complete(group, provider_of_events(group)) else "upstream_disconnect")
             interactions.append(har.interaction(stream, group, reason))
+        partial.append((len(interactions) - 1, stream.body))
     notes.append(f"{len(streams)} event-stream entr{'y' if len(streams) == 1 else 'ies'} of {total} imported" + (f"; {len(skipped)} skipped ({skipped[0]}{', ...' if len(skipped) > 1 else ''})" if skipped else ""))
     notes.append("HAR keeps no per-event times: each entry's events are spread evenly over its receive time")
     if restored:
         notes.append(_RESTORED_NOTE)
     cassette = Cassette(interactions=tuple(interactions))
-    return Imported(cassette, (*notes, *_cut_notes(cassette, end)), "HAR: events spread evenly over each entry's receive time")
+    imported = Imported(cassette, (*notes, *_cut_notes(cassette, end)), "HAR: events spread evenly over each entry's receive time")
+    for index, body in partial:
+        imported = _cut_inside(imported, body, end, index)
+    return imported
 
 
 def import_eventstream(

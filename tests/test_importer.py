@@ -628,3 +628,23 @@ def test_merge_joins_cassettes_in_order_scrubbed_and_checked(tmp_path):
     save(type(import_file(BASIC))(interactions=(failed,), faults=("disconnect:after=7",)), unfit)
     result = CliRunner().invoke(main, ["merge", str(unfit), "-o", str(tmp_path / "y.yaml")])
     assert result.exit_code == 1 and "disconnect:after=7" in result.output and "cannot apply" in result.output
+
+
+@pytest.mark.parametrize("stop_at", [b"Filing taxes", b'"index":1,"delta":{"type":"input_json_delta","partial_json":"{\\"file', b"\"name\":\"make_file\""])
+def test_a_capture_that_stops_inside_an_event_replays_the_same_bytes_then_cuts(stop_at, tmp_path):
+    from streamreel.importer import import_capture
+
+    raw = (DATA / "anthropic-sdk-python/incomplete_partial_json_response.txt").read_bytes()
+    cut = raw[: raw.index(stop_at)]
+    path = tmp_path / "cut.sse"
+    path.write_bytes(cut)
+    imported = import_capture(path)
+    (spec,) = imported.cassette.faults
+    assert spec.startswith("disconnect:inside=") and spec.endswith(",how=close")
+    assert [n for n in imported.notes if "stops inside event" in n and spec in n]
+    with Replayer(imported.cassette, speed=0) as r:
+        client = anthropic.Anthropic(base_url=r.url, api_key="sk-test", max_retries=0)
+        with pytest.raises(httpx2.RemoteProtocolError):  # what production saw: a cut, not broken JSON
+            list(client.messages.create(**ASK, stream=True))
+        (sent,) = r.settle()
+    assert sent.data == cut and sent.ending == "close" and sent.faults[0].fired
