@@ -232,12 +232,13 @@ def _cut_inside(imported: Imported, raw: bytes | None, end: str | None, index: i
     if k == 0:
         spec += ",times=1" if len(cassette.interactions) > 1 else ""
         note = (
-            f"{'the stream' if len(cassette.interactions) == 1 else 'interaction 0'} stops inside event {n} ({len(tail)} of its {len(last.wire)} bytes arrived): "
+            f"{'the stream' if len(cassette.interactions) == 1 else 'interaction 0'} stops {len(tail)} bytes into event {n}: "
             f"it replays those bytes and cuts, with the fault {spec} kept in the cassette; import with --end complete for a clean end of body instead, or --end timeout to hold it silent"
         )
-        kept = tuple(x for x in imported.notes if not (len(cassette.interactions) == 1 and "replays as a cut" in x))
-        return replace(imported, cassette=replace(cassette, faults=(*cassette.faults, spec)), notes=(*kept, note))
-    note = f"interaction {k} stops inside event {n} ({len(tail)} of its bytes arrived); to cut there as the capture did, serve it with the fault {spec}"
+        kept = tuple(x for x in imported.notes if "replays as a cut" not in x)
+        fixed = replace(cassette, faults=(*cassette.faults, spec))
+        return replace(imported, cassette=fixed, notes=(*kept, *_cut_notes(fixed, end, skip=0), note))
+    note = f"interaction {k} stops {len(tail)} bytes into event {n}; to cut there as the capture did, serve it with the fault {spec}"
     return replace(imported, notes=(*imported.notes, note))
 
 
@@ -415,11 +416,11 @@ def _grouped(
     return Imported(cassette, (*notes, *_cut_notes(cassette, end)), gap)
 
 
-def _cut_notes(cassette: Cassette, end: str | None) -> list[str]:
-    """One line naming the interactions that stop before their final event, and how to end them otherwise."""
+def _cut_notes(cassette: Cassette, end: str | None, skip: int | None = None) -> list[str]:
+    """One line naming the interactions that stop before their final event (but ``skip``), and how to end them otherwise."""
     if end is not None:
         return []
-    cut = [i for i, item in enumerate(cassette.interactions) if item.response.is_stream and item.response.end.reason == "upstream_disconnect"]
+    cut = [i for i, item in enumerate(cassette.interactions) if item.response.is_stream and item.response.end.reason == "upstream_disconnect" and i != skip]
     if not cut:
         return []
     which = f"interaction {cut[0]}" if len(cut) == 1 else f"interactions {', '.join(map(str, cut))}"

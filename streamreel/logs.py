@@ -9,7 +9,7 @@ Each line is a timestamp (ISO 8601 with ``T`` or a space, ``.`` or ``,`` before 
 fraction, ``Z`` or an offset, optionally in brackets), an optional level word
 (``INFO``, ``[DEBUG]``, ``WARNING:``...), then the SSE line as the client read it. The
 prefix is stripped and each event takes its time from the timestamp of the line that
-completed it, so the gaps a cassette replays are the ones production saw. Lines that are
+completed it (a logger name before the SSE line, ``sse: data: ...``, goes too), so the gaps a cassette replays are the ones production saw. Lines that are
 not SSE (a request line, a retry message) are skipped and counted. A log that wrote no
 blank lines between events (one ``data:`` line per event) gets them back.
 """
@@ -33,6 +33,8 @@ TIMESTAMPED_LINE = re.compile(
 """A log line: its timestamp, an optional level word, and the rest (the SSE line)."""
 
 _SSE_FIELD = re.compile(r"^(?:event|data|id|retry)(?::|$)|^:")
+_LOGGER = re.compile(r"^[\w.\-]+:\s+(.*)$")
+"""A logger name before the SSE line (``sse: data: {...}``), stripped when what follows is SSE."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,13 @@ def looks_like_log(text: str) -> bool:
     if not lines:
         return False
     stamped = [m for m in map(TIMESTAMPED_LINE.match, lines) if m]
-    sse = [m for m in stamped if _SSE_FIELD.match(m.group("rest") or "")]
+    sse = [m for m in stamped if _is_sse(m.group("rest") or "")]
     return len(stamped) * 2 >= len(lines) and len(sse) >= 1
+
+
+def _is_sse(rest: str) -> bool:
+    named = _LOGGER.match(rest)
+    return bool(_SSE_FIELD.match(rest) or (named and _SSE_FIELD.match(named.group(1))))
 
 
 def parse_log(data: bytes) -> LogEvents:
@@ -91,8 +98,11 @@ def parse_log(data: bytes) -> LogEvents:
         last = ms - origin
         rest = (m.group("rest") or "").rstrip("\r")
         if rest and not _SSE_FIELD.match(rest):
-            skipped += 1
-            continue
+            named = _LOGGER.match(rest)
+            if named is None or not _SSE_FIELD.match(named.group(1)):
+                skipped += 1
+                continue
+            rest = named.group(1)
         parsed.append((last, rest))
     framed = any(not rest for _, rest in parsed)
     decoder = Decoder()
