@@ -19,7 +19,7 @@ Byte faults only delay, split and cut the encoded bytes, so after them every chu
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence, Sized
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, Sized
 
 from .cassette import Cassette, End, Interaction
 from .providers import get as dialect_named
@@ -240,6 +240,17 @@ class _Planner:
         if unfit:
             self.unfit.append(i)
 
+    def attempt(self, i: int, f: Any, target: Any, apply: Any) -> Any:
+        """``apply(target, ctx)`` when fault ``i`` can change ``target``, noting what it did; else None, noting why not."""
+        why = f.why_not(target, self.ctx)
+        if why is not None:
+            self.note(i, False, why, unfit=True)
+            return None
+        detail = f.describe(target, self.ctx) or "applied"
+        out = apply(target, self.ctx)
+        self.note(i, True, detail)
+        return out
+
     def done(self, p: Plan) -> Plan:
         from .fault_injection import RequestFault
 
@@ -290,14 +301,9 @@ class _Planner:
         for i in rest:
             f = faults[i]
             if isinstance(f, EventFault):
-                why = f.why_not(events, ctx)
-                if why is not None:
-                    self.note(i, False, why, unfit=True)
-                    continue
-                detail = f.describe(events, ctx) or "applied"
-                events = f.apply_events(events, ctx)
-                self.note(i, True, detail)
-                reframe = True
+                changed = self.attempt(i, f, events, f.apply_events)
+                if changed is not None:
+                    events, reframe = changed, True
         if reframe:
             events = dialect.framed(events)
         factor = scale.factor  # type: ignore[attr-defined]
@@ -317,14 +323,10 @@ class _Planner:
             assert isinstance(f, ByteFault)
             if f.needs_chunks and not isinstance(out.chunks, Sized):
                 out = replace(out, chunks=list(out.chunks))
-            why = f.why_not(out, ctx)
-            if why is not None:
-                self.note(i, False, why, unfit=True)
-                continue
-            detail = f.describe(out, ctx) or "applied"
-            out = f.apply(out, ctx)
-            self.note(i, True, detail)
-            fired.append(f)
+            applied = self.attempt(i, f, out, f.apply)
+            if applied is not None:
+                out = applied
+                fired.append(f)
         _check_schedule(factor, res.headers_at, events, res.end.t, fired)
         for i in active:
             if self.outcomes[i] is None:

@@ -235,3 +235,47 @@ def test_a_schedule_no_timer_could_keep_is_refused_at_load() -> None:
     with pytest.raises(FaultSpecError) as info:
         Replayer(cassette, faults="throttle:bytes_per_s=1; fragment:size=1,gap=3600s")
     assert "would send its last byte" in str(info.value) and "a replay may last at most 365 days" in str(info.value)
+
+
+def test_a_directory_server_checks_each_cassettes_own_faults_and_its_own_per_response(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    import httpx2
+
+    from streamreel import save
+    from streamreel.library import CASSETTE_HEADER
+
+    save(dataclasses.replace(anthropic_cassette(), faults=("drop:event=message-stop",)), tmp_path / "typo.yaml")
+    save(openai_cassette(), tmp_path / "openai.yaml")
+    with Replayer(cassette_dir=tmp_path, speed=0, faults="drop:event=ping") as r, httpx2.Client() as client:
+        typo = client.post(f"{r.url}/v1/messages", json={}, headers={CASSETTE_HEADER: "typo.yaml"})
+        served = client.post(f"{r.url}/v1/chat/completions", json={}, headers={CASSETTE_HEADER: "openai.yaml"})
+        _, sent = r.settle(requests=2)
+    assert typo.status_code == 400 and "drop:event=message-stop" in typo.json()["error"]["message"] and "picks no event" in typo.json()["error"]["message"]
+    assert served.status_code == 200 and not sent.faults[0].fired and "event=ping picks no event" in sent.faults[0].detail
+    assert any("drop:event=ping did not fire" in rec.getMessage() for rec in caplog.records if rec.name == "streamreel.faults")
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_the_marker_and_reel_load_refuse_a_fault_that_cannot_apply(pytester: pytest.Pytester) -> None:
+    from streamreel import save
+
+    save(anthropic_cassette(), pytester.path / "c.yaml")
+    pytester.makepyfile(
+        """
+        import pytest
+        from pathlib import Path
+
+        CASSETTE = Path(__file__).parent / "c.yaml"
+
+        @pytest.mark.reel(CASSETTE, faults=["truncate:event=99"])
+        def test_marker(reel):
+            pass
+
+        def test_load(reel):
+            reel.load(CASSETTE, faults=["disconnect:after=999"])
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(errors=1, failed=1)
+    result.stdout.fnmatch_lines(["*bad fault spec 'truncate:event=99': cannot apply to any response of *c.yaml*", "*bad fault spec 'disconnect:after=999': cannot apply*past the end; the stream holds 9 events*"])
