@@ -124,11 +124,14 @@ class Dialect:
         return Event(t=t, comment="ping")
 
     def truncated(self, event: Event, keep: float) -> Event:
-        """``event`` damaged as the ``truncate`` fault does it: its data cut to the first ``keep`` of it
-        (at least one character unless ``keep`` is 0, see :meth:`~streamreel.fault_injection.Truncate.kept`)."""
+        """``event`` damaged as the ``truncate`` fault does it: its data cut to the first ``keep`` of it.
+
+        A ``keep`` above 0 leaves at least one character, so that truncating an event twice still
+        sends broken data and never the empty ``data:`` line that ``keep=0`` asks for (which the
+        SDKs skip: a drop, not broken JSON)."""
         data = event.data or ""
-        k = int(len(data) * keep)
-        return replace(event, data=data[: 1 if k == 0 and keep > 0 else k])
+        size = int(len(data) * keep)
+        return replace(event, data=data[: max(size, 1) if keep > 0 and data else size])
 
     # ------------------------------------------------------------ errors
 
