@@ -18,6 +18,7 @@ Three layers, applied in this order by :func:`streamreel.pipeline.plan`:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -156,7 +157,7 @@ class Fault:
         check_bounds(self)
 
     def __str__(self) -> str:
-        return to_spec(self)
+        return _spec_of(self)
 
 
 class RequestFault(Fault):
@@ -418,6 +419,12 @@ def to_spec(fault: Fault) -> str:
     return f"{fault.name}:{','.join(parts)}" if parts else fault.name
 
 
+@functools.lru_cache(maxsize=4096)
+def _spec_of(fault: Fault) -> str:
+    """:func:`to_spec`, once per distinct fault (every response's ground truth names its faults)."""
+    return to_spec(fault)
+
+
 def _format(kind: str, value: Any) -> str:
     if kind == "ms":
         return f"{_num(value)}ms"
@@ -556,7 +563,9 @@ def where_cut(plan: Plan, after_events: int | None, after_bytes: int | None, ins
         offset = sum(len(e.wire) for e in events[:k])
         where = f"after event {k} of {n}" if k else "before the first event"
         key = f"after={k}"
-    sent = sum(len(c.data) for c in plan.chunks)
+    from ..pipeline import EventChunks
+
+    sent = sum(len(e.wire) for e in plan.chunks.events) if isinstance(plan.chunks, EventChunks) else sum(len(c.data) for c in plan.chunks)
     if offset > sent:
         whole = sum(len(e.wire) for e in events)
         if sent >= whole:
