@@ -419,7 +419,7 @@ def to_spec(fault: Fault) -> str:
     return f"{fault.name}:{','.join(parts)}" if parts else fault.name
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)
 def _spec_of(fault: Fault) -> str:
     """:func:`to_spec`, once per distinct fault (every response's ground truth names its faults)."""
     return to_spec(fault)
