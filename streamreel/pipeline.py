@@ -19,7 +19,7 @@ Byte faults only delay, split and cut the encoded bytes, so after them every chu
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence, Sized
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, Sized
 
 from .cassette import Cassette, End, Interaction
 from .providers import get as dialect_named
@@ -29,7 +29,7 @@ from .sse import Event
 if TYPE_CHECKING:
     from .fault_injection import Fault, FaultOutcome
 
-__all__ = ["Chunk", "EventChunks", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for", "cut", "MAX_SCHEDULE_MS"]
+__all__ = ["Chunk", "EventChunks", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for", "cut", "MAX_SCHEDULE_MS", "check_fit"]
 
 ENDINGS = ("end", "close", "reset", "hang")
 """How a response ends on the wire: ``end`` the chunked terminator (a clean end of body),
@@ -240,6 +240,17 @@ class _Planner:
         if unfit:
             self.unfit.append(i)
 
+    def attempt(self, i: int, f: Any, target: Any, apply: Any) -> Any:
+        """``apply(target, ctx)`` when fault ``i`` can change ``target``, noting what it did; else None, noting why not."""
+        why = f.why_not(target, self.ctx)
+        if why is not None:
+            self.note(i, False, why, unfit=True)
+            return None
+        detail = f.describe(target, self.ctx) or "applied"
+        out = apply(target, self.ctx)
+        self.note(i, True, detail)
+        return out
+
     def done(self, p: Plan) -> Plan:
         from .fault_injection import RequestFault
 
@@ -261,7 +272,7 @@ class _Planner:
         for i in speeds:
             if i == speeds[-1]:
                 factor = faults[i].factor  # type: ignore[attr-defined]
-                self.note(i, True, "played with no waiting" if factor == 0 else f"played at {factor:g}x the recorded pace")
+                self.note(i, True, "played with no waiting" if factor == 0 else f"played at {factor:.15g}x the recorded pace")
             else:
                 self.note(i, False, f"overridden by {faults[speeds[-1]]}, given later")
         scale = faults[speeds[-1]] if speeds else Speed(factor=self.speed)
@@ -273,7 +284,7 @@ class _Planner:
                 if answer is None:
                     self.note(i, False, "let the request through")
                     continue
-                self.note(i, True, f.describe(attempt, ctx))
+                self.note(i, True, f.describe(attempt, ctx) or "answered instead of the recording")
                 for j in active:
                     if self.outcomes[j] is None:
                         self.note(j, False, f"not applied: {f} answered instead of the recording")
@@ -290,14 +301,9 @@ class _Planner:
         for i in rest:
             f = faults[i]
             if isinstance(f, EventFault):
-                why = f.why_not(events, ctx)
-                if why is not None:
-                    self.note(i, False, why, unfit=True)
-                    continue
-                detail = f.describe(events, ctx)
-                events = f.apply_events(events, ctx)
-                self.note(i, True, detail)
-                reframe = True
+                changed = self.attempt(i, f, events, f.apply_events)
+                if changed is not None:
+                    events, reframe = changed, True
         if reframe:
             events = dialect.framed(events)
         factor = scale.factor  # type: ignore[attr-defined]
@@ -317,14 +323,10 @@ class _Planner:
             assert isinstance(f, ByteFault)
             if f.needs_chunks and not isinstance(out.chunks, Sized):
                 out = replace(out, chunks=list(out.chunks))
-            why = f.why_not(out, ctx)
-            if why is not None:
-                self.note(i, False, why, unfit=True)
-                continue
-            detail = f.describe(out, ctx)
-            out = f.apply(out, ctx)
-            self.note(i, True, detail)
-            fired.append(f)
+            applied = self.attempt(i, f, out, f.apply)
+            if applied is not None:
+                out = applied
+                fired.append(f)
         _check_schedule(factor, res.headers_at, events, res.end.t, fired)
         for i in active:
             if self.outcomes[i] is None:
@@ -332,6 +334,43 @@ class _Planner:
         if not fired:
             return self.done(out)
         return self.done(replace(out, chunks=_counted(out.chunks, events)))
+
+
+def check_fit(interactions: Sequence[Interaction], faults: Sequence[Fault] | str | None, *, speed: float = 1.0, source: str | None = None) -> None:
+    """Refuse faults that could not apply to any of ``interactions`` (a test under them would test nothing).
+
+    Raises :class:`~streamreel.errors.FaultSpecError` naming the fault, the cassette
+    (``source``) and, for each response, what the stream holds and why the fault cannot
+    apply to it; also when a response could not be planned at all (a schedule too long to
+    keep). Request faults (``http``) and ``speed`` always apply. Nothing to check without
+    interactions (a cassette still to be recorded).
+    """
+    from .errors import FaultSpecError
+    from .fault_injection import RequestFault, parse
+
+    fault_list = parse(faults)
+    checked = tuple(f for f in fault_list if not isinstance(f, RequestFault))
+    if not interactions or not checked:
+        return
+    where = f" of {source}" if source else ""
+    fired: set[int] = set()
+    why: dict[int, list[str]] = {}
+    for k, interaction in enumerate(interactions):
+        try:
+            p = plan(interaction, checked, speed=speed)
+        except (FaultSpecError, ValueError) as e:
+            reason = e.reason if isinstance(e, FaultSpecError) else str(e)
+            raise FaultSpecError(f"the faults {[str(f) for f in checked]} cannot be applied to interaction {k}{where}: {reason}") from None
+        for i, outcome in enumerate(p.outcomes):
+            if outcome.fired:
+                fired.add(i)
+            else:
+                why.setdefault(i, []).append(f"interaction {k}: {outcome.detail}" if len(interactions) > 1 else outcome.detail)
+    for i, f in enumerate(checked):
+        if i not in fired:
+            reasons = why.get(i, [])
+            shown = "; ".join(reasons[:3]) + (f"; ... ({len(reasons) - 3} more)" if len(reasons) > 3 else "")
+            raise FaultSpecError(f"cannot apply to any response{where}, so a test under it would test nothing: {shown}", spec=str(f))
 
 
 def _check_schedule(factor: float, headers_at: float, events: Sequence[Event], end_t: float | None, byte_faults: Sequence[Fault] = ()) -> None:
@@ -348,10 +387,10 @@ def _check_schedule(factor: float, headers_at: float, events: Sequence[Event], e
     if not total <= MAX_SCHEDULE_MS:
         from .errors import FaultSpecError
 
-        culprits = ", ".join(str(f) for f in byte_faults) or f"speed {factor:g}"
+        culprits = ", ".join(str(f) for f in byte_faults) or f"speed {factor:.15g}"
         raise FaultSpecError(
             f"this response would send its last byte {_duration(total)} after the request ({culprits} on {len(events)} events recorded over {_duration(last)}); "
-            f"a replay may last at most {_duration(MAX_SCHEDULE_MS)}"
+            "a replay may last at most 365 days"
         )
 
 

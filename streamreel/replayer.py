@@ -42,7 +42,7 @@ from .fault_injection.base import FaultOutcome
 from .library import CASSETTE_PARAM, Library
 from .library import Refusal as LibraryRefusal
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, Matcher, ReceivedRequest
-from .pipeline import EventChunks, Plan, plan
+from .pipeline import EventChunks, Plan, check_fit, plan
 from .providers import decode_body, detect_provider
 from .providers.anthropic import error_body, error_headers
 from .sse import Event
@@ -318,10 +318,9 @@ class Replayer:
     # ------------------------------------------------------------ configuration
 
     def _make_state(self, cassette: CassetteLike, *, faults: Sequence[Any] | str, speed: float, match: Mapping[str, Any] | None = None) -> _State:
-        from .fault_injection import parse
+        from .fault_injection import check_speed, parse
 
-        if not speed >= 0:
-            raise ValueError(f"speed must be >= 0, got {speed!r}")
+        check_speed(speed)
         if cassette is None:
             cas = Cassette()
             match = {**(match or {}), "empty": NOTHING_LOADED}
@@ -329,7 +328,11 @@ class Replayer:
             cas = cassette
         else:
             cas = _cassette.load(cassette)
-        parsed = parse(list(cas.faults)) + parse(faults)
+        own, given = parse(list(cas.faults)), parse(faults)
+        # A fault that cannot apply is refused where the cassette is known; on a directory
+        # server only the cassette's own faults are (the server's are checked per response).
+        check_fit(cas.interactions, own if self._library is not None else own + given, speed=speed, source=cas.path)
+        parsed = own + given
         browser = BrowserState(cas.interactions, ids=self.ids, retry_ms=self.retry_ms)
         return _State(
             cassette=cas,
@@ -443,6 +446,7 @@ class Replayer:
         """Start serving on the running loop."""
         if self._runner is not None:
             return
+        self._state.attempts.clear()  # a new serve counts every fault's times afresh
         self._loop = asyncio.get_running_loop()
         self._idle = asyncio.Event()
         self._idle.set()

@@ -51,9 +51,9 @@ class Latency(ByteFault):
         return self.headers_ms + self.first_ms + self.jitter_ms + (self.each_ms + self.jitter_ms) * events
 
     def describe(self, plan: Plan, ctx: Context) -> str:
-        parts = [f"{key} +{value:g}ms" for key, value in (("headers", self.headers_ms), ("first", self.first_ms), ("each", self.each_ms)) if value]
+        parts = [f"{key} +{value:.15g}ms" for key, value in (("headers", self.headers_ms), ("first", self.first_ms), ("each", self.each_ms)) if value]
         if self.jitter_ms:
-            parts.append(f"jitter {self.jitter_ms:g}ms")
+            parts.append(f"jitter {self.jitter_ms:.15g}ms")
         return "delayed " + ", ".join(parts)
 
     def delays(self, count: int) -> list[float]:
