@@ -209,6 +209,8 @@ def plan(
     for f in fault_list:
         if isinstance(f, EventFault):
             events = f.apply_events(events, ctx)
+    if events is not res.events and events and res.line_ending != "\n":
+        events = _with_stream_line_ends(events, res.events or (), res.line_ending)
     # Speed is the first byte stage; folded into the chunks as they are made, it costs nothing per event.
     scale = Speed.of(fault_list, speed)
     ending = ending_for(res.end)
@@ -227,6 +229,22 @@ def plan(
     for f in byte_faults:
         out = f.apply(out, ctx)
     return replace(out, chunks=_counted(out.chunks, events))
+
+
+def _with_stream_line_ends(events: tuple[Event, ...], recorded: Sequence[Event], usual: str) -> tuple[Event, ...]:
+    """Events a fault made up (a ping, an error) end their lines like the recorded event before them."""
+    ids = {id(e) for e in recorded}
+    last = usual
+    out: list[Event] = []
+    for ev in events:
+        le = ev.line_ending
+        if id(ev) in ids:
+            if type(le) is str:
+                last = le
+        elif le == "\n" and last != "\n":
+            ev = replace(ev, line_ending=last)
+        out.append(ev)
+    return tuple(out)
 
 
 def _scaled(p: Plan, speed: float, faults: tuple[Fault, ...]) -> Plan:
