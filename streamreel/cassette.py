@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 from urllib.parse import urlsplit
 
 import yaml
@@ -198,8 +198,25 @@ def bundled(name: str) -> Path:
 
 
 def load(path: PathLike) -> Cassette:
-    """Read and validate a cassette file."""
+    """Read and validate a cassette file.
+
+    A file in the layout streamreel writes is read line by line, its events without the full
+    YAML machinery; anything else (a hand-edited file) goes through the full loader, which
+    gives the same result, or the error naming file, line and field.
+    """
     name = os.fspath(path)
+    from ._fastyaml import load_lines
+
+    try:
+        with open(name, encoding="utf-8", newline="") as f:
+            fast = load_lines(f, name)
+    except OSError:
+        fast = None
+    return fast if fast is not None else _load_full(name)
+
+
+def _load_full(name: str) -> Cassette:
+    """:func:`load` through the full YAML loader, whatever the layout."""
     try:
         data = Path(name).read_bytes()
     except FileNotFoundError:
@@ -211,11 +228,17 @@ def load(path: PathLike) -> Cassette:
     except UnicodeDecodeError as e:
         line = _line_at(data[: e.start].decode("utf-8"), e.start)
         raise CassetteError(f"not UTF-8 text ({e.reason}: byte {data[e.start]:#04x} at offset {e.start})", path=name, line=line) from None
-    return loads(text, path=name)
+    with _collector_paused():
+        return _loads(text, name)
 
 
 def loads(text: str, *, path: str | None = None) -> Cassette:
     """Parse and validate cassette YAML text; ``path`` only names the source in errors."""
+    from ._fastyaml import iter_lines, load_lines
+
+    fast = load_lines(iter_lines(text), path)
+    if fast is not None:
+        return fast
     with _collector_paused():
         return _loads(text, path)
 
@@ -235,6 +258,12 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _loads(text: str, path: str | None) -> Cassette:
+    node, raw = _parse(text, path)
+    return _Reader(node, path).cassette(raw)
+
+
+def _parse(text: str, path: str | None) -> tuple[yaml.Node | None, Any]:
+    """The checked node tree and the plain data it holds (errors name the file and line)."""
     try:
         loader = _Loader(text)
     except UnicodeEncodeError as e:
@@ -259,7 +288,7 @@ def _loads(text: str, path: str | None) -> Cassette:
         raise CassetteError(f"not valid YAML: nested deeper than {MAX_DEPTH} levels", path=path, line=1) from None
     finally:
         loader.dispose()
-    return _Reader(node, path).cassette(raw)
+    return node, raw
 
 
 _EXPONENT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)e[-+]?[0-9]+", re.IGNORECASE)
@@ -743,7 +772,8 @@ def _event_data(ev: Event, usual: str = "\n") -> _Flow:
     return out
 
 
-def _interaction_data(item: Interaction) -> dict[str, Any]:
+def _interaction_data(item: Interaction, events: Callable[[Response], Any] | None = None) -> dict[str, Any]:
+    """The plain data one interaction is written as; ``events`` may stand in for its events' list."""
     req: dict[str, Any] = {}
     for key in ("method", "path"):
         value = getattr(item.request, key)
@@ -762,7 +792,7 @@ def _interaction_data(item: Interaction) -> dict[str, Any]:
         usual = res.line_ending
         if usual != "\n":
             out_res["line_ending"] = _LINE_END_NAME[usual]
-        out_res["events"] = [_event_data(e, usual) for e in res.events]
+        out_res["events"] = [_event_data(e, usual) for e in res.events] if events is None or not res.events else events(res)
     if res.body is not None:
         out_res["body"] = res.body
     if res.events is not None or res.end != End():
@@ -775,39 +805,57 @@ def _interaction_data(item: Interaction) -> dict[str, Any]:
 
 def dumps(cassette: Cassette, *, comment: str | None = None) -> str:
     """The cassette as version-1 YAML; ``comment`` lines (provenance, licence) go on top."""
+    from ._fastyaml import dump_pieces
+
+    return "".join(dump_pieces(cassette, comment))
+
+
+def _dumps_full(cassette: Cassette, comment: str | None = None) -> str:
+    """:func:`dumps` through PyYAML's emitter for every value: what the fast writer must equal."""
     doc: dict[str, Any] = {"streamreel": VERSION, "interactions": [_interaction_data(i) for i in cassette.interactions]}
     if cassette.faults:
         doc["faults"] = list(cassette.faults)
     with _collector_paused():
-        text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=2**31 - 1, default_flow_style=False)
+        text = _dump_yaml(doc)
     if comment:
         text = "".join(f"# {line}\n".replace("# \n", "#\n") for line in comment.splitlines()) + text
     return text
 
 
+def _dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=2**31 - 1, default_flow_style=False)  # type: ignore[no-any-return]
+
+
 def save(cassette: Cassette, path: PathLike, *, comment: str | None = None) -> None:
     """Write atomically: a temp file in the same directory, fsync, then rename over ``path``."""
-    write_atomic(path, dumps(cassette, comment=comment))
+    from ._fastyaml import dump_pieces
+
+    _write_atomic_pieces(path, dump_pieces(cassette, comment))
 
 
 def write_atomic(path: PathLike, text: str) -> None:
     """Replace ``path`` with ``text`` all at once: readers (and a crash, a kill or a full disk) see the
     old file or the new one, never half of one, and no temp file is left behind on an error.
     The new file keeps the old one's permissions (0o644 for a new file)."""
+    _write_atomic_pieces(path, (text,))
+
+
+def _write_atomic_pieces(path: PathLike, pieces: Iterable[str]) -> None:
+    """:func:`write_atomic` of the text the pieces make, each written as it comes (a large cassette is never one string)."""
     target = Path(os.fspath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = stat.S_IMODE(target.stat().st_mode)
     except OSError:
         mode = 0o644
-    data = text.encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         try:
             os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            for piece in pieces:
+                view = memoryview(piece.encode("utf-8"))
+                while view:
+                    view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
