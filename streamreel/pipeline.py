@@ -16,7 +16,8 @@ Byte faults only delay, split and cut the encoded bytes, so after them every chu
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence
+from operator import add
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .cassette import Cassette, End, Interaction
 from .providers import detect_provider
@@ -140,7 +141,8 @@ def _counted(chunks: Iterable[Chunk], events: Sequence[Event]) -> Iterator[Chunk
 
 @dataclass(frozen=True, slots=True)
 class EventChunks:
-    """The unfaulted stream: one chunk per event, its own bytes at ``t / factor`` (0: all at once).
+    """One chunk per event, its own bytes at ``t / factor`` (0: all at once), later by ``start_ms``
+    and by the running sum of ``delays()`` (one added before each event: ``latency``).
 
     A view over the events, not a list of chunks: iterating it yields :class:`Chunk` s like any
     other plan, while the replayer recognises it and sends each event's cached ``wire`` with no
@@ -149,20 +151,33 @@ class EventChunks:
 
     events: tuple[Event, ...]
     factor: float
+    delays: Callable[[], Iterator[float]] | None = None
+    start_ms: float = 0.0
 
     def __len__(self) -> int:
         return len(self.events)
 
+    def shifted(self, delays: Callable[[], Iterator[float]], start_ms: float) -> EventChunks:
+        """These chunks, each later by ``start_ms`` plus the running sum of ``delays()``."""
+        before = self.delays
+        both = delays if before is None else (lambda: map(add, before(), delays()))
+        return EventChunks(self.events, self.factor, both, self.start_ms + start_ms)
+
     def __iter__(self) -> Iterator[Chunk]:
         factor = self.factor
-        if factor == 1.0:
+        k = 0.0 if factor == 0.0 else 1.0 / factor
+        if self.delays is not None:
+            shift = self.start_ms
+            for i, (ev, d) in enumerate(zip(self.events, self.delays()), 1):
+                shift += d
+                yield Chunk(ev.t * k + shift, ev.wire, i)
+        elif factor == 1.0:
             for i, ev in enumerate(self.events, 1):
                 yield Chunk(ev.t, ev.wire, i)
         elif factor == 0.0:
             for i, ev in enumerate(self.events, 1):
                 yield Chunk(0.0, ev.wire, i)
         else:
-            k = 1.0 / factor
             for i, ev in enumerate(self.events, 1):
                 yield Chunk(ev.t * k, ev.wire, i)
 
@@ -228,6 +243,8 @@ def plan(
         return out
     for f in byte_faults:
         out = f.apply(out, ctx)
+    if type(out.chunks) is EventChunks:
+        return out  # only delayed (latency): still one whole event per chunk
     return replace(out, chunks=_counted(out.chunks, events))
 
 

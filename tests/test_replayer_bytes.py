@@ -177,3 +177,34 @@ def load_gemini(tmp_path: Path) -> Interaction:
     events = item.response.events or ()
     spread = tuple(replace(e, t=float(i * 5)) for i, e in enumerate(events))  # room for pings between events
     return replace(item, request=Request(), response=replace(item.response, events=spread))
+
+
+@pytest.mark.parametrize("fault", ["latency:first=1ms,each=0ms,jitter=0.5ms,seed=4", "fragment:size=7", "throttle:bytes_per_s=2000000", "disconnect:after=30,how=close"])
+async def test_ground_truth_of_a_faulted_stream_is_what_the_client_read_kept_as_a_count(fault: str) -> None:
+    import gc
+    import hashlib
+    import tracemalloc
+
+    from streamreel.providers.anthropic import TextBlock, message_events
+
+    events = [replace(e, t=0.0) for e in message_events([TextBlock(tuple(f" word{i}" for i in range(200)))])]
+    stream_size = sum(len(e.wire) for e in events)
+    async with Replayer(Cassette.from_events(events), speed=0, faults=fault) as reel:
+        await raw_request(reel.url, "POST", "/v1/messages", body=b"{}")  # encodes the events once, for every later response
+        reel.clear()
+        reads = []
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10):
+            body = (await raw_request(reel.url, "POST", "/v1/messages", body=b"{}")).body
+            reads.append((len(body), hashlib.sha256(body).digest()))
+            del body
+        await reel.asettle()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        sent = reel.responses
+    assert [(len(r.data), hashlib.sha256(r.data).digest()) for r in sent] == reads
+    assert all(size > 0 for size, _ in reads)
+    assert held / 10 < stream_size / 4, f"{held / 10:.0f} bytes held per response for a {stream_size}-byte stream"
