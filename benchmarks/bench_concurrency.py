@@ -45,6 +45,8 @@ from _harness import (  # noqa: E402
     Naive,
     arrivals,
     dist,
+    figure,
+    load,
     mib,
     open_connections,
     pct,
@@ -190,6 +192,7 @@ async def main(args: argparse.Namespace) -> int:
             f"peak {per_stream(r.peak, r.idle, n)}, still held after all ended {per_stream(r.after, r.idle, n)}"
         )
     base, ours = runs["naive"], runs["streamreel"]
+    ok = ours.completed == n and base.completed == n
     if base.completed and ours.completed:
         print(
             f"ratio streamreel / naive: p99 error {pct(ours.aligned, 99) / pct(base.aligned, 99):.2f}x, "
@@ -198,8 +201,14 @@ async def main(args: argparse.Namespace) -> int:
             f"CPU per event {ours.cpu_us / base.cpu_us:.2f}x, "
             f"peak memory per stream {(ours.peak - ours.idle) / max(base.peak - base.idle, 1):.1f}x"
         )
-    ok = ours.completed == n and base.completed == n
-    print(f"all {n} streams completed: {'yes' if ok else 'NO'}")
+        first, first_base = pct(ours.first, 50), pct(base.first, 50)
+        burst = figure(f"{n} requests at once: request -> first event, p50 late", first, first_base, "ms", baseline="naive server", target="<= 1.2x naive", ok=first <= 1.2 * first_base)
+        figure(f"{n} streams: p99 error per event", pct(ours.aligned, 99), pct(base.aligned, 99), "ms", baseline="naive server")
+        figure(f"{n} streams: server CPU per event", ours.cpu_us, base.cpu_us, "us", baseline="naive server")
+        open_kib, base_kib = (ours.open - ours.idle) / n / 1024, (base.open - base.idle) / n / 1024
+        memory = figure(f"server memory per open stream ({n} open)", open_kib, base_kib, "KiB", baseline="naive server", target="< 16 KiB", ok=open_kib < 16)
+        ok = ok and ((burst and memory) or not args.check)
+    print(f"all {n} streams completed: {'yes' if ours.completed == n and base.completed == n else 'NO'}  ({load()})")
     return 0 if ok else 1
 
 
@@ -209,6 +218,7 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--gap", type=float, default=20.0, help="ms between events in the cassette")
     parser.add_argument("--latency", default="first=50ms,each=2ms,jitter=2ms", help="latency fault fields; each stream adds seed=<its index>")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a figure misses its target (every stream must complete regardless)")
     parser.add_argument("--child", choices=("streamreel", "naive"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -165,7 +165,7 @@ class Decoder:
     Lines whose end is never seen (the last line of a stream) take the stream's usual one.
     """
 
-    __slots__ = ("_parts", "_cr", "_started", "_event", "_data", "_id", "_retry", "_dirty", "_ends", "_data_ends", "_usual", "_just_dispatched", "_last_field")
+    __slots__ = ("_parts", "_cr", "_started", "_event", "_data", "_id", "_retry", "_dirty", "_ends", "_usual", "_just_dispatched", "_last_field")
 
     def __init__(self) -> None:
         self._parts: list[bytes] = []
@@ -182,8 +182,7 @@ class Decoder:
         self._id: str | None = None
         self._retry: int | None = None
         self._dirty = False
-        self._ends: dict[str, str] | None = None  # field -> its line end, once a line did not end in LF
-        self._data_ends: list[str] | None = None
+        self._ends: _LineEnds | None = None  # once a line of this event did not end in LF
 
     def feed(self, chunk: bytes, t: float = 0.0) -> list[Event]:
         if self._cr is not False:
@@ -229,10 +228,11 @@ class Decoder:
     def _crlf(self, cr: Event | bool) -> None:
         """The CR that ended the last chunk was half of a CRLF: correct what it ended."""
         if cr is True:
-            if self._data_ends is not None and self._last_field == "data":
-                self._data_ends[-1] = "\r\n"
-            elif self._ends is not None and self._last_field in self._ends:
-                self._ends[self._last_field] = "\r\n"
+            ends = self._ends
+            if ends is not None and self._last_field == "data" and ends.data:
+                ends.data[-1] = "\r\n"
+            elif ends is not None and self._last_field in ends.fields:
+                ends.fields[self._last_field] = "\r\n"
             return
         assert isinstance(cr, Event)
         le = cr.line_ending
@@ -319,16 +319,14 @@ class Decoder:
                 if self._field(line):
                     if end is None:
                         end = self._fallback()
+                    ends = self._ends
+                    if ends is None:
+                        ends = self._ends = _LineEnds()
                     if name == "data":
-                        ends = self._data_ends
-                        if ends is None:
-                            ends = self._data_ends = []
-                        ends.extend(["\n"] * (before - len(ends)))
-                        ends.append(end)
+                        ends.data.extend(["\n"] * (before - len(ends.data)))
+                        ends.data.append(end)
                     else:
-                        if self._ends is None:
-                            self._ends = {}
-                        self._ends[name] = end
+                        ends.fields[name] = end
                     self._last_field = name
                 else:
                     self._last_field = None
@@ -362,7 +360,7 @@ class Decoder:
     def _dispatch(self, t: float, blank: str | None = "\n") -> Event:
         """The event the blank line ended by ``blank`` completes (None: the stream ended instead)."""
         data = self._data
-        if self._ends is None and self._data_ends is None and blank == "\n":
+        if self._ends is None and blank == "\n":
             le: str | tuple[str, ...] = "\n"
         else:
             le = self._line_ending(blank)
@@ -383,13 +381,13 @@ class Decoder:
 
     def _line_ending(self, blank: str | None) -> str | tuple[str, ...]:
         """The current event's line ends in encoding order; a line whose end was not seen takes the stream's usual one."""
-        known = self._ends or {}
+        known = self._ends.fields if self._ends is not None else {}
         ends: list[str] = []
         for name, value in (("id", self._id), ("event", self._event), ("retry", self._retry)):
             if value is not None:
                 ends.append(known.get(name, "\n"))
         if self._data is not None:
-            data_ends = self._data_ends or []
+            data_ends = self._ends.data if self._ends is not None else []
             ends.extend(data_ends[: len(self._data)])
             ends.extend(["\n"] * (len(self._data) - len(data_ends)))
         ends.append(self._fallback() if blank is None else blank)
@@ -400,11 +398,22 @@ class Decoder:
 
     def _fallback(self) -> str:
         """The end of a line the stream ended without: like the event's last known line end, else the stream's usual one."""
-        if self._data_ends:
-            return self._data_ends[-1]
-        if self._ends:
-            return next(reversed(self._ends.values()))
+        ends = self._ends
+        if ends is not None and ends.data:
+            return ends.data[-1]
+        if ends is not None and ends.fields:
+            return next(reversed(ends.fields.values()))
         return self._usual
+
+
+class _LineEnds:
+    """The line ends recorded for the event being read: per field, and per ``data`` line."""
+
+    __slots__ = ("fields", "data")
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.data: list[str] = []
 
 
 def _collapse(ends: tuple[str, ...]) -> str | tuple[str, ...]:
