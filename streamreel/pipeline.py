@@ -16,8 +16,9 @@ Byte faults only delay, split and cut the encoded bytes, so after them every chu
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from operator import add
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .cassette import Cassette, End, Interaction
 from .providers import detect_provider
@@ -196,16 +197,7 @@ def plan(
     it has already seen (the replayer keeps this count so that ``http:times=2`` answers
     twice and then lets the stream through).
     """
-    # Imported here: every fault module builds on this module's Chunk and Plan.
-    from .fault_injection import (
-        ByteFault,
-        Context,
-        EventFault,
-        RequestFault,
-        Speed,
-        parse,
-    )
-
+    ByteFault, Context, EventFault, RequestFault, Speed, parse = _fault_names()
     fault_list = parse(faults)
     ctx = Context(interaction=interaction, provider=provider or detect_provider(interaction))
     for i, f in enumerate(fault_list):
@@ -235,7 +227,7 @@ def plan(
         headers_at_ms=scale.scale(res.headers_at),
         events=events,
         chunks=EventChunks(events, scale.factor),
-        ending=ending if ending.at_ms is None else replace(ending, at_ms=scale.scale(ending.at_ms)),
+        ending=ending if ending.at_ms is None else Ending(ending.how, scale.scale(ending.at_ms)),
         faults=fault_list,
     )
     byte_faults = sorted((f for f in fault_list if isinstance(f, ByteFault) and not isinstance(f, Speed)), key=lambda f: f.stage)
@@ -246,6 +238,15 @@ def plan(
     if type(out.chunks) is EventChunks:
         return out  # only delayed (latency): still one whole event per chunk
     return replace(out, chunks=_counted(out.chunks, events))
+
+
+@lru_cache(maxsize=None)
+def _fault_names() -> tuple[Any, ...]:
+    """What :func:`plan` needs from the faults, imported once on first use (every fault module
+    builds on this module's Chunk and Plan, so they cannot be imported at the top)."""
+    from .fault_injection import ByteFault, Context, EventFault, RequestFault, Speed, parse
+
+    return ByteFault, Context, EventFault, RequestFault, Speed, parse
 
 
 def _with_stream_line_ends(events: tuple[Event, ...], recorded: Sequence[Event], usual: str) -> tuple[Event, ...]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 from itertools import islice, repeat, starmap
-from typing import Iterable, Iterator, Sized
+from collections.abc import Sized
+from typing import Iterable, Iterator
 
-from ..pipeline import Chunk, EventChunks, Plan
+from ..pipeline import Chunk, Ending, EventChunks, Plan
 from .base import ByteFault, Context, register, spec_field
 
 __all__ = ["Latency"]
@@ -75,7 +76,7 @@ class Latency(ByteFault):
         if ending.at_ms is not None:
             if not isinstance(chunks, Sized):
                 chunks = list(chunks)
-            ending = replace(ending, at_ms=ending.at_ms + self.headers_ms + self._total(len(chunks)))
+            ending = Ending(ending.how, ending.at_ms + self.headers_ms + self._total(len(chunks)))
         if type(chunks) is EventChunks:  # still whole events: the replayer's hot path takes the delays as it writes
             shifted: Iterable[Chunk] = chunks.shifted(self._delays, self.headers_ms)
         else:
