@@ -109,6 +109,7 @@ class Matcher:
         self.ignore_body_keys = frozenset(ignore_body_keys)
         self._used = [False] * len(self.interactions)
         self._lock = threading.Lock()
+        self._queries: dict[str, tuple[tuple[str, str], ...]] = {}
 
     def differences(self, request: ReceivedRequest, interaction: Interaction) -> list[Difference]:
         """Every matcher that fails between ``request`` and ``interaction``'s recorded request."""
@@ -129,7 +130,14 @@ class Matcher:
         return out
 
     def _query(self, query: str) -> tuple[tuple[str, str], ...]:
-        return tuple(sorted((k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in self.ignore_query))
+        if not query:
+            return ()
+        known = self._queries.get(query)
+        if known is None:
+            known = tuple(sorted((k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in self.ignore_query))
+            if len(self._queries) < 1024:  # a burst of requests parses each recorded query once
+                self._queries[query] = known
+        return known
 
     def _body_difference(self, recorded: Any, request: ReceivedRequest) -> str | None:
         if isinstance(recorded, (str, bytes)):

@@ -18,6 +18,7 @@ Three layers, applied in this order by :func:`streamreel.pipeline.plan`:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -196,6 +197,12 @@ def parse_one(spec: str) -> Fault:
 
 
 def _fields(cls: type[Fault] | Fault) -> tuple[dataclasses.Field[Any], ...]:
+    return _class_fields(cls if isinstance(cls, type) else type(cls))
+
+
+@functools.lru_cache(maxsize=None)
+def _class_fields(cls: type[Fault]) -> tuple[dataclasses.Field[Any], ...]:
+    """A fault class's fields, looked up once: a burst of requests parses many specs."""
     return dataclasses.fields(cast(Any, cls))
 
 
