@@ -54,6 +54,7 @@ from _harness import (  # noqa: E402
 )
 
 from streamreel import Cassette, Replayer  # noqa: E402
+from streamreel.cli import settle_heap  # noqa: E402
 from streamreel.pipeline import timed_chunks  # noqa: E402
 from streamreel.providers.anthropic import TextBlock, message_events  # noqa: E402
 
@@ -84,6 +85,7 @@ async def child(kind: str, args: argparse.Namespace) -> None:
             return gc.collect()
 
         async with reel:
+            settle_heap()  # as `streamreel serve` does once it is up
             await serve_child({"url": reel.url}, {"clear": clear})
     else:
         plans = {spec(args.latency, i): schedule(cas, spec(args.latency, i)) for i in range(args.streams)}
@@ -92,6 +94,7 @@ async def child(kind: str, args: argparse.Namespace) -> None:
             return plans[request.headers[FAULTS_HEADER]]
 
         async with Naive(pick) as naive:
+            settle_heap()
             await serve_child({"url": naive.url}, {"clear": gc.collect})
 
 
