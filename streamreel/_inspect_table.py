@@ -61,7 +61,7 @@ def render(results: Sequence[tuple[Cassette, Sequence[Metrics]]], summary: Summa
             tokens = "-" if m.output_tokens is None else f"{m.output_tokens}{'~' if m.tokens_from == 'estimate' else ''}"
             table.add_row(
                 str(m.index),
-                f"{m.method or '*'} {m.path or '*'}",
+                f"{m.method or '*'} {m.path or '*'}" + (f"\n[dim]{m.provider}[/dim]" if m.stream else ""),
                 str(m.status),
                 _ms(m.headers_ms),
                 _ms(m.ttft_ms),
