@@ -6,7 +6,8 @@ client is compared with the original bytes: LF, CRLF (the Gemini capture) and CR
 all come back as they were. The one change allowed is a final blank line restored (in the
 stream's own line ending) when a capture stops without one, since a client would never
 dispatch that last event otherwise. Files of JSON chunks per line have no wire bytes to
-compare with (their SSE framing was stripped): each line comes back as one ``data:`` line.
+compare with (their SSE framing was stripped): each line comes back as one ``data:`` line
+(with the line ends its API uses: CRLF for Gemini).
 
 Set ``STREAMREEL_CORPUS`` to a directory laid out like ``tests/data`` to run the same
 checks over a larger corpus of captures too.
@@ -90,7 +91,7 @@ async def test_every_json_chunk_line_replays_as_one_data_line_verbatim(path: Pat
     sent = []
     for item in import_file(path).interactions:
         body = await replayed(item)
-        sent += [line[6:] for line in body.split(b"\n") if line.startswith(b"data: ") and line != b"data: [DONE]"]
+        sent += [line[6:] for line in body.splitlines() if line.startswith(b"data: ") and line != b"data: [DONE]"]
     assert sent == lines
 
 
