@@ -23,7 +23,7 @@
    (one process, one loaded cassette).
 
 Targets (issue sizes: 100,000 events): save and load each under 1 s (scaled to ``--events``:
-10 µs per event), peak memory under 3x the file's size.
+10 µs per event, 0.1 s at the least), peak memory under 3x the file's size.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ from streamreel.providers.anthropic import TextBlock, message_events  # noqa: E4
 
 SECONDS_PER_EVENT = 1.0 / 100_000
 """The target: 1 s for 100,000 events, to save and to load."""
+MIN_SECONDS = 0.1
+"""The least a smaller cassette's target allows: writing any file durably (fsync) takes its time."""
 MEMORY_TARGET = 3.0
 """Peak memory while saving or loading, in file sizes."""
 
@@ -116,16 +118,19 @@ def fresh(*args: str, repeat: int = 1) -> dict[str, float]:
     return min(runs, key=lambda r: r["seconds"])
 
 
-def hand_edited(path: Path, out: Path) -> None:
-    """A copy of ``path`` with its tenth event rewritten in block style, as a person might."""
+def hand_edited(path: Path, out: Path, block: bool) -> None:
+    """A copy of ``path`` with its tenth event edited by hand: on its line (a comment after it), or
+    rewritten in block style over several lines."""
     with open(path, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
         seen = 0
         for line in src:
             if line.startswith("    - {t: "):
                 seen += 1
                 if seen == 10:
-                    body = line.strip()[3:-1]
-                    line = "    - " + "\n      ".join(body.split(", ", 2)) + "\n"
+                    if block:
+                        line = "    - " + "\n      ".join(line.strip()[3:-1].split(", ", 2)) + "\n"
+                    else:
+                        line = line.rstrip("\n") + "  # edited by hand\n"
             dst.write(line)
 
 
@@ -134,7 +139,7 @@ def file_speed(path: Path, events: int, repeat: int) -> bool:
     ours = fresh("save", "streamreel", str(path), str(events), repeat=repeat)
     size = path.stat().st_size
     base = fresh("save", "yaml", str(path) + ".baseline", str(events), repeat=repeat)
-    budget = events * SECONDS_PER_EVENT
+    budget = max(events * SECONDS_PER_EVENT, MIN_SECONDS)
     print(f"{events:,} events, file {mib(size)}; best of {repeat} fresh processes each; {machine_load()}")
     print(f"  save  streamreel.save          {ours['seconds']:6.2f} s wall, {ours['cpu']:5.2f} s CPU, peak +{mib(ours['peak'])} ({ours['peak'] / size:.1f}x the file)")
     print(f"        yaml.dump(CSafeDumper)    {base['seconds']:6.2f} s wall, {base['cpu']:5.2f} s CPU, peak +{mib(base['peak'])} ({base['peak'] / size:.1f}x)")
@@ -144,12 +149,16 @@ def file_speed(path: Path, events: int, repeat: int) -> bool:
     lb = fresh("load", "yaml", str(path), repeat=repeat)
     if not lo["events"] == lb["events"] == events:
         raise SystemExit(f"loaded {lo['events']} events, yaml {lb['events']}, wrote {events}")
-    edited = path.with_name("edited.yaml")
-    hand_edited(path, edited)
-    le = fresh("load", "streamreel", str(edited))
+    edited = {}
+    for block in (False, True):
+        copy = path.with_name(f"edited-{block}.yaml")
+        hand_edited(path, copy, block)
+        edited[block] = fresh("load", "streamreel", str(copy))
     print(f"  load  streamreel.load          {lo['seconds']:6.2f} s wall, {lo['cpu']:5.2f} s CPU, peak +{mib(lo['peak'])} ({lo['peak'] / size:.1f}x the file)")
     print(f"        yaml.load(CSafeLoader)    {lb['seconds']:6.2f} s wall, {lb['cpu']:5.2f} s CPU, peak +{mib(lb['peak'])} ({lb['peak'] / size:.1f}x)")
-    print(f"        hand-edited copy (the full YAML path) {le['seconds']:6.2f} s wall, peak +{mib(le['peak'])} ({le['peak'] / size:.1f}x)")
+    for block, label in ((False, "one event edited on its line"), (True, "one event rewritten in block style (the full YAML path)")):
+        le = edited[block]
+        print(f"        {label}: {le['seconds']:.2f} s wall, peak +{mib(le['peak'])} ({le['peak'] / size:.1f}x)")
     ok &= figure(f"load {events:,} events", lo["seconds"], lb["seconds"], "s", baseline="yaml.load(CSafeLoader)", target=f"< {budget:g} s", ok=lo["seconds"] < budget)
     ok &= figure("load, peak memory", lo["peak"] / size, lb["peak"] / size, "x the file", baseline="yaml.load", target=f"< {MEMORY_TARGET:g}x", ok=lo["peak"] / size < MEMORY_TARGET, show="{:.2f}")
     return ok

@@ -8,7 +8,10 @@ which each run of events is one placeholder. A line the expression does not take
 an escape it does not know, a plain value YAML would read as something other than text,
 anything out of the ordinary, and the file is left to the full loader instead, so what
 comes back (a cassette, or an error naming file, line and field) is always the full
-loader's. A large file is never held whole: only its events and its small skeleton.
+loader's. An event line written another way on one line (by hand: a ``data`` mapping,
+other quoting, a comment after it) is read alone by the full loader, with its checks, so a
+hand-edited event does not send a large file to the full loader. A large file is never
+held whole: only its events and its small skeleton.
 
 Saving writes what PyYAML's emitter writes for the same document, byte for byte (each
 value quoted as the emitter would), one event line at a time; an event holding a value
@@ -24,7 +27,7 @@ from typing import Any, Iterable, Iterator
 
 import yaml
 
-from .cassette import _LINE_END_NAME, VERSION, Cassette, Response, _collector_paused, _dump_yaml, _event_data, _interaction_data, _ms, _parse, _Reader
+from .cassette import _LINE_END_NAME, MAX_DEPTH, VERSION, Cassette, Response, _collector_paused, _dump_yaml, _event_data, _interaction_data, _ms, _parse, _Reader
 from .errors import CassetteError
 from .sse import Event
 
@@ -147,8 +150,13 @@ def _load(lines: Iterable[str], path: str | None) -> Cassette:
         if block is not None:
             if line.startswith(item):
                 m = _EVENT_LINE.match(line, len(indent))
-                if m is None:
-                    raise _Bail
+                if m is None:  # an event line written some other way (by hand): the full loader reads that line alone
+                    slow = _event_alone(line[len(indent) :], path, default)
+                    if block and slow.t < prev:
+                        raise _Bail
+                    prev = slow.t
+                    block.append(slow)
+                    continue
                 t_s, ev_s, id_s, retry_s, comment_s, data_s, le_s = m.groups()
                 t = float(t_s)
                 if (block and t < prev) or not math.isfinite(t):
@@ -207,6 +215,42 @@ def _load(lines: Iterable[str], path: str | None) -> Cassette:
     if sorted(reader.used) != list(range(len(blocks))):
         raise _Bail  # a placeholder landed somewhere else than a response's events (inside a string, say)
     return cassette
+
+
+def _event_alone(text: str, path: str | None, line_ending: str) -> Event:
+    """One event line that is not in the fast layout, through the full loader and its checks.
+
+    Read alone, a line means what it means in the file unless it leans on the rest of it: an
+    alias to an anchor elsewhere, a tag handle from a directive (both fail alone), an event
+    without ``t`` (whose time is the one before it), nesting that only the depth around it
+    takes past the limit. All of those go back to the full loader with the whole file.
+    """
+    if not text.startswith("- {"):
+        raise _Bail
+    node, raw = _parse(text, path)
+    if not isinstance(raw, list) or len(raw) != 1 or not isinstance(raw[0], dict) or raw[0].get("t") is None:
+        raise _Bail
+    if _depth(node) > MAX_DEPTH - _EVENT_DEPTH:
+        raise _Bail
+    (event,) = _Reader(node, path).events(raw, ("interactions", 0, "response", "events"), 0.0, line_ending)
+    return event
+
+
+_EVENT_DEPTH = 4
+"""How much deeper an event's list sits in a cassette than at the top of a line read alone."""
+
+
+def _depth(root: yaml.Node | None) -> int:
+    deepest = 0
+    stack = [(root, 1)] if root is not None else []
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((c, depth + 1) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend((c, depth + 1) for pair in node.value for c in pair)
+    return deepest
 
 
 def _place(raw: Any, nonce: str, blocks: list[_Block]) -> None:

@@ -221,3 +221,29 @@ def test_numbers_are_written_as_pyyaml_writes_them() -> None:
         cas = Cassette.from_events([Event(t=value, data="x")])
         assert dumps(cas) == _dumps_full(cas)
     assert _fastyaml._number(math.inf) is None
+
+
+def test_a_hand_edited_event_line_is_read_alone_by_the_full_loader_and_the_file_stays_on_the_fast_path() -> None:
+    text = dumps(Cassette.from_events([Event(t=float(i), data=f"d{i}") for i in range(50)]))
+    edited = text.replace("    - {t: 7, data: d7}\n", "    - {t: 7, data: {type: ping}, event: ping}   # by hand\n")
+    fast = _fastyaml.load_lines(_fastyaml.iter_lines(edited), "c.yaml")
+    assert fast is not None
+    assert fast == _loads(edited, "c.yaml")
+    assert (fast.interactions[0].response.events or ())[7] == Event(t=7.0, event="ping", data='{"type":"ping"}')
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("    - {t: 7, data: d7}\n", "    - {t: 7, data: &a d7}\n", "    - {t: 8, data: d8}\n", "    - {t: 8, data: *a}\n"),  # an alias across lines
+        ("    - {t: 7, data: d7}\n", "    - {data: d7}\n"),  # no time: it is the one before
+        ("    - {t: 7, data: d7}\n", "    - {t: 7, data: " + "[" * 197 + "]" * 197 + "}\n"),  # deep only where it sits in the file
+    ],
+    ids=["alias across lines", "no t", "depth"],
+)
+def test_an_event_line_that_leans_on_the_rest_of_the_file_goes_to_the_full_loader(edit: tuple[str, ...]) -> None:
+    text = dumps(Cassette.from_events([Event(t=float(i), data=f"d{i}") for i in range(50)]))
+    for old, new in zip(edit[::2], edit[1::2]):
+        text = text.replace(old, new)
+    assert _fastyaml.load_lines(_fastyaml.iter_lines(text), "c.yaml") is None
+    assert outcome(lambda: loads(text, path="c.yaml")) == outcome(lambda: _loads(text, "c.yaml"))
