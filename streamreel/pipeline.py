@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Sized
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from operator import add
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .cassette import Cassette, End, Interaction
 from .providers import get as dialect_named
@@ -214,10 +215,7 @@ def plan(
     applies N times and then the stream is served clean). Each fault's outcome (whether it
     fired, and what it did or why it could not) is in :attr:`Plan.outcomes`.
     """
-    # Imported here: every fault module builds on this module's Chunk and Plan.
-    from .fault_injection import parse
-
-    fault_list = parse(faults)
+    fault_list = _faults().parse(faults)
     res = interaction.response
     if not fault_list and res.is_stream:
         events = dialect_named(provider or detect_provider(interaction)).framed(res.events or ())
@@ -240,17 +238,16 @@ class _Planner:
     """One response's plan under faults, with each fault's outcome."""
 
     def __init__(self, interaction: Interaction, faults: tuple[Fault, ...], speed: float, used: Mapping[int, int], provider: str | None) -> None:
-        from .fault_injection import Context, FaultOutcome
-
+        fi = _faults()
         self.interaction = interaction
         self.faults = faults
         self.speed = speed
         self.used = used
-        self.ctx = Context(interaction=interaction, provider=provider or detect_provider(interaction))
+        self.ctx = fi.Context(interaction=interaction, provider=provider or detect_provider(interaction))
         self.outcomes: list[FaultOutcome | None] = [None] * len(faults)
         self.unfit: list[int] = []
         self.active: set[int] = set()
-        self.outcome = FaultOutcome
+        self.outcome = fi.FaultOutcome
 
     def note(self, i: int, fired: bool, detail: str, *, unfit: bool = False) -> None:
         self.outcomes[i] = self.outcome(str(self.faults[i]), fired, detail)
@@ -258,14 +255,13 @@ class _Planner:
             self.unfit.append(i)
 
     def done(self, p: Plan) -> Plan:
-        from .fault_injection import RequestFault
-
+        RequestFault = _faults().RequestFault
         used = tuple(i for i, o in enumerate(self.outcomes) if o is not None and (o.fired or (isinstance(self.faults[i], RequestFault) and i in self.active)))
         return replace(p, faults=self.faults, outcomes=tuple(o for o in self.outcomes if o is not None), unfit=tuple(self.unfit), used=used)
 
     def run(self) -> Plan:
-        from .fault_injection import ByteFault, EventFault, RequestFault, Speed
-
+        fi = _faults()
+        ByteFault, EventFault, RequestFault, Speed = fi.ByteFault, fi.EventFault, fi.RequestFault, fi.Speed
         faults, ctx = self.faults, self.ctx
         active: list[int] = []
         for i, f in enumerate(faults):
@@ -281,7 +277,7 @@ class _Planner:
                 self.note(i, True, "played with no waiting" if factor == 0 else f"played at {factor:g}x the recorded pace")
             else:
                 self.note(i, False, f"overridden by {faults[speeds[-1]]}, given later")
-        scale = faults[speeds[-1]] if speeds else Speed(factor=self.speed)
+        scale = faults[speeds[-1]] if speeds else _speed(self.speed)
         for i in active:
             f = faults[i]
             if isinstance(f, RequestFault):
@@ -369,6 +365,26 @@ def _with_stream_line_ends(events: tuple[Event, ...], recorded: Sequence[Event],
     return tuple(out)
 
 
+def _faults() -> Any:
+    """The fault package, imported on first use (every fault module builds on this module's Chunk
+    and Plan, so it cannot be imported at the top), then looked up as a name: a plan is made per request."""
+    global _FAULTS
+    if _FAULTS is None:
+        from . import fault_injection
+
+        _FAULTS = fault_injection
+    return _FAULTS
+
+
+_FAULTS: Any = None
+
+
+@lru_cache(maxsize=64)
+def _speed(factor: float) -> Any:
+    """The replay's own speed as a fault, made once per value."""
+    return _faults().Speed(factor=factor)
+
+
 def _check_schedule(factor: float, headers_at: float, events: Sequence[Event], end_t: float | None, byte_faults: Sequence[Fault] = ()) -> None:
     """Refuse a plan whose latest byte could come later than :data:`MAX_SCHEDULE_MS` after the request.
 
@@ -377,7 +393,7 @@ def _check_schedule(factor: float, headers_at: float, events: Sequence[Event], e
     last = max(headers_at, events[-1].t if events else 0.0, end_t or 0.0)
     total = 0.0 if factor == 0 else last / factor
     if byte_faults:
-        size = sum(len(e.wire) for e in events)
+        size = _encoded_size(events)
         for f in byte_faults:
             total += f.max_delay_ms(len(events), size)  # type: ignore[attr-defined]
     if not total <= MAX_SCHEDULE_MS:
@@ -388,6 +404,22 @@ def _check_schedule(factor: float, headers_at: float, events: Sequence[Event], e
             f"this response would send its last byte {_duration(total)} after the request ({culprits} on {len(events)} events recorded over {_duration(last)}); "
             f"a replay may last at most {_duration(MAX_SCHEDULE_MS)}"
         )
+
+
+_SIZES: dict[int, tuple[Sequence[Event], int]] = {}
+
+
+def _encoded_size(events: Sequence[Event]) -> int:
+    """The bytes ``events`` encode to, summed once per tuple of events (the recorded ones are the
+    same tuple on every request: adding up 100,000 sizes per request would cost more than the rest)."""
+    known = _SIZES.get(id(events))
+    if known is not None and known[0] is events:
+        return known[1]
+    size = sum(len(e.wire) for e in events)
+    if len(_SIZES) >= 256:
+        _SIZES.pop(next(iter(_SIZES)))
+    _SIZES[id(events)] = (events, size)
+    return size
 
 
 def _duration(ms: float) -> str:

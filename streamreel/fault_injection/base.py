@@ -157,7 +157,10 @@ class Fault:
         check_bounds(self)
 
     def __str__(self) -> str:
-        return to_spec(self)
+        try:
+            return _spec_of(self)
+        except TypeError:  # a field holding something unhashable
+            return to_spec(self)
 
 
 class RequestFault(Fault):
@@ -397,6 +400,12 @@ def _coerce(f: dataclasses.Field[Any], value: str, spec: str) -> Any:
             raise bad("an event index or name")
         return tuple(int(p) if re.fullmatch(r"-?\d+", p) else p for p in parts)
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _spec_of(fault: Fault) -> str:
+    """:func:`to_spec`, once per distinct fault: every response names its faults in its ground truth."""
+    return to_spec(fault)
 
 
 def to_spec(fault: Fault) -> str:

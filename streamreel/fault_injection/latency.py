@@ -44,6 +44,8 @@ class Latency(ByteFault):
         n = _count(plan.chunks)
         if not n:
             return "the stream has no events to delay"
+        if self.first_ms > self.jitter_ms or (n > 1 and self.each_ms > self.jitter_ms):
+            return None  # a delay that jitter cannot take to 0: no need to draw them
         if any(d > 0 for d in islice(self._delays(), n)):
             return None
         return f"every delay drawn for its {n} event(s) is 0"
