@@ -1,6 +1,6 @@
 """Many streams at once from one replayer, with latency and jitter: do all finish, on time, and in how much memory?
 
-    python benchmarks/bench_concurrency.py [--streams 200] [--events 200] [--gap 20]
+    python benchmarks/bench_concurrency.py [--streams 200] [--events 200] [--gap 20] [--rounds 3]
                                            [--latency first=50ms,each=2ms,jitter=2ms]
 
 ``--streams`` clients start at once against one server, each asking (``x-streamreel-faults``)
@@ -14,6 +14,8 @@ The baseline is the obvious hand-written aiohttp server (``await asyncio.sleep(d
 loop.time())`` before each write) given the same schedules ahead of time (from
 ``streamreel.pipeline.timed_chunks`` with the same faults), in its own process, in the same run.
 
+Each server runs ``--rounds`` times, alternating which goes first, and the rounds are pooled:
+on a shared machine a change in load between two runs would otherwise fall on one server only.
 Reported: streams that completed (all must); per-event timing error against the plan, as
 |(arrival - planned time) - that stream's median of it| (aligned on the stream's usual
 latency rather than its first event, which a burst of 200 requests delays), p50/p99/max
@@ -167,6 +169,24 @@ async def run(kind: str, args: argparse.Namespace, plans: list[list[float]]) -> 
     return Run(completed, aligned, worst, first, idle, at_open["rss"], after["peak"], after["rss"], cpu_us)
 
 
+def pooled(rounds: list[Run]) -> Run:
+    """Several rounds of one server as one: every stream's figures together, the median round's memory and CPU."""
+    if len(rounds) == 1:
+        return rounds[0]
+    mid = sorted(rounds, key=lambda r: r.open - r.idle)[len(rounds) // 2]
+    return Run(
+        completed=min(r.completed for r in rounds),
+        aligned=[x for r in rounds for x in r.aligned],
+        worst=[x for r in rounds for x in r.worst],
+        first=[x for r in rounds for x in r.first],
+        idle=mid.idle,
+        open=mid.open,
+        peak=mid.peak,
+        after=mid.after,
+        cpu_us=statistics.median(r.cpu_us for r in rounds),
+    )
+
+
 def per_stream(value: float, base: float, n: int) -> str:
     return f"{(value - base) / n / 1024:9.1f} KiB"
 
@@ -180,7 +200,13 @@ async def main(args: argparse.Namespace) -> int:
         f"{n} simultaneous streams, {len(plans[0])} events {args.gap:g} ms apart, faults latency:{args.latency},seed=<stream>; "
         f"longest stream {length:.1f} s; server in its own process, {os.cpu_count()} CPUs; ms"
     )
-    runs = {kind: await run(kind, args, plans) for kind in ("naive", "streamreel")}
+    rounds: dict[str, list[Run]] = {"naive": [], "streamreel": []}
+    for i in range(args.rounds):  # alternating which goes first, so a change in the machine's load falls on both
+        for kind in ("naive", "streamreel") if i % 2 == 0 else ("streamreel", "naive"):
+            rounds[kind].append(await run(kind, args, plans))
+    runs = {kind: pooled(rs) for kind, rs in rounds.items()}
+    if args.rounds > 1:
+        print(f"{args.rounds} rounds of each server, alternating; events pooled, memory and CPU the median round")
     for kind, r in runs.items():
         print(f"{kind}:")
         print(f"  completed {r.completed}/{n}")
@@ -221,6 +247,7 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--gap", type=float, default=20.0, help="ms between events in the cassette")
     parser.add_argument("--latency", default="first=50ms,each=2ms,jitter=2ms", help="latency fault fields; each stream adds seed=<its index>")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each server, alternating which goes first")
     parser.add_argument("--check", action="store_true", help="exit 1 when a figure misses its target (every stream must complete regardless)")
     parser.add_argument("--child", choices=("streamreel", "naive"), help=argparse.SUPPRESS)
     args = parser.parse_args()
