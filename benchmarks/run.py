@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,7 @@ ARGS: dict[str, tuple[list[str], list[str]]] = {
     "bench_recorder": (["--rounds", "50", "--streams", "6"], ["--rounds", "3", "--streams", "2"]),
     "bench_timing": ([], ["--events", "100", "--gap", "2", "--no-sdk"]),
     "bench_concurrency": (["--events", "100", "--rounds", "3"], ["--streams", "50", "--events", "20", "--gap", "10", "--rounds", "1"]),
-    "bench_scale": (["--repeat", "2", "--clients", "1,4", "--sequential", "0"], ["--events", "10000", "--repeat", "1", "--clients", "1,2", "--sequential", "0"]),
+    "bench_scale": (["--repeat", "2", "--clients", "1,4", "--sequential", "0"], ["--events", "5000", "--repeat", "1", "--clients", "1,2", "--sequential", "0"]),
     "bench_soak": (["--streams", "4000", "--every", "1000"], ["--streams", "400", "--every", "200"]),
 }
 
@@ -104,10 +105,12 @@ def main() -> int:
                 failed.append(path.stem)
         figures = [json.loads(line) for line in figures_file.read_text().splitlines()] if figures_file.exists() else []
     took = time.perf_counter() - began
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = use.ru_utime + use.ru_stime
     missed = [f for f in figures if f["verdict"] == "MISS"]
     print(f"\nfigures ({mode} run{', small sizes: noisier' if args.quick else ''}); each ratio is streamreel / its baseline in the same run")
     print("\n".join(table(figures)))
-    print(f"\n{len(paths) - len(failed)}/{len(paths)} benchmarks ran ({mode} run) in {took:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(f"\n{len(paths) - len(failed)}/{len(paths)} benchmarks ran ({mode} run) in {took:.0f} s, {cpu:.0f} s of CPU" + (f"; failed: {', '.join(failed)}" if failed else ""))
     print(f"{len(figures) - len(missed)}/{len(figures)} figures met their targets" + (f"; MISS: {'; '.join(str(f['what']) for f in missed)}" if missed else "") + f"  ({load()})")
     if args.quick and not wanted:
         print(f"quick run: {took:.0f} s against about {QUICK_SECONDS:g} s documented on a quiet 2-core machine: {'PASS' if took <= QUICK_SECONDS else 'MISS'} ({load()})")
