@@ -124,9 +124,14 @@ class Dialect:
         return Event(t=t, comment="ping")
 
     def truncated(self, event: Event, keep: float) -> Event:
-        """``event`` damaged as the ``truncate`` fault does it: its data cut to the first ``keep`` of it."""
+        """``event`` damaged as the ``truncate`` fault does it: its data cut to the first ``keep`` of it.
+
+        A ``keep`` above 0 leaves at least one character, so that truncating an event twice still
+        sends broken data and never the empty ``data:`` line that ``keep=0`` asks for (which the
+        SDKs skip: a drop, not broken JSON)."""
         data = event.data or ""
-        return replace(event, data=data[: int(len(data) * keep)])
+        size = int(len(data) * keep)
+        return replace(event, data=data[: max(size, 1) if keep > 0 and data else size])
 
     # ------------------------------------------------------------ errors
 
