@@ -123,7 +123,7 @@ class Matcher:
         if "path" in self.match_on and rec.route is not None and rec.route.rstrip("/") != request.path.rstrip("/") and not _scrubbed_match(rec.route, request.path):
             out.append(Difference("path", f"path: recorded {rec.route}, asked {request.path}"))
         if "query" in self.match_on and rec.path is not None:
-            want, got = self._query(rec.query), self._query(request.query)
+            want, got = self._recorded_query(rec.query), self._query(request.query)
             if want != got and not _scrubbed_pairs_match(want, got):
                 out.append(Difference("query", f"query: recorded {_show_query(want)}, asked {_show_query(got)}"))
         if "body" in self.match_on and rec.body is not None:
@@ -135,11 +135,13 @@ class Matcher:
     def _query(self, query: str) -> tuple[tuple[str, str], ...]:
         if not query:
             return ()
+        return tuple(sorted((k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in self.ignore_query))
+
+    def _recorded_query(self, query: str) -> tuple[tuple[str, str], ...]:
+        """A recorded request's query, parsed once (every request compares against it)."""
         known = self._queries.get(query)
         if known is None:
-            known = tuple(sorted((k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in self.ignore_query))
-            if len(self._queries) < 1024:  # a burst of requests parses each recorded query once
-                self._queries[query] = known
+            known = self._queries[query] = self._query(query)
         return known
 
     def _body_difference(self, recorded: Any, request: ReceivedRequest) -> str | None:

@@ -340,7 +340,7 @@ class _Planner:
             out = f.apply(out, ctx)
             self.note(i, True, detail)
             fired.append(f)
-        _check_schedule(factor, res.headers_at, events, res.end.t, fired)
+        _check_schedule(factor, res.headers_at, events, res.end.t, fired, recorded=not reframe)
         for i in active:
             if self.outcomes[i] is None:
                 self.note(i, False, "this kind of fault does not apply to a response", unfit=True)
@@ -385,7 +385,7 @@ def _speed(factor: float) -> Any:
     return _faults().Speed(factor=factor)
 
 
-def _check_schedule(factor: float, headers_at: float, events: Sequence[Event], end_t: float | None, byte_faults: Sequence[Fault] = ()) -> None:
+def _check_schedule(factor: float, headers_at: float, events: Sequence[Event], end_t: float | None, byte_faults: Sequence[Fault] = (), *, recorded: bool = True) -> None:
     """Refuse a plan whose latest byte could come later than :data:`MAX_SCHEDULE_MS` after the request.
 
     An upper bound, cheap to take: the recorded times at ``factor``, plus the most each byte fault can add.
@@ -393,7 +393,7 @@ def _check_schedule(factor: float, headers_at: float, events: Sequence[Event], e
     last = max(headers_at, events[-1].t if events else 0.0, end_t or 0.0)
     total = 0.0 if factor == 0 else last / factor
     if byte_faults:
-        size = _encoded_size(events)
+        size = _encoded_size(events) if recorded else sum(len(e.wire) for e in events)
         for f in byte_faults:
             total += f.max_delay_ms(len(events), size)  # type: ignore[attr-defined]
     if not total <= MAX_SCHEDULE_MS:
@@ -410,13 +410,13 @@ _SIZES: dict[int, tuple[Sequence[Event], int]] = {}
 
 
 def _encoded_size(events: Sequence[Event]) -> int:
-    """The bytes ``events`` encode to, summed once per tuple of events (the recorded ones are the
-    same tuple on every request: adding up 100,000 sizes per request would cost more than the rest)."""
+    """The bytes recorded ``events`` encode to, summed once per tuple (the same tuple on every
+    request: adding up 100,000 sizes per request would cost more than the rest of the plan)."""
     known = _SIZES.get(id(events))
     if known is not None and known[0] is events:
         return known[1]
     size = sum(len(e.wire) for e in events)
-    if len(_SIZES) >= 256:
+    if len(_SIZES) >= 64:
         _SIZES.pop(next(iter(_SIZES)))
     _SIZES[id(events)] = (events, size)
     return size

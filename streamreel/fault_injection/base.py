@@ -402,7 +402,7 @@ def _coerce(f: dataclasses.Field[Any], value: str, spec: str) -> Any:
     return value
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)
 def _spec_of(fault: Fault) -> str:
     """:func:`to_spec`, once per distinct fault: every response names its faults in its ground truth."""
     return to_spec(fault)
