@@ -91,6 +91,13 @@ class Plan:
     def is_stream(self) -> bool:
         return self.body is None
 
+    def but(self, **changes: Any) -> Plan:
+        """This plan with ``changes``: :func:`dataclasses.replace` without its per-field checks,
+        which cost more than the rest of a plan's making (a plan is made per request)."""
+        new = object.__new__(Plan)
+        new.__dict__.update(self.__dict__, **changes)
+        return new
+
 
 def ending_for(end: End) -> Ending:
     """A recorded ending replays as it happened: a cut is a cut, a timeout goes silent."""
@@ -257,7 +264,7 @@ class _Planner:
     def done(self, p: Plan) -> Plan:
         RequestFault = _faults().RequestFault
         used = tuple(i for i, o in enumerate(self.outcomes) if o is not None and (o.fired or (isinstance(self.faults[i], RequestFault) and i in self.active)))
-        return replace(p, faults=self.faults, outcomes=tuple(o for o in self.outcomes if o is not None), unfit=tuple(self.unfit), used=used)
+        return p.but(faults=self.faults, outcomes=tuple(o for o in self.outcomes if o is not None), unfit=tuple(self.unfit), used=used)
 
     def run(self) -> Plan:
         fi = _faults()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sized
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice, repeat, starmap
 from typing import Iterable, Iterator
 
@@ -102,7 +102,7 @@ class Latency(ByteFault):
             shifted: Iterable[Chunk] = chunks.shifted(self._delays, self.headers_ms)
         else:
             shifted = _shifted(chunks, self._delays(), self.headers_ms)
-        return replace(plan, headers_at_ms=plan.headers_at_ms + self.headers_ms, chunks=shifted, ending=ending)
+        return plan.but(headers_at_ms=plan.headers_at_ms + self.headers_ms, chunks=shifted, ending=ending)
 
 
 def _shifted(chunks: Iterable[Chunk], delays: Iterator[float], start: float) -> Iterator[Chunk]:
