@@ -29,8 +29,10 @@ import httpx2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _fault_helpers import anthropic_cassette  # noqa: E402
+from _harness import figure  # noqa: E402
 
 from streamreel import Cassette, Event, Replayer  # noqa: E402
 from streamreel.pipeline import plan  # noqa: E402
@@ -69,6 +71,8 @@ def throughput() -> None:
     print(f"{'fault':40} {'events/s':>10} {'vs none':>8}")
     for spec, took in results.items():
         print(f"{spec or '(none)':40} {N_EVENTS / took:10.0f} {base / took:8.2f}")
+    slowest = max(results, key=lambda spec: results[spec])
+    figure(f"faulted replay throughput, slowest fault ({slowest})", N_EVENTS / results[slowest], N_EVENTS / base, "events/s", baseline="no fault")
 
 
 def _count_reads(port: int, path: str) -> int:

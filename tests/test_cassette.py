@@ -197,3 +197,35 @@ def test_bundled_names_cover_the_documented_set() -> None:
     assert {"text", "tool_use", "thinking", "pings", "openai_chat"} <= set(bundled_names())
     with pytest.raises(CassetteError, match="bundled: "):
         bundled("nope")
+
+
+def test_line_endings_are_written_once_per_response_and_per_event_only_where_they_differ() -> None:
+    events = [
+        Event(t=1, data="a", line_ending="\r\n"),
+        Event(t=2, data="b", line_ending="\r\n"),
+        Event(t=3, event="x", data="c"),
+        Event(t=4, data="d\ne", line_ending=("\r\n", "\n", "\r")),
+    ]
+    text = dumps(Cassette.from_events(events))
+    assert "    line_ending: crlf\n    events:\n" in text
+    assert "    - {t: 3, event: x, data: c, line_ending: lf}\n" in text
+    assert "line_ending: [crlf, lf, cr]}" in text
+    assert loads(text).interactions[0].response.events == tuple(events)
+    assert "line_ending" not in dumps(Cassette.from_events([Event(t=1, data="a")]))
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ("    line_ending: crlf\n    body: x\n", "interactions[0].response.line_ending", "this response has no events"),
+        ("    line_ending: CRLF\n    events: []\n", "interactions[0].response.line_ending", "expected one of lf, crlf, cr, got a string ('CRLF')"),
+        ("    events:\n    - {data: a, line_ending: [lf]}\n", "interactions[0].response.events[0].line_ending", "1 line ends for an event of 2 lines"),
+        ("    events:\n    - {data: a, line_ending: [lf, lf, 7]}\n", "interactions[0].response.events[0].line_ending[2]", "expected one of lf, crlf, cr"),
+        ("    events:\n    - {data: a, line_ending: [cr, lf]}\n", "interactions[0].response.events[0].line_ending", "one crlf on the wire"),
+    ],
+)
+def test_a_bad_line_ending_names_its_field(body: str, field: str, reason: str) -> None:
+    with pytest.raises(CassetteError) as info:
+        loads("streamreel: 1\ninteractions:\n- response:\n" + body, path="c.yaml")
+    assert info.value.field == field
+    assert reason in str(info.value)

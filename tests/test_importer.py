@@ -88,9 +88,13 @@ def test_openai_capture_needs_done_to_be_complete() -> None:
     assert cut.interactions[0].response.end.reason == "upstream_disconnect"
 
 
-def test_crlf_capture_imports_the_same_events() -> None:
+def test_crlf_capture_imports_the_same_events_ending_their_lines_in_crlf() -> None:
     raw = BASIC.read_bytes()
-    assert import_sse(raw.replace(b"\n", b"\r\n")) == import_sse(raw)
+    crlf = import_sse(raw.replace(b"\n", b"\r\n")).interactions[0].response.events or ()
+    lf = import_sse(raw).interactions[0].response.events or ()
+    assert [(e.t, e.event, e.data) for e in crlf] == [(e.t, e.event, e.data) for e in lf]
+    assert {e.line_ending for e in crlf} == {"\r\n"}
+    assert b"".join(e.wire for e in crlf) == raw.replace(b"\n", b"\r\n") + b"\r\n\r\n"  # the missing final blank line restored
 
 
 def test_generic_sse_relay_matches_any_request_unless_told() -> None:

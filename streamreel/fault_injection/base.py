@@ -157,7 +157,10 @@ class Fault:
         check_bounds(self)
 
     def __str__(self) -> str:
-        return _spec_of(self)
+        try:
+            return _spec_of(self)
+        except TypeError:  # a field holding something unhashable
+            return to_spec(self)
 
 
 class RequestFault(Fault):
@@ -330,6 +333,12 @@ def parse_one(spec: str) -> Fault:
 
 
 def _fields(cls: type[Fault] | Fault) -> tuple[dataclasses.Field[Any], ...]:
+    return _class_fields(cls if isinstance(cls, type) else type(cls))
+
+
+@functools.lru_cache(maxsize=None)
+def _class_fields(cls: type[Fault]) -> tuple[dataclasses.Field[Any], ...]:
+    """A fault class's fields, looked up once: a burst of requests parses many specs."""
     return dataclasses.fields(cast(Any, cls))
 
 
@@ -393,6 +402,12 @@ def _coerce(f: dataclasses.Field[Any], value: str, spec: str) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=256)
+def _spec_of(fault: Fault) -> str:
+    """:func:`to_spec`, once per distinct fault: every response names its faults in its ground truth."""
+    return to_spec(fault)
+
+
 def to_spec(fault: Fault) -> str:
     """The spec string of a fault: its positional field, then the fields that differ from their defaults, ``times`` last.
 
@@ -417,12 +432,6 @@ def to_spec(fault: Fault) -> str:
         else:
             parts.append(f"{meta['key']}={_format(meta['kind'], value)}")
     return f"{fault.name}:{','.join(parts)}" if parts else fault.name
-
-
-@functools.lru_cache(maxsize=256)
-def _spec_of(fault: Fault) -> str:
-    """:func:`to_spec`, once per distinct fault (every response's ground truth names its faults)."""
-    return to_spec(fault)
 
 
 def _format(kind: str, value: Any) -> str:
