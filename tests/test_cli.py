@@ -93,7 +93,7 @@ def test_demo_runs_the_sdk_over_bundled_cassettes() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "time to first token" in out
-    assert "Solar eclipses" in out
+    assert "Hello! I'm doing well, thank you for asking. How are you doing today? Is there anything I can help you with?" in out
     assert "stop reason: end_turn" in out
     assert "stop reason: tool_use" in out
     assert "tool call: json(" in out
