@@ -7,9 +7,12 @@ Plain functions over an :class:`~streamreel.cassette.Interaction` or a
 Definitions (all times in ms from the request, as the cassette stores them):
 
 - ``headers_ms``: the response headers.
+- ``provider``: the dialect the stream speaks (:mod:`streamreel.providers`), which decides
+  the next three.
 - ``ttft_ms``: the first event that carries generated tokens: an Anthropic text, thinking or
-  tool-input delta, an OpenAI chunk with content, reasoning, refusal or tool arguments, an
-  OpenAI Responses ``*.delta``, a Gemini part with text. Empty deltas do not count.
+  tool-input delta (on Vertex and Bedrock too), an OpenAI chunk with content, reasoning,
+  refusal or tool arguments, an OpenAI Responses ``*.delta``, a Gemini part with text or a
+  function call. Empty deltas do not count.
 - ``output_tokens``: the final usage the stream reports (``tokens_from="usage"``), or, for a
   stream cut before its usage, an estimate of about four characters a token (``"estimate"``).
 - ``tps``: ``output_tokens`` over the streaming window, from the first to the last
@@ -31,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from .cassette import Cassette, Interaction
+from .providers import Dialect, dialect_of, get
 from .sse import Event
 
 __all__ = [
@@ -77,6 +81,8 @@ class Metrics:
     event_count: int = 0
     end_reason: str | None = None
     stop_reason: str | None = None
+    provider: str = "sse"
+    """The dialect the stream speaks (``anthropic``, ``openai-responses``, ``gemini``, ...)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: times rounded to 0.001 ms, rates to 0.01."""
@@ -116,113 +122,10 @@ def event_kind(ev: Event) -> str:
     return ev.type or "message"
 
 
-def delta_text(ev: Event) -> str:
-    """The generated text an event carries (``""`` when it carries none)."""
-    return _delta_text(ev.json(default=None))
-
-
-def _delta_text(payload: Any) -> str:
-    if not isinstance(payload, dict):
-        return ""
-    kind = payload.get("type")
-    if kind == "content_block_delta":
-        delta = payload.get("delta")
-        if isinstance(delta, dict):
-            for key in ("text", "thinking", "partial_json"):
-                value = delta.get(key)
-                if isinstance(value, str):
-                    return value
-        return ""
-    if isinstance(kind, str) and kind.startswith("response.") and kind.endswith(".delta"):
-        value = payload.get("delta")
-        return value if isinstance(value, str) else ""
-    choices = payload.get("choices")
-    if isinstance(choices, list):
-        parts: list[str] = []
-        for choice in choices:
-            if not isinstance(choice, dict):
-                continue
-            if isinstance(choice.get("text"), str):
-                parts.append(choice["text"])
-            delta = choice.get("delta")
-            if not isinstance(delta, dict):
-                continue
-            for key in ("content", "reasoning_content", "reasoning", "refusal"):
-                value = delta.get(key)
-                if isinstance(value, str):
-                    parts.append(value)
-            for call in delta.get("tool_calls") or ():
-                fn = call.get("function") if isinstance(call, dict) else None
-                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                    parts.append(fn["arguments"])
-        return "".join(parts)
-    candidates = payload.get("candidates")
-    if isinstance(candidates, list):
-        parts = []
-        for cand in candidates:
-            content = cand.get("content") if isinstance(cand, dict) else None
-            if not isinstance(content, dict):
-                continue
-            for part in content.get("parts") or ():
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    parts.append(part["text"])
-        return "".join(parts)
-    return ""
-
-
-def _usage_tokens(payload: Any) -> int | None:
-    """Final output tokens reported by this event, if it reports them."""
-    if not isinstance(payload, dict):
-        return None
-    kind = payload.get("type")
-    if kind == "message_delta":
-        usage = payload.get("usage")
-        return _int(usage.get("output_tokens")) if isinstance(usage, dict) else None
-    if kind in ("response.completed", "response.incomplete", "response.failed"):
-        usage = (payload.get("response") or {}).get("usage")
-        return _int(usage.get("output_tokens")) if isinstance(usage, dict) else None
-    usage = payload.get("usage")
-    if isinstance(usage, dict) and "completion_tokens" in usage:
-        return _int(usage.get("completion_tokens"))
-    meta = payload.get("usageMetadata")
-    if isinstance(meta, dict) and "candidatesTokenCount" in meta:
-        return (_int(meta.get("candidatesTokenCount")) or 0) + (_int(meta.get("thoughtsTokenCount")) or 0)
-    return None
-
-
-def _stop_reason(payload: Any) -> str | None:
-    if not isinstance(payload, dict):
-        return None
-    kind = payload.get("type")
-    if kind == "message_delta":
-        delta = payload.get("delta")
-        return delta.get("stop_reason") if isinstance(delta, dict) else None
-    if kind == "error" or (kind is None and isinstance(payload.get("error"), dict) and "choices" not in payload):
-        err = payload.get("error") if isinstance(payload.get("error"), dict) else payload
-        detail = err.get("type") or err.get("code") if isinstance(err, dict) else None
-        return f"error: {detail}" if detail else "error"
-    if kind in ("response.completed", "response.incomplete", "response.failed"):
-        response = payload.get("response") or {}
-        details = response.get("incomplete_details") if isinstance(response, dict) else None
-        if isinstance(details, dict) and details.get("reason"):
-            return str(details["reason"])
-        return str(response.get("status") or kind.split(".", 1)[1])
-    for key in ("choices", "candidates"):
-        items = payload.get(key)
-        if isinstance(items, list):
-            for item in items:
-                if isinstance(item, dict):
-                    reason = item.get("finish_reason") or item.get("finishReason")
-                    if reason:
-                        return str(reason)
-            if isinstance(payload.get("error"), dict):
-                err = payload["error"]
-                return f"error: {err.get('code') or err.get('type') or ''}".rstrip(": ")
-    return None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def delta_text(ev: Event, dialect: Dialect | str = "sse") -> str:
+    """The generated text an event carries (``""`` when it carries none), by ``dialect``'s rule
+    (``sse``: any dialect's)."""
+    return get(dialect).delta_text(ev.json(default=None))
 
 
 def _estimate(text: str) -> int:
@@ -250,6 +153,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 def interaction_metrics(interaction: Interaction, index: int = 0, *, stall_ms: float = STALL_MS) -> Metrics:
     """The figures for one interaction (``index`` only labels it)."""
     req, res = interaction.request, interaction.response
+    dialect = dialect_of(interaction)
     events = res.events or ()
     payloads = [None if ev.data is None or ev.data == "[DONE]" else ev.json(default=None) for ev in events]
     token_times: list[float] = []
@@ -258,16 +162,16 @@ def interaction_metrics(interaction: Interaction, index: int = 0, *, stall_ms: f
     usage: int | None = None
     stop: str | None = None
     for i, (ev, payload) in enumerate(zip(events, payloads)):
-        text = _delta_text(payload)
+        text = dialect.delta_text(payload)
         if text:
             if not token_times:
                 flowing = i
             token_times.append(ev.t)
             produced.append(text)
-        found = _usage_tokens(payload)
+        found = dialect.usage_tokens(payload)
         if found is not None:
             usage = found
-        reason = _stop_reason(payload)
+        reason = dialect.stop_reason(payload, ev.event)
         if reason is not None and not (stop or "").startswith("error"):
             stop = reason
     tokens: int | None
@@ -313,6 +217,7 @@ def interaction_metrics(interaction: Interaction, index: int = 0, *, stall_ms: f
         event_count=len(events),
         end_reason=res.end.reason if res.is_stream else None,
         stop_reason=stop,
+        provider=dialect.name,
     )
 
 
@@ -342,21 +247,22 @@ def cumulative_tokens(interaction: Interaction) -> tuple[tuple[float, float], ..
     Each delta counts in proportion to its characters, scaled so the last point is the
     stream's output tokens (its usage when it reports one).
     """
+    dialect = dialect_of(interaction)
     events = interaction.response.events or ()
     points: list[tuple[float, int]] = []
     chars = 0
     usage: int | None = None
     for ev in events:
         payload = None if ev.data is None or ev.data == "[DONE]" else ev.json(default=None)
-        text = _delta_text(payload)
+        text = dialect.delta_text(payload)
         if text:
             chars += len(text)
             points.append((ev.t, chars))
-        found = _usage_tokens(payload)
+        found = dialect.usage_tokens(payload)
         if found is not None:
             usage = found
     if not points:
         return ()
-    total = usage if usage is not None else _estimate("".join(delta_text(ev) for ev in events))
+    total = usage if usage is not None else _estimate("".join(delta_text(ev, dialect) for ev in events))
     scale = total / chars if chars else 0.0
     return tuple((t, c * scale) for t, c in points)

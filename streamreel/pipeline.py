@@ -2,6 +2,9 @@
 
 events ─▶ event faults ─▶ encode (once per event) ─▶ byte faults ─▶ timed chunks + ending
 
+Encoding is the dialect's (:meth:`streamreel.providers.Dialect.framed`): SSE for most, the
+AWS event stream's binary frames for Bedrock; byte faults then cut and split those bytes.
+
 :func:`plan` turns one recorded interaction and a fault plan into a :class:`Plan`: the
 status and headers with their time, then :class:`Chunk` s (bytes with the time, in ms
 from the request, at which they go out) and an :class:`Ending`. The replayer writes a
@@ -16,16 +19,17 @@ Byte faults only delay, split and cut the encoded bytes, so after them every chu
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence, Sized
 
 from .cassette import Cassette, End, Interaction
+from .providers import get as dialect_named
 from .providers import detect_provider
 from .sse import Event
 
 if TYPE_CHECKING:
-    from .fault_injection import Fault
+    from .fault_injection import Fault, FaultOutcome
 
-__all__ = ["Chunk", "EventChunks", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for", "cut"]
+__all__ = ["Chunk", "EventChunks", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for", "cut", "MAX_SCHEDULE_MS"]
 
 ENDINGS = ("end", "close", "reset", "hang")
 """How a response ends on the wire: ``end`` the chunked terminator (a clean end of body),
@@ -69,6 +73,13 @@ class Plan:
     faults: tuple[Fault, ...] = ()
     answered_by: Fault | None = None
     """The request fault that answered instead of the recording (``http``), if any."""
+    outcomes: tuple[FaultOutcome, ...] = ()
+    """What each of ``faults`` did to this response, in their order: fired or not, and what or why not."""
+    unfit: tuple[int, ...] = ()
+    """Positions in ``faults`` of those that could not apply to this response (not merely spent or pre-empted)."""
+    used: tuple[int, ...] = ()
+    """Positions in ``faults`` whose ``times`` count this response uses up: those that fired, and
+    every request fault that saw the request (an ``http`` pre-empted by another still counts it)."""
     separate_writes: bool = False
     """Let the event loop run between writes that are due together, so a reader (even one on
     the same loop) can take each piece before the next goes out (``fragment`` sets it)."""
@@ -167,6 +178,10 @@ class EventChunks:
                 yield Chunk(ev.t * k, ev.wire, i)
 
 
+MAX_SCHEDULE_MS = 365 * 24 * 3600 * 1000.0
+"""The latest a response may plan a byte (a year after the request): any later deadline could not be armed as a timer."""
+
+
 def plan(
     interaction: Interaction,
     faults: Sequence[Fault] | str | None = (),
@@ -177,64 +192,176 @@ def plan(
 ) -> Plan:
     """The plan for one response: the recorded interaction under ``faults`` at ``speed``.
 
-    ``attempts`` maps the position of each request fault in ``faults`` to how many requests
-    it has already seen (the replayer keeps this count so that ``http:times=2`` answers
-    twice and then lets the stream through).
+    ``attempts`` maps the position of a fault in ``faults`` to how many responses it has
+    already applied to (the replayer keeps this count, so that a fault with ``times=N``
+    applies N times and then the stream is served clean). Each fault's outcome (whether it
+    fired, and what it did or why it could not) is in :attr:`Plan.outcomes`.
     """
     # Imported here: every fault module builds on this module's Chunk and Plan.
-    from .fault_injection import (
-        ByteFault,
-        Context,
-        EventFault,
-        RequestFault,
-        Speed,
-        parse,
-    )
+    from .fault_injection import parse
 
     fault_list = parse(faults)
-    ctx = Context(interaction=interaction, provider=provider or detect_provider(interaction))
-    for i, f in enumerate(fault_list):
-        if isinstance(f, RequestFault):
-            answer = f.intercept((attempts or {}).get(i, 0), ctx)
-            if answer is not None:
-                return _scaled(replace(answer, faults=fault_list, answered_by=f), speed, fault_list)
     res = interaction.response
-    if not res.is_stream:
-        return _scaled(
-            Plan(status=res.status, headers=res.headers, headers_at_ms=res.headers_at, body=res.body_bytes(), faults=fault_list),
-            speed,
-            fault_list,
+    if not fault_list and res.is_stream:
+        events = dialect_named(provider or detect_provider(interaction)).framed(res.events or ())
+        factor = speed
+        _check_schedule(factor, res.headers_at, events, res.end.t)
+        ending = ending_for(res.end)
+        k = 0.0 if factor == 0 else 1.0 / factor
+        return Plan(
+            status=res.status,
+            headers=res.headers,
+            headers_at_ms=res.headers_at * k,
+            events=events,
+            chunks=EventChunks(events, factor),
+            ending=ending if ending.at_ms is None else replace(ending, at_ms=ending.at_ms * k),
         )
-    events = res.events or ()
-    for f in fault_list:
-        if isinstance(f, EventFault):
-            events = f.apply_events(events, ctx)
-    # Speed is the first byte stage; folded into the chunks as they are made, it costs nothing per event.
-    scale = Speed.of(fault_list, speed)
-    ending = ending_for(res.end)
-    out = Plan(
-        status=res.status,
-        headers=res.headers,
-        headers_at_ms=scale.scale(res.headers_at),
-        events=events,
-        chunks=EventChunks(events, scale.factor),
-        ending=ending if ending.at_ms is None else replace(ending, at_ms=scale.scale(ending.at_ms)),
-        faults=fault_list,
-    )
-    byte_faults = sorted((f for f in fault_list if isinstance(f, ByteFault) and not isinstance(f, Speed)), key=lambda f: f.stage)
-    if not byte_faults:
-        return out
-    for f in byte_faults:
-        out = f.apply(out, ctx)
-    return replace(out, chunks=_counted(out.chunks, events))
+    return _Planner(interaction, fault_list, speed, attempts or {}, provider).run()
 
 
-def _scaled(p: Plan, speed: float, faults: tuple[Fault, ...]) -> Plan:
-    """A request fault's or a plain body's answer still follows the replay speed."""
-    from .fault_injection import Speed
+class _Planner:
+    """One response's plan under faults, with each fault's outcome."""
 
-    scale = Speed.of(faults, speed)
-    return p if scale.factor == 1.0 else replace(p, headers_at_ms=scale.scale(p.headers_at_ms))
+    def __init__(self, interaction: Interaction, faults: tuple[Fault, ...], speed: float, used: Mapping[int, int], provider: str | None) -> None:
+        from .fault_injection import Context, FaultOutcome
+
+        self.interaction = interaction
+        self.faults = faults
+        self.speed = speed
+        self.used = used
+        self.ctx = Context(interaction=interaction, provider=provider or detect_provider(interaction))
+        self.outcomes: list[FaultOutcome | None] = [None] * len(faults)
+        self.unfit: list[int] = []
+        self.active: set[int] = set()
+        self.outcome = FaultOutcome
+
+    def note(self, i: int, fired: bool, detail: str, *, unfit: bool = False) -> None:
+        self.outcomes[i] = self.outcome(str(self.faults[i]), fired, detail)
+        if unfit:
+            self.unfit.append(i)
+
+    def done(self, p: Plan) -> Plan:
+        from .fault_injection import RequestFault
+
+        used = tuple(i for i, o in enumerate(self.outcomes) if o is not None and (o.fired or (isinstance(self.faults[i], RequestFault) and i in self.active)))
+        return replace(p, faults=self.faults, outcomes=tuple(o for o in self.outcomes if o is not None), unfit=tuple(self.unfit), used=used)
+
+    def run(self) -> Plan:
+        from .fault_injection import ByteFault, EventFault, RequestFault, Speed
+
+        faults, ctx = self.faults, self.ctx
+        active: list[int] = []
+        for i, f in enumerate(faults):
+            if f.times is not None and self.used.get(i, 0) >= f.times:
+                self.note(i, False, f"spent: applied to {f.times} response(s) already (times={f.times})")
+            else:
+                active.append(i)
+        self.active = set(active)
+        speeds = [i for i in active if isinstance(faults[i], Speed)]
+        for i in speeds:
+            if i == speeds[-1]:
+                factor = faults[i].factor  # type: ignore[attr-defined]
+                self.note(i, True, "played with no waiting" if factor == 0 else f"played at {factor:g}x the recorded pace")
+            else:
+                self.note(i, False, f"overridden by {faults[speeds[-1]]}, given later")
+        scale = faults[speeds[-1]] if speeds else Speed(factor=self.speed)
+        for i in active:
+            f = faults[i]
+            if isinstance(f, RequestFault):
+                attempt = self.used.get(i, 0)
+                answer = f.intercept(attempt, ctx)
+                if answer is None:
+                    self.note(i, False, "let the request through")
+                    continue
+                self.note(i, True, f.describe(attempt, ctx))
+                for j in active:
+                    if self.outcomes[j] is None:
+                        self.note(j, False, f"not applied: {f} answered instead of the recording")
+                return self.done(replace(answer, answered_by=f, headers_at_ms=scale.scale(answer.headers_at_ms)))  # type: ignore[attr-defined]
+        res = self.interaction.response
+        rest = [i for i in active if self.outcomes[i] is None]
+        if not res.is_stream:
+            for i in rest:
+                self.note(i, False, f"the response is not a stream (HTTP {res.status} with a plain body)", unfit=True)
+            return self.done(Plan(status=res.status, headers=res.headers, headers_at_ms=scale.scale(res.headers_at), body=res.body_bytes()))  # type: ignore[attr-defined]
+        dialect = dialect_named(ctx.provider)
+        events = dialect.framed(res.events or ())
+        reframe = False
+        for i in rest:
+            f = faults[i]
+            if isinstance(f, EventFault):
+                why = f.why_not(events, ctx)
+                if why is not None:
+                    self.note(i, False, why, unfit=True)
+                    continue
+                detail = f.describe(events, ctx)
+                events = f.apply_events(events, ctx)
+                self.note(i, True, detail)
+                reframe = True
+        if reframe:
+            events = dialect.framed(events)
+        factor = scale.factor  # type: ignore[attr-defined]
+        ending = ending_for(res.end)
+        out = Plan(
+            status=res.status,
+            headers=res.headers,
+            headers_at_ms=scale.scale(res.headers_at),  # type: ignore[attr-defined]
+            events=events,
+            chunks=EventChunks(events, factor),
+            ending=ending if ending.at_ms is None else replace(ending, at_ms=scale.scale(ending.at_ms)),  # type: ignore[attr-defined]
+        )
+        byte_faults = sorted((i for i in rest if isinstance(faults[i], ByteFault) and not isinstance(faults[i], Speed)), key=lambda i: faults[i].stage)
+        fired: list[ByteFault] = []
+        for i in byte_faults:
+            f = faults[i]
+            assert isinstance(f, ByteFault)
+            if f.needs_chunks and not isinstance(out.chunks, Sized):
+                out = replace(out, chunks=list(out.chunks))
+            why = f.why_not(out, ctx)
+            if why is not None:
+                self.note(i, False, why, unfit=True)
+                continue
+            detail = f.describe(out, ctx)
+            out = f.apply(out, ctx)
+            self.note(i, True, detail)
+            fired.append(f)
+        _check_schedule(factor, res.headers_at, events, res.end.t, fired)
+        for i in active:
+            if self.outcomes[i] is None:
+                self.note(i, False, "this kind of fault does not apply to a response", unfit=True)
+        if not fired:
+            return self.done(out)
+        return self.done(replace(out, chunks=_counted(out.chunks, events)))
+
+
+def _check_schedule(factor: float, headers_at: float, events: Sequence[Event], end_t: float | None, byte_faults: Sequence[Fault] = ()) -> None:
+    """Refuse a plan whose latest byte could come later than :data:`MAX_SCHEDULE_MS` after the request.
+
+    An upper bound, cheap to take: the recorded times at ``factor``, plus the most each byte fault can add.
+    """
+    last = max(headers_at, events[-1].t if events else 0.0, end_t or 0.0)
+    total = 0.0 if factor == 0 else last / factor
+    if byte_faults:
+        size = sum(len(e.wire) for e in events)
+        for f in byte_faults:
+            total += f.max_delay_ms(len(events), size)  # type: ignore[attr-defined]
+    if not total <= MAX_SCHEDULE_MS:
+        from .errors import FaultSpecError
+
+        culprits = ", ".join(str(f) for f in byte_faults) or f"speed {factor:g}"
+        raise FaultSpecError(
+            f"this response would send its last byte {_duration(total)} after the request ({culprits} on {len(events)} events recorded over {_duration(last)}); "
+            f"a replay may last at most {_duration(MAX_SCHEDULE_MS)}"
+        )
+
+
+def _duration(ms: float) -> str:
+    if ms != ms or ms == float("inf"):
+        return "forever"
+    for unit, size in (("years", 365 * 86400e3), ("days", 86400e3), ("h", 3600e3), ("s", 1e3)):
+        if ms >= size:
+            return f"{ms / size:.3g} {unit}"
+    return f"{ms:.3g} ms"
 
 
 def timed_chunks(

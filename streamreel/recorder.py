@@ -46,12 +46,12 @@ from yarl import URL
 from . import cassette as _cassette
 from .cassette import Cassette, End, Interaction, Request, Response
 from .errors import CassetteError, NoMatchError, StreamreelError
-from .providers import is_complete, provider_of_events
+from .providers import is_complete, provider_of_events, stream_decoder
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, ReceivedRequest
 from .library import CASSETTE_HEADER
 from .replayer import _CORS, FAULTS_HEADER, HOP_BY_HOP, CassetteLike, Replayer, _Live, _reset_when_delivered, _State
 from .scrub import Scrubber, safe_url
-from .sse import Decoder, Event
+from .sse import Event
 
 __all__ = ["Recorder", "MODES", "DEFAULT_UPSTREAM", "DEFAULT_TIMEOUT"]
 
@@ -328,7 +328,8 @@ class Recorder(Replayer):
         slot: int,
     ) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        stream = upstream.content_type == "text/event-stream"
+        decoder = stream_decoder(upstream.content_type)
+        stream = decoder is not None
         decoded = upstream.headers.get("content-encoding", "identity").lower() != "identity"
         out_headers = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_DROP)
         for k, v in _CORS.items():
@@ -346,7 +347,6 @@ class Recorder(Replayer):
         )
         live.status = upstream.status
         live.headers = self._scrub.header_map(out_headers.items())
-        decoder = Decoder()
         events = take.events
         content = upstream.content
         cut: str | None = None
@@ -366,7 +366,7 @@ class Recorder(Replayer):
                 t = (loop.time() - start) * 1000.0
                 live.data += chunk
                 await resp.write(chunk)
-                if stream:
+                if decoder is not None:
                     new = decoder.feed(chunk, t)
                     if new:
                         events.extend(new)
@@ -375,7 +375,7 @@ class Recorder(Replayer):
                     take.body += chunk
             take.end_t = (loop.time() - start) * 1000.0
             if cut is None:
-                if stream:
+                if decoder is not None:
                     events.extend(decoder.flush(take.end_t))
                     live.events_done = len(events)
                 live.ending = "end"

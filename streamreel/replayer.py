@@ -37,12 +37,13 @@ from .browser import BrowserState
 from .cassette import Cassette
 from .clock import Clock
 from .errors import FaultSpecError, NoMatchError, StreamreelError
+from .fault_injection.base import FaultOutcome
 from .library import CASSETTE_PARAM, Library, Refusal
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, Matcher, ReceivedRequest
 from .pipeline import EventChunks, Plan, plan
-from .providers import detect_provider
+from .providers import decode_body, detect_provider
 from .providers.anthropic import error_body, error_headers
-from .sse import Event, decode
+from .sse import Event
 from .scrub import Scrubber
 
 __all__ = ["Replayer", "SentResponse", "MAX_REQUEST_BYTES", "FAULTS_HEADER"]
@@ -77,7 +78,10 @@ class SentResponse:
     ``close`` or ``end``; before a ``reset``, what the peer's kernel acknowledged (the
     server waits for that, so it is everything unless the client stopped reading).
     ``answered_by`` names the request fault (``http:...``) that answered instead of the
-    recording; ``headers`` are the response headers sent. On a directory server
+    recording; ``faults`` says, for each fault in force (the cassette's, the replay's, the
+    request header's), whether it fired on this response and what it did or why it could
+    not (:class:`~streamreel.fault_injection.FaultOutcome`; ``fault_specs`` lists just
+    their spec strings); ``headers`` are the response headers sent. On a directory server
     (``cassette_dir=``), ``cassette`` is the path, relative to the directory, of the
     cassette that answered (``interaction`` is an index in it).
     """
@@ -89,7 +93,7 @@ class SentResponse:
     events_done: int
     ending: str | None
     client_hung_up: bool
-    faults: tuple[str, ...]
+    faults: tuple[FaultOutcome, ...]
     started: float
     finished: float | None
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -99,11 +103,21 @@ class SentResponse:
     @property
     def events(self) -> list[Event]:
         """The whole events among the bytes that went out (an event cut in half is left out)."""
-        return decode(self.data)[: self.events_done] if self.events_done else []
+        return decode_body(self.headers, self.data)[: self.events_done] if self.events_done else []
 
     @property
     def bytes_sent(self) -> int:
         return len(self.data)
+
+    @property
+    def fault_specs(self) -> tuple[str, ...]:
+        """The spec strings of the faults in force, fired or not (``("disconnect:after=2",)``)."""
+        return tuple(o.spec for o in self.faults)
+
+    @property
+    def fired(self) -> tuple[str, ...]:
+        """The spec strings of the faults that fired on this response."""
+        return tuple(o.spec for o in self.faults if o.fired)
 
     @property
     def duration_ms(self) -> float | None:
@@ -123,7 +137,7 @@ class _Live:
         self.events_done = 0
         self.ending: str | None = None
         self.client_hung_up = False
-        self.faults: tuple[str, ...] = ()
+        self.faults: tuple[FaultOutcome, ...] = ()
         self.started = started
         self.finished: float | None = None
         self.headers: dict[str, str] = {}
@@ -545,17 +559,19 @@ class Replayer:
             return web.Response(status=204, headers=_CORS)
         faults = state.faults + extra
         keys = state.fault_keys + extra_keys
-        attempts: dict[int, int] = {}
-        for i, f in enumerate(faults):
-            if f.layer == "request":
-                attempts[i] = state.attempts.get(keys[i], 0)
-                state.attempts[keys[i]] = attempts[i] + 1
+        attempts = {i: state.attempts.get(keys[i], 0) for i, f in enumerate(faults) if f.times is not None}
         live.interaction = index
-        live.faults = keys
+        live.faults = tuple(FaultOutcome(k, False, "not planned") for k in keys)
         try:
             p = plan(interaction, faults, speed=state.speed, attempts=attempts, provider=state.providers[index])
         except (StreamreelError, ValueError) as e:
             return self._error(live, 400, "invalid_request_error", f"streamreel: the faults {list(keys)} cannot be applied to this response: {e}")
+        live.faults = p.outcomes
+        for i in p.used:
+            if i in attempts:
+                state.attempts[keys[i]] = state.attempts.get(keys[i], 0) + 1
+        if p.unfit:
+            _FAULT_LOG.warning("request %d (%s %s): %s", live.request_index, received.method, received.path, "; ".join(str(p.outcomes[i]) for i in p.unfit))
         if p.answered_by is not None:
             state.matcher.release(index)
             live.answered_by = str(p.answered_by)
@@ -735,6 +751,7 @@ class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 _SERVER_LOG = _ServerLog(logging.getLogger("aiohttp.server"), {})
+_FAULT_LOG = logging.getLogger("streamreel.faults")
 
 
 def _client_left(live: _Live) -> None:

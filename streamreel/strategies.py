@@ -570,7 +570,7 @@ def _fault_strategies(events: int, stream_bytes: int) -> dict[str, SearchStrateg
     after = _from_end(events)
     spec = st.builds
     return {
-        "latency": spec("latency:first={}ms,each={}ms,jitter={}ms,seed={}".format, st.integers(0, 20), st.integers(0, 1), st.integers(0, 1), st.integers(0, 2**16)),
+        "latency": spec("latency:first={}ms,each={}ms,jitter={}ms,seed={}".format, st.integers(1, 20), st.integers(0, 1), st.integers(0, 1), st.integers(0, 2**16)),
         "pings": spec("pings:every={}ms".format, st.integers(1, 100).map(lambda k: 101 - k)),
         "fragment": st.one_of(
             spec("fragment:size={}".format, st.integers(1, 16).map(lambda k: 17 - k)),
@@ -586,11 +586,13 @@ def _fault_strategies(events: int, stream_bytes: int) -> dict[str, SearchStrateg
             "drop:event={}".format,
             st.one_of(st.sampled_from(("ping", "message_stop", "content_block_stop", "message_delta", "[DONE]")), st.integers(1, events).map(lambda k: -k)),
         ),
-        "truncate": spec("truncate:event={},keep={}".format, st.integers(1, events).map(lambda k: -k), st.sampled_from((0.5, 0.0, 0.9, 0.25))),
+        # never keep=0: an empty data line is skipped by the anthropic SDK, a drop rather than broken JSON
+        "truncate": spec("truncate:event={},keep={}".format, st.integers(1, events).map(lambda k: -k), st.sampled_from((0.5, 0.9, 0.25, 0.1))),
         "error": spec("error:after={},type={}".format, after, st.sampled_from(("overloaded_error", "api_error", "rate_limit_error"))),
+        # a cut before the last byte: one at the very end would end a whole stream as it ends anyway
         "disconnect": st.one_of(
-            spec("disconnect:after={},how={}".format, after, st.sampled_from(("eof", "close", "reset"))),
-            spec("disconnect:after_bytes={},how={}".format, _from_end(stream_bytes), st.sampled_from(("eof", "close", "reset"))),
+            spec("disconnect:after={},how={}".format, _from_end(max(events - 1, 0)), st.sampled_from(("eof", "close", "reset"))),
+            spec("disconnect:after_bytes={},how={}".format, _from_end(max(stream_bytes - 1, 0)), st.sampled_from(("eof", "close", "reset"))),
         ),
     }
 
@@ -652,6 +654,27 @@ def fault_plans(
     return st.tuples(*(slot for _ in range(max_faults))).map(lambda plan: [spec for spec in plan if spec is not None])
 
 
+def _fitting(cassette: Cassette, specs: list[str]) -> list[str]:
+    """The specs that apply to the cassette's first response (the replayer refuses a fault that
+    cannot apply to any), leaving out, one pass at a time, those that do not."""
+    from .fault_injection import parse
+    from .pipeline import plan as make_plan
+
+    if not cassette.interactions or not specs:
+        return specs
+    own = parse(list(cassette.faults))
+    while specs:
+        try:
+            p = make_plan(cassette.interactions[0], (*own, *parse(specs)))
+        except ValueError:
+            return []
+        unfit = {i - len(own) for i in p.unfit if i >= len(own)}
+        if not unfit:
+            return specs
+        specs = [s for i, s in enumerate(specs) if i not in unfit]
+    return specs
+
+
 def faulted(
     cassette: Cassette | SearchStrategy[Cassette],
     *,
@@ -679,6 +702,7 @@ def faulted(
         events = cas.interactions[0].response.events if cas.interactions else None
         size = sum(len(e.wire) for e in events or ())
         plan = draw(fault_plans(kinds=chosen, max_faults=max_faults, events=max(1, len(events or ())), stream_bytes=max(1, size)))
+        plan = _fitting(cas, plan)
         return replace(cas, faults=(*cas.faults, *plan)) if plan else cas
 
     return build()

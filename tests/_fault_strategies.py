@@ -13,19 +13,24 @@ cut_points = st.one_of(
     st.fixed_dictionaries({"after_bytes": st.integers(0, 2000)}),
 )
 small_ms = st.floats(0, 5, allow_nan=False).map(lambda x: round(x, 2))
+times = st.one_of(st.none(), st.integers(1, 3))
 
 
 def latency() -> st.SearchStrategy[Latency]:
-    return st.builds(Latency, first_ms=small_ms, each_ms=small_ms, jitter_ms=small_ms, headers_ms=small_ms, seed=st.integers(0, 2**16))
+    return st.builds(Latency, first_ms=small_ms.map(lambda x: x + 0.01), each_ms=small_ms, jitter_ms=small_ms, headers_ms=small_ms, seed=st.integers(0, 2**16), times=times)
 
 
 def stall(*, hang: bool = True) -> st.SearchStrategy[Stall]:
-    seconds = st.one_of(st.none(), st.floats(0, 0.02).map(lambda x: round(x, 3))) if hang else st.floats(0, 0.02).map(lambda x: round(x, 3))
-    return cut_points.flatmap(lambda cut: st.builds(Stall, seconds=seconds, **{k: st.just(v) for k, v in cut.items()}))
+    timed = st.floats(0.001, 0.02).map(lambda x: round(x, 3))
+    seconds = st.one_of(st.none(), timed) if hang else timed
+    return cut_points.flatmap(lambda cut: st.builds(Stall, seconds=seconds, times=times, **{k: st.just(v) for k, v in cut.items()}))
 
 
 def disconnect() -> st.SearchStrategy[Disconnect]:
-    return cut_points.flatmap(lambda cut: st.builds(Disconnect, how=st.sampled_from(["reset", "close", "eof"]), **{k: st.just(v) for k, v in cut.items()}))
+    inside = st.fixed_dictionaries({"inside": st.integers(1, 12), "keep_bytes": st.one_of(st.none(), st.integers(1, 40))})
+    return st.one_of(cut_points, inside).flatmap(
+        lambda cut: st.builds(Disconnect, how=st.sampled_from(["reset", "close", "eof"]), times=times, **{k: st.just(v) for k, v in cut.items()})
+    )
 
 
 def fragment() -> st.SearchStrategy[Fragment]:

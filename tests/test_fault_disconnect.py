@@ -26,12 +26,35 @@ def test_a_cut_after_bytes_splits_the_event_it_falls_in() -> None:
     assert chunks[-1].events_done == 4 and p.ending.how == "reset"
 
 
-def test_a_stream_shorter_than_the_cut_is_cut_at_its_end_and_a_recorded_cut_keeps_its_own_ending() -> None:
-    p, chunks = run(anthropic_cassette(), "disconnect:after=50,how=close", speed=0)
-    assert len(chunks) == 9 and p.ending.how == "close"
+def test_a_cut_past_the_end_does_not_fire_and_says_what_the_stream_holds() -> None:
+    for spec in ("disconnect:after=50,how=close", "disconnect:after_bytes=99999", "disconnect:inside=10"):
+        p, chunks = run(anthropic_cassette(), spec, speed=0)
+        assert len(chunks) == 9 and p.ending.how == "end"
+        assert not p.outcomes[0].fired and p.unfit == (0,)
+        assert "past the end" in p.outcomes[0].detail and "9 events" in p.outcomes[0].detail
     hung = Cassette.from_events([Event(t=0, data="x")], end=End(t=5, reason="timeout"))
     p, _ = run(hung, "disconnect:after=50,how=close")
-    assert p.ending.how == "hang"
+    assert p.ending.how == "hang" and not p.outcomes[0].fired
+
+
+def test_a_cut_at_the_end_fires_only_when_it_changes_how_the_stream_ends() -> None:
+    p, chunks = run(anthropic_cassette(), "disconnect:after=9,how=reset", speed=0)
+    assert len(chunks) == 9 and p.ending.how == "reset" and p.outcomes[0].fired
+    p, chunks = run(anthropic_cassette(), "disconnect:after=9,how=eof", speed=0)
+    assert not p.outcomes[0].fired and "already ends this way (eof)" in p.outcomes[0].detail
+
+
+def test_a_cut_inside_an_event_sends_keep_bytes_of_it() -> None:
+    _, plain = run(anthropic_cassette(), (), speed=0)
+    sizes = [len(c.data) for c in plain]
+    p, chunks = run(anthropic_cassette(), "disconnect:inside=4,keep=7,how=close", speed=0)
+    assert wire(chunks) == wire(plain)[: sum(sizes[:3]) + 7]
+    assert chunks[-1].events_done == 3 and p.ending == Ending("close", None)
+    assert p.outcomes[0].detail == f"close inside event 4 of 9 (content_block_delta), 7 of its {sizes[3]} bytes in"
+    p, chunks = run(anthropic_cassette(), "disconnect:inside=4", speed=0)
+    assert len(wire(chunks)) == sum(sizes[:3]) + sizes[3] // 2
+    p, _ = run(anthropic_cassette(), f"disconnect:inside=4,keep={sizes[3]}", speed=0)
+    assert not p.outcomes[0].fired and f"which is {sizes[3]} bytes; keep must be 1..{sizes[3] - 1}" in p.outcomes[0].detail
 
 
 def test_on_the_wire_reset_is_an_rst_close_a_fin_without_terminator_eof_a_clean_end() -> None:

@@ -8,7 +8,8 @@ import httpx2
 import pytest
 from _fault_helpers import anthropic_cassette, run, wire
 
-from streamreel import Replayer
+from streamreel import Cassette, Event, Replayer
+from streamreel.cassette import End
 
 
 def test_a_stall_without_seconds_sends_n_events_then_hangs() -> None:
@@ -34,11 +35,23 @@ def test_a_timed_stall_inserts_silence_and_the_rest_follows() -> None:
     assert p.ending.how == "end"
 
 
-def test_a_stream_shorter_than_the_stall_point_stalls_at_its_end() -> None:
-    p, chunks = run(anthropic_cassette(), "stall:after=50", speed=0)
-    assert len(chunks) == 9 and p.ending.how == "hang"
-    p, _ = run(anthropic_cassette(), "stall:after=50,seconds=1", speed=0)
-    assert p.ending.how == "end" and p.ending.at_ms == 1000
+def test_a_stall_point_past_the_end_does_not_fire_and_says_what_the_stream_holds() -> None:
+    for spec in ("stall:after=50", "stall:after=50,seconds=1", "stall:after_bytes=99999"):
+        p, chunks = run(anthropic_cassette(), spec, speed=0)
+        assert len(chunks) == 9 and p.ending.how == "end"
+        (outcome,) = p.outcomes
+        assert not outcome.fired and p.unfit == (0,)
+        assert "past the end" in outcome.detail and "9 events: message_start" in outcome.detail
+
+
+def test_a_stall_at_the_very_end_holds_the_end_back() -> None:
+    p, chunks = run(anthropic_cassette(), "stall:after=9", speed=0)
+    assert len(chunks) == 9 and p.ending.how == "hang" and p.outcomes[0].fired
+    p, _ = run(anthropic_cassette(), "stall:after=9,seconds=1", speed=0)
+    assert p.ending.how == "end" and p.ending.at_ms == 1000 and p.outcomes[0].fired
+    hung = Cassette.from_events([Event(t=0, data="x")], end=End(t=5, reason="timeout"))
+    p, _ = run(hung, "stall:after=1")
+    assert not p.outcomes[0].fired and "already ends in silence" in p.outcomes[0].detail
 
 
 def test_a_client_read_timeout_hits_the_stall_and_the_ground_truth_says_so() -> None:

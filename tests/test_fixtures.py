@@ -182,12 +182,12 @@ def test_marker_keywords_are_those_of_load(pytester: pytest.Pytester) -> None:
         @pytest.mark.reel("c.yaml", faults=["speed:0"], speed=0)
         def test_marker(reel):
             ask(reel.url)
-            assert reel.responses[0].faults == (SPEC,)
+            assert reel.responses[0].fault_specs == (SPEC,)
 
         def test_load(reel):
             reel.load("c.yaml", faults=["speed:0"], speed=0)
             ask(reel.url)
-            assert reel.responses[0].faults == (SPEC,)
+            assert reel.responses[0].fault_specs == (SPEC,)
         """,
     )
     run(pytester).assert_outcomes(passed=2)

@@ -16,6 +16,7 @@ import pytest
 from _fault_helpers import anthropic_cassette, raw_request, wire
 
 from streamreel import Replayer, load, save
+from streamreel.fault_injection import FaultOutcome
 from streamreel.pipeline import plan, timed_chunks
 
 REQUEST = {"model": "claude-test", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
@@ -26,7 +27,8 @@ def test_a_header_fault_applies_to_that_request_only() -> None:
         cut = raw_request(r.url, headers={"x-streamreel-faults": "disconnect:after=2,how=close"})
         whole = raw_request(r.url)
         first, second = r.settle(requests=2)
-    assert (cut.ended_by, first.ending, first.events_done, first.faults) == ("eof", "close", 2, ("disconnect:after=2,how=close",))
+    assert (cut.ended_by, first.ending, first.events_done, first.fault_specs) == ("eof", "close", 2, ("disconnect:after=2,how=close",))
+    assert first.faults == (FaultOutcome("disconnect:after=2,how=close", True, "close after event 2 of 9"),)
     assert (whole.ended_by, second.ending, second.events_done, second.faults) == ("terminator", "end", 9, ())
 
 
@@ -48,9 +50,11 @@ def test_cassette_faults_apply_on_every_replay_and_stack_with_the_replayers_and_
         raw_request(r.url)
         raw_request(r.url, headers={"x-streamreel-faults": "truncate:event=0,keep=0.5"})
         plain, truncated = r.settle(requests=2)
-    assert plain.faults == ("drop:event=ping", "disconnect:after=6,how=eof")
+    assert plain.fault_specs == ("drop:event=ping", "disconnect:after=6,how=eof")
+    assert plain.fired == plain.fault_specs
     assert b"event: ping" not in plain.data and plain.events_done == 6 and plain.ending == "end"
-    assert truncated.faults == (*plain.faults, "truncate:event=0")
+    assert truncated.fault_specs == (*plain.fault_specs, "truncate:event=0")
+    assert [o.fired for o in truncated.faults] == [True, True, True]
     assert truncated.events[0].json(default=None) is None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import REGISTRY, ByteFault, Context, EventFault, Fault, RequestFault, parse, parse_one, register, spec_field, to_spec
+from .base import REGISTRY, ByteFault, Context, EventFault, Fault, FaultOutcome, RequestFault, parse, parse_one, register, spec_field, to_spec
 from .disconnect import Disconnect
 from .drop import Drop
 from .error import Error
@@ -10,7 +10,7 @@ from .fragment import Fragment
 from .http import Http
 from .latency import Latency
 from .pings import Pings
-from .speed import Speed
+from .speed import Speed, check_speed
 from .stall import Stall
 from .throttle import Throttle
 from .truncate import Truncate
@@ -21,6 +21,7 @@ __all__ = [
     "Context",
     "EventFault",
     "Fault",
+    "FaultOutcome",
     "RequestFault",
     "Disconnect",
     "Drop",
@@ -38,4 +39,5 @@ __all__ = [
     "register",
     "spec_field",
     "to_spec",
+    "check_speed",
 ]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import providers
 from ..providers import anthropic as _anthropic
-from ..providers import openai as _openai
 from ..sse import Event
-from .base import Context, EventFault, register, spec_field
+from .base import Context, EventFault, holds, register, spec_field
 
 __all__ = ["Error", "ERROR_TYPES"]
 
@@ -20,10 +20,12 @@ class Error(EventFault):
     """After ``after_events`` events, send the error the provider sends when a stream fails,
     then end the body cleanly without the rest (as the APIs do).
 
-    Anthropic: ``event: error`` with ``{"type": "error", "error": {"type": ..., "message": ...}}``.
+    Anthropic (and on Vertex): ``event: error`` with ``{"type": "error", "error": {"type": ..., "message": ...}}``.
     OpenAI Chat Completions: a ``{"error": {...}}`` chunk then ``data: [DONE]``; Responses:
-    ``event: error`` then ``response.failed``. The OpenAI error has the type and message
-    the OpenAI API uses for the HTTP status that goes with ``error_type``.
+    ``event: error`` then ``response.failed``; Gemini: Google's ``{"error": {...}}`` as the
+    last chunk; Bedrock: an exception frame (``modelStreamErrorException``,
+    ``throttlingException``, ...). The other APIs' error has the type and message they use for
+    the HTTP status that goes with ``error_type`` (see :mod:`streamreel.providers`).
     """
 
     name = "error"
@@ -38,14 +40,18 @@ class Error(EventFault):
         if self.error_type not in ERROR_TYPES:
             raise ValueError(f"type must be one of {', '.join(ERROR_TYPES)}, got {self.error_type!r}")
 
+    def why_not(self, events: tuple[Event, ...], ctx: Context) -> str | None:
+        if self.after_events > len(events):
+            return f"after={self.after_events} is past the end; the stream holds {holds(events)}"
+        return None
+
+    def describe(self, events: tuple[Event, ...], ctx: Context) -> str:
+        return f"{self.error_type} after event {self.after_events} of {len(events)}"
+
     def apply_events(self, events: tuple[Event, ...], ctx: Context) -> tuple[Event, ...]:
         before = events[: self.after_events]
         if self.after_events < len(events):
             t = events[self.after_events].t
         else:
             t = events[-1].t if events else 0.0
-        if ctx.provider == "openai":
-            injected = _openai.stream_error_events(before, t, _anthropic.status_for(self.error_type), self.message)
-        else:
-            injected = (_anthropic.error_event(t, self.error_type, self.message),)
-        return (*before, *injected)
+        return (*before, *providers.get(ctx.provider).stream_error(before, t, self.error_type, self.message))

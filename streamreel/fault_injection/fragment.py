@@ -9,7 +9,10 @@ from typing import Iterable, Iterator
 from ..pipeline import Chunk, Plan
 from .base import ByteFault, Context, register, spec_field
 
-__all__ = ["Fragment"]
+__all__ = ["Fragment", "MAX_PIECE_BYTES"]
+
+MAX_PIECE_BYTES = 1 << 20
+"""The largest piece ``size``/``max`` may ask for (a mebibyte)."""
 
 
 @register
@@ -27,11 +30,12 @@ class Fragment(ByteFault):
 
     name = "fragment"
     stage = 50
+    needs_chunks = True
 
-    size_bytes: int = spec_field("size", "int", default=1, help="bytes per write")
+    size_bytes: int = spec_field("size", "int", default=1, low=1, high=MAX_PIECE_BYTES, help="bytes per write")
     random: bool = spec_field("random", "bool", default=False, help="random sizes from 1 to max")
-    max_bytes: int = spec_field("max", "int", default=16, help="largest random piece")
-    seed: int = spec_field("seed", "int", default=0, help="seed of the random sizes")
+    max_bytes: int = spec_field("max", "int", default=16, low=1, high=MAX_PIECE_BYTES, help="largest random piece")
+    seed: int = spec_field("seed", "int", default=0, high=2**64 - 1, help="seed of the random sizes")
     gap_ms: float = spec_field("gap", "ms", default=0.0, help="pause between pieces")
 
     def __post_init__(self) -> None:
@@ -41,6 +45,25 @@ class Fragment(ByteFault):
             raise ValueError(f"max must be >= 1 byte, got {self.max_bytes}")
         if not self.gap_ms >= 0:
             raise ValueError(f"gap must be >= 0ms, got {self.gap_ms!r}")
+
+    def why_not(self, plan: Plan, ctx: Context) -> str | None:
+        runs = list(_same_time_runs(plan.chunks))
+        if not runs:
+            return "the stream sends no bytes to split"
+        pieces = self._chunks(Chunk(at, data, 0) for at, data in runs)
+        for (at, data), piece in zip(runs, pieces):
+            if piece.at_ms != at or len(piece.data) != len(data):
+                return None
+        longest = max(len(data) for _, data in runs)
+        sizes = f"random sizes up to max={self.max_bytes}" if self.random else f"size={self.size_bytes}"
+        return f"no write of the stream is longer than one piece ({sizes}; the longest write is {longest} bytes), so nothing would be split"
+
+    def max_delay_ms(self, events: int, size: int) -> float:
+        return self.gap_ms * size
+
+    def describe(self, plan: Plan, ctx: Context) -> str:
+        sizes = f"random pieces of 1..{self.max_bytes} bytes (seed {self.seed})" if self.random else f"pieces of {self.size_bytes} bytes"
+        return f"split into {sizes}" + (f", {self.gap_ms:g} ms apart" if self.gap_ms else "")
 
     def apply(self, plan: Plan, ctx: Context) -> Plan:
         return replace(plan, chunks=self._chunks(plan.chunks), separate_writes=True)

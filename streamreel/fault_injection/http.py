@@ -27,9 +27,9 @@ class Http(RequestFault):
 
     name = "http"
 
-    status: int = spec_field("status", "int", default=529, positional=True, help="HTTP status, 400-599")
-    times: int = spec_field("times", "int", default=1, help="how many requests get the error before the stream goes through")
-    retry_after_s: float | None = spec_field("retry_after", "s", default=None, help="retry-after to send (seconds; 10ms also works)")
+    status: int = spec_field("status", "int", default=529, positional=True, low=400, high=599, help="HTTP status, 400-599")
+    times: int | None = spec_field("times", "int", default=1, low=1, help="how many requests get the error before the stream goes through")
+    retry_after_s: float | None = spec_field("retry_after", "s", default=None, help="retry-after to send (seconds, up to an hour; 10ms also works)")
     should_retry: bool | None = spec_field("should_retry", "bool", default=None, help="x-should-retry (default: true for 408, 409, 429, 5xx)")
     error_type: str | None = spec_field("type", "str", default=None, help="error type in the body (default: the provider's for the status)")
     message: str | None = spec_field("message", "str", default=None, help="error message (default: the API's usual one)")
@@ -37,20 +37,21 @@ class Http(RequestFault):
     def __post_init__(self) -> None:
         if not 400 <= self.status <= 599:
             raise ValueError(f"status must be an HTTP error status (400-599), got {self.status}")
-        if self.times < 1:
+        if self.times is not None and self.times < 1:
             raise ValueError(f"times must be >= 1, got {self.times}")
         if self.retry_after_s is not None and not self.retry_after_s >= 0:
             raise ValueError(f"retry_after must be >= 0, got {self.retry_after_s!r}")
 
+    def describe(self, attempt: int, ctx: Context) -> str:
+        return f"answered HTTP {self.status} instead of the stream ({attempt + 1} of {self.times or 'every'})"
+
     def intercept(self, attempt: int, ctx: Context) -> Plan | None:
-        if attempt >= self.times:
+        if self.times is not None and attempt >= self.times:
             return None
-        provider = "openai" if ctx.provider == "openai" else "anthropic"
-        rid = providers.request_id(provider, str(self), attempt, ctx.seed)
-        body = providers.error_body(provider, self.status, message=self.message, error_type=self.error_type)
-        if provider == "anthropic":
-            body["request_id"] = rid
-        headers = providers.error_headers(provider, self.status, retry_after_s=self.retry_after_s, request_id=rid, should_retry=self.should_retry)
+        dialect = providers.get(ctx.provider)
+        rid = dialect.request_id(str(self), attempt, ctx.seed)
+        body = dialect.error_body(self.status, message=self.message, error_type=self.error_type, request_id=rid)
+        headers = dialect.error_headers(self.status, retry_after_s=self.retry_after_s, request_id=rid, should_retry=self.should_retry)
         return Plan(
             status=self.status,
             headers=headers,

@@ -25,17 +25,36 @@ class Latency(ByteFault):
 
     name = "latency"
     stage = 10
+    needs_chunks = True
 
     first_ms: float = spec_field("first", "ms", default=0.0, help="extra delay before the first event")
     each_ms: float = spec_field("each", "ms", default=0.0, help="extra delay before every later event")
     jitter_ms: float = spec_field("jitter", "ms", default=0.0, help="each delay varies by up to this much either way")
     headers_ms: float = spec_field("headers", "ms", default=0.0, help="extra delay before the response headers")
-    seed: int = spec_field("seed", "int", default=0, help="seed of the jitter")
+    seed: int = spec_field("seed", "int", default=0, high=2**64 - 1, help="seed of the jitter")
 
     def __post_init__(self) -> None:
-        for key, value in (("first", self.first_ms), ("each", self.each_ms), ("jitter", self.jitter_ms), ("headers", self.headers_ms)):
-            if not value >= 0:
-                raise ValueError(f"{key} must be >= 0ms, got {value!r}")
+        if not (self.first_ms or self.each_ms or self.jitter_ms or self.headers_ms):
+            raise ValueError("every delay is 0; give first=, each=, jitter= or headers= (e.g. latency:first=300ms)")
+
+    def why_not(self, plan: Plan, ctx: Context) -> str | None:
+        if self.headers_ms:
+            return None
+        n = _count(plan.chunks)
+        if not n:
+            return "the stream has no events to delay"
+        if any(d > 0 for d in islice(self._delays(), n)):
+            return None
+        return f"every delay drawn for its {n} event(s) is 0"
+
+    def max_delay_ms(self, events: int, size: int) -> float:
+        return self.headers_ms + self.first_ms + self.jitter_ms + (self.each_ms + self.jitter_ms) * events
+
+    def describe(self, plan: Plan, ctx: Context) -> str:
+        parts = [f"{key} +{value:g}ms" for key, value in (("headers", self.headers_ms), ("first", self.first_ms), ("each", self.each_ms)) if value]
+        if self.jitter_ms:
+            parts.append(f"jitter {self.jitter_ms:g}ms")
+        return "delayed " + ", ".join(parts)
 
     def delays(self, count: int) -> list[float]:
         """The delay added before each of ``count`` events (ms), before accumulation."""
@@ -74,3 +93,7 @@ def _shifted(chunks: Iterable[Chunk], delays: Iterator[float], start: float) -> 
     for c, d in zip(chunks, delays):
         total += d
         yield Chunk(c.at_ms + total, c.data, c.events_done)
+
+
+def _count(chunks: Iterable[Chunk]) -> int:
+    return len(chunks) if isinstance(chunks, Sized) else sum(1 for _ in chunks)

@@ -12,6 +12,9 @@ __all__ = ["Throttle"]
 
 _TICK_S = 0.01
 
+MAX_BYTES_PER_S = 1e9
+"""The fastest cap a throttle may set (a gigabyte a second); the slowest is 1 byte a second."""
+
 
 @register
 @dataclass(frozen=True)
@@ -21,12 +24,29 @@ class Throttle(ByteFault):
 
     name = "throttle"
     stage = 40
+    needs_chunks = True
 
-    bytes_per_s: float = spec_field("bytes_per_s", "float", default=0.0, help="bandwidth cap in bytes per second")
+    bytes_per_s: float = spec_field("bytes_per_s", "float", default=1.0, low=1.0, high=MAX_BYTES_PER_S, help="bandwidth cap in bytes per second")
 
-    def __post_init__(self) -> None:
-        if not self.bytes_per_s > 0:
-            raise ValueError(f"bytes_per_s must be > 0, got {self.bytes_per_s!r}")
+    def why_not(self, plan: Plan, ctx: Context) -> str | None:
+        ms_per_byte = 1000.0 / self.bytes_per_s
+        piece = self.piece_bytes
+        free_at = 0.0
+        count = 0
+        for c in plan.chunks:
+            if len(c.data) > piece or c.at_ms < free_at:
+                return None
+            free_at = c.at_ms + len(c.data) * ms_per_byte
+            count += 1
+        if not count:
+            return "the stream sends no bytes to slow down"
+        return f"at {self.bytes_per_s:g} bytes/s every write of the stream goes out whole and before the next is due; nothing would be slowed"
+
+    def max_delay_ms(self, events: int, size: int) -> float:
+        return size * 1000.0 / self.bytes_per_s
+
+    def describe(self, plan: Plan, ctx: Context) -> str:
+        return f"at most {self.bytes_per_s:g} bytes/s"
 
     @property
     def piece_bytes(self) -> int:

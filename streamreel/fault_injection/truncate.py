@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from .. import providers
 from ..sse import Event
-from .base import Context, EventFault, register, selected, spec_field
+from .base import Context, EventFault, register, selected, spec_field, unpicked
 
 __all__ = ["Truncate"]
 
@@ -15,12 +16,16 @@ __all__ = ["Truncate"]
 class Truncate(EventFault):
     """Keep only the first ``keep_fraction`` of the ``data`` of the events ``events`` picks
     (0-based index, negative from the end, or a name: every event of that type). The
-    event still goes out whole, blank line included, so the stream goes on after it."""
+    event still goes out whole, blank line included, so the stream goes on after it. In
+    Bedrock's event stream the frame is cut instead, so its checksum no longer matches.
+
+    ``keep=0`` sends an empty ``data:`` line: the anthropic SDK skips an event whose data is
+    empty, so a client sees the event vanish (a drop), not broken JSON."""
 
     name = "truncate"
 
     events: tuple[int | str, ...] = spec_field("event", "ints_or_names", default=(), help="index or name of the event(s) to cut, joined by |")
-    keep_fraction: float = spec_field("keep", "float", default=0.5, help="fraction of the data kept, 0 <= keep < 1")
+    keep_fraction: float = spec_field("keep", "float", default=0.5, help="fraction of the data kept, 0 <= keep < 1 (0: an empty data line)")
 
     def __post_init__(self) -> None:
         if not self.events:
@@ -28,10 +33,15 @@ class Truncate(EventFault):
         if not 0 <= self.keep_fraction < 1:
             raise ValueError(f"keep must be in [0, 1), got {self.keep_fraction!r}")
 
+    def why_not(self, events: tuple[Event, ...], ctx: Context) -> str | None:
+        return unpicked(events, self.events, usable=lambda ev: bool(ev.data))
+
+    def describe(self, events: tuple[Event, ...], ctx: Context) -> str:
+        picked = sorted(i for i in selected(events, self.events) if events[i].data)
+        which = f"event {picked[0]}" if len(picked) == 1 else f"events {', '.join(map(str, picked))}"
+        return f"cut the data of {which} to {self.keep_fraction:.0%}"
+
     def apply_events(self, events: tuple[Event, ...], ctx: Context) -> tuple[Event, ...]:
         picked = selected(events, self.events)
-        return tuple(self._cut(ev) if i in picked and ev.data else ev for i, ev in enumerate(events))
-
-    def _cut(self, event: Event) -> Event:
-        data = event.data or ""
-        return replace(event, data=data[: int(len(data) * self.keep_fraction)])
+        dialect = providers.get(ctx.provider)
+        return tuple(dialect.truncated(ev, self.keep_fraction) if i in picked and ev.data else ev for i, ev in enumerate(events))

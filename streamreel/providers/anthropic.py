@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 from ..sse import Event
-from . import retry_headers
+from . import Dialect, Synth, register, retry_headers
 
 __all__ = [
     "ERROR_TYPES",
@@ -32,6 +32,8 @@ __all__ = [
     "Block",
     "message_events",
     "estimate_tokens",
+    "Anthropic",
+    "DIALECT",
 ]
 
 ERROR_TYPES: dict[int, tuple[str, str]] = {
@@ -218,3 +220,108 @@ def message_events(
     )
     out.append(_ev("message_stop", {"type": "message_stop"}))
     return tuple(out)
+
+
+# ---------------------------------------------------------------- the dialect
+
+
+_EVENT_NAMES = frozenset({"message_start", "content_block_start", "content_block_delta", "message_stop"})
+PING_DATA = '{"type": "ping"}'
+"""The ping payload, with the space after the colon that the API really sends."""
+
+
+class Anthropic(Dialect):
+    """The Messages API (``POST /v1/messages``): named SSE events from ``message_start`` to ``message_stop``."""
+
+    name = "anthropic"
+    label = "Anthropic Messages"
+    delta_tokens = (1, 5)
+    has_thinking = True
+
+    def claims(self, route: str, headers: Mapping[str, str]) -> bool:
+        return route.endswith("/messages")
+
+    def claims_events(self, events: Sequence[Event]) -> bool:
+        for ev in events:
+            if ev.event in _EVENT_NAMES:
+                return True
+            if ev.event is None and ev.type in _EVENT_NAMES:
+                return True
+        return False
+
+    def path(self, model: str | None = None) -> str:
+        return "/v1/messages"
+
+    def is_complete(self, events: Sequence[Event]) -> bool:
+        last = _last_data_event(events)
+        return last is not None and (last.type in ("message_stop", "error") or last.event == "error")
+
+    def keepalive(self, t: float) -> Event:
+        return Event(t=t, event="ping", data=PING_DATA)
+
+    def error_body(self, status: int, *, message: str | None = None, error_type: str | None = None, request_id: str | None = None) -> Any:
+        return error_body(status, message=message, error_type=error_type, request_id=request_id)
+
+    def error_headers(self, status: int, *, retry_after_s: float | None = None, request_id: str | None = None, should_retry: bool | None = None) -> dict[str, str]:
+        return error_headers(status, retry_after_s=retry_after_s, request_id=request_id, should_retry=should_retry)
+
+    def request_id(self, *parts: object) -> str:
+        return request_id(*parts)
+
+    def stream_error(self, before: Sequence[Event], t: float, error_type: str, message: str | None = None) -> tuple[Event, ...]:
+        return (error_event(t, error_type, message),)
+
+    def delta_text(self, payload: Any) -> str:
+        if not isinstance(payload, dict) or payload.get("type") != "content_block_delta":
+            return ""
+        delta = payload.get("delta")
+        if isinstance(delta, dict):
+            for key in ("text", "thinking", "partial_json"):
+                value = delta.get(key)
+                if isinstance(value, str):
+                    return value
+        return ""
+
+    def usage_tokens(self, payload: Any) -> int | None:
+        if isinstance(payload, dict) and payload.get("type") == "message_delta":
+            usage = payload.get("usage")
+            return _int(usage.get("output_tokens")) if isinstance(usage, dict) else None
+        return None
+
+    def stop_reason(self, payload: Any, name: str | None = None) -> str | None:
+        if not isinstance(payload, dict):
+            return None
+        kind = payload.get("type")
+        if kind == "message_delta":
+            delta = payload.get("delta")
+            return delta.get("stop_reason") if isinstance(delta, dict) else None
+        if kind == "error":
+            err = payload.get("error")
+            detail = err.get("type") if isinstance(err, dict) else None
+            return f"error: {detail}" if detail else "error"
+        return None
+
+    def synth(self, reply: Synth) -> tuple[Event, ...]:
+        blocks: list[Block] = []
+        if reply.thinking:
+            blocks.append(ThinkingBlock(reply.thinking))
+        if reply.text:
+            blocks.append(TextBlock(reply.text))
+        if reply.tool is not None:
+            blocks.append(ToolUseBlock(reply.tool[0], reply.tool[1]))
+        named = {"model": reply.model} if reply.model else {}
+        return message_events(blocks, output_tokens=reply.output_tokens, **named)
+
+
+def _last_data_event(events: Sequence[Event]) -> Event | None:
+    for ev in reversed(events):
+        if not ev.is_comment:
+            return ev
+    return None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+DIALECT = register(Anthropic())

@@ -1,15 +1,19 @@
-"""OpenAI Chat Completions and Responses: error bodies, headers and mid-stream errors as the API sends them."""
+"""OpenAI Chat Completions: error bodies, headers and mid-stream errors as the API sends them, and synthesis.
+
+The Responses API shares the error bodies and headers; its stream is its own dialect
+(:mod:`streamreel.providers.openai_responses`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from ..sse import Event
-from . import retry_headers
+from . import Dialect, Synth, register, retry_headers
 
-__all__ = ["ERROR_TYPES", "error_body", "error_headers", "request_id", "stream_error_events", "is_responses_stream", "chat_events"]
+__all__ = ["ERROR_TYPES", "error_body", "error_headers", "request_id", "stream_error_events", "is_responses_stream", "chat_events", "OpenAIChat", "DIALECT"]
 
 ERROR_TYPES: dict[int, tuple[str, str | None, str]] = {
     400: ("invalid_request_error", None, "Invalid request."),
@@ -60,20 +64,15 @@ def stream_error_events(events_before: Sequence[Event], t: float, status: int, m
 
     Chat Completions: a data-only chunk ``{"error": {...}}`` followed by ``data: [DONE]``
     (as proxies such as OpenRouter send it, so a parser that waits for ``[DONE]`` still
-    stops; the openai SDK raises ``APIError`` at the error chunk). Responses: an
-    ``event: error`` and, when the stream has announced its response, ``response.failed``.
+    stops; the openai SDK raises ``APIError`` at the error chunk). Responses: see
+    :func:`streamreel.providers.openai_responses.stream_error_events`.
     """
+    if is_responses_stream(events_before):
+        from .openai_responses import stream_error_events as responses_error
+
+        return responses_error(events_before, t, status, message)
     err = error_body(status, message=message)["error"]
-    if not is_responses_stream(events_before):
-        return (Event(t=t, data=json.dumps({"error": err}, separators=(",", ":"))), Event(t=t, data="[DONE]"))
-    seq = sum(1 for ev in events_before if ev.event is not None)
-    code = err["code"] or err["type"]
-    out = [Event(t=t, event="error", data=json.dumps({"type": "error", "code": code, "message": err["message"], "param": None, "sequence_number": seq}, separators=(",", ":")))]
-    response = next((p["response"] for p in (ev.json(default=None) for ev in events_before) if isinstance(p, dict) and isinstance(p.get("response"), dict)), None)
-    if response is not None:
-        failed = {**response, "status": "failed", "error": {"code": code, "message": err["message"]}}
-        out.append(Event(t=t, event="response.failed", data=json.dumps({"type": "response.failed", "response": failed, "sequence_number": seq + 1}, separators=(",", ":"))))
-    return tuple(out)
+    return (Event(t=t, data=json.dumps({"error": err}, separators=(",", ":"))), Event(t=t, data="[DONE]"))
 
 
 # ---------------------------------------------------------------- synthesis
@@ -119,3 +118,102 @@ def chat_events(
         out.append(Event(data=json.dumps(payload, separators=(",", ":"))))
     out.append(Event(data="[DONE]"))
     return tuple(out)
+
+
+# ---------------------------------------------------------------- the dialect
+
+
+class OpenAIChat(Dialect):
+    """Chat Completions (``POST /v1/chat/completions``) and legacy completions: data-only chunks, then ``data: [DONE]``."""
+
+    name = "openai"
+    label = "OpenAI Chat Completions"
+
+    def claims(self, route: str, headers: Mapping[str, str]) -> bool:
+        return route.endswith(("/chat/completions", "/completions"))
+
+    def claims_events(self, events: Sequence[Event]) -> bool:
+        for ev in events:
+            if ev.data == "[DONE]":
+                return True
+            payload = ev.json(default=None) if ev.event is None else None
+            if isinstance(payload, dict) and payload.get("object") in ("chat.completion.chunk", "text_completion"):
+                return True
+        return False
+
+    def path(self, model: str | None = None) -> str:
+        return "/v1/chat/completions"
+
+    def is_complete(self, events: Sequence[Event]) -> bool:
+        data = [e for e in events if not e.is_comment]
+        return bool(data) and (data[-1].data == "[DONE]" or data[-1].event == "error" or data[-1].type == "error")
+
+    def error_body(self, status: int, *, message: str | None = None, error_type: str | None = None, request_id: str | None = None) -> Any:
+        return error_body(status, message=message, error_type=error_type)
+
+    def error_headers(self, status: int, *, retry_after_s: float | None = None, request_id: str | None = None, should_retry: bool | None = None) -> dict[str, str]:
+        return error_headers(status, retry_after_s=retry_after_s, request_id=request_id, should_retry=should_retry)
+
+    def request_id(self, *parts: object) -> str:
+        return request_id(*parts)
+
+    def stream_error(self, before: Sequence[Event], t: float, error_type: str, message: str | None = None) -> tuple[Event, ...]:
+        from .anthropic import status_for
+
+        return stream_error_events(before, t, status_for(error_type), message)
+
+    def delta_text(self, payload: Any) -> str:
+        choices = payload.get("choices") if isinstance(payload, dict) else None
+        if not isinstance(choices, list):
+            return ""
+        parts: list[str] = []
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            if isinstance(choice.get("text"), str):
+                parts.append(choice["text"])
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            for key in ("content", "reasoning_content", "reasoning", "refusal"):
+                value = delta.get(key)
+                if isinstance(value, str):
+                    parts.append(value)
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    parts.append(fn["arguments"])
+        return "".join(parts)
+
+    def usage_tokens(self, payload: Any) -> int | None:
+        usage = payload.get("usage") if isinstance(payload, dict) else None
+        if isinstance(usage, dict) and "completion_tokens" in usage:
+            value = usage.get("completion_tokens")
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return None
+
+    def stop_reason(self, payload: Any, name: str | None = None) -> str | None:
+        if not isinstance(payload, dict):
+            return None
+        err = payload.get("error")
+        if isinstance(err, dict) and "choices" not in payload:
+            detail = err.get("type") or err.get("code")
+            return f"error: {detail}" if detail else "error"
+        choices = payload.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, dict) and choice.get("finish_reason"):
+                    return str(choice["finish_reason"])
+            if isinstance(err, dict):
+                return f"error: {err.get('code') or err.get('type') or ''}".rstrip(": ")
+        return None
+
+    def synth(self, reply: Synth) -> tuple[Event, ...]:
+        if reply.thinking:
+            raise ValueError("thinking blocks exist only in Anthropic streams; leave thinking out for provider='openai'")
+        calls = [(reply.tool[0], list(reply.tool[1]))] if reply.tool is not None else []
+        named = {"model": reply.model} if reply.model else {}
+        return chat_events(list(reply.text), tool_calls=calls, usage=True, completion_tokens=reply.output_tokens, **named)
+
+
+DIALECT = register(OpenAIChat())
