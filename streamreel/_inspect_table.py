@@ -1,6 +1,7 @@
 """The readable form of ``streamreel inspect``: one rich table per cassette, then the summary.
 
-The table has a column per figure. When it does not fit the terminal, each interaction is
+Text from the cassette (paths, event names) goes in as ``Text``, never as markup. The table
+has a column per figure. When it does not fit the terminal, each interaction is
 stacked instead (a label and its figures per line), so that at 80 columns every figure is
 still printed whole: a cut or blank figure would be worse than none.
 """
@@ -47,21 +48,20 @@ def _event_counts(m: Metrics) -> list[tuple[int, str]]:
     return [(count, name) for name, count in sorted(m.events.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def _ending(m: Metrics, sep: str = "\n") -> str:
+def _ending(m: Metrics, sep: str = "\n") -> Text:
     if not m.stream:
-        return "body"
-    style = _ENDING_STYLE.get(m.end_reason or "", "white")
-    text = f"[{style}]{m.end_reason}[/{style}]"
-    return f"{text}{sep}{m.stop_reason}" if m.stop_reason else text
+        return Text("body")
+    ending = Text(m.end_reason or "", style=_ENDING_STYLE.get(m.end_reason or "", "white"))
+    return Text.assemble(ending, sep, m.stop_reason) if m.stop_reason else ending
 
 
-def _request(m: Metrics) -> str:
-    return f"{m.method or '*'} {m.path or '*'}"
+def _request(m: Metrics) -> Text:
+    return Text(f"{m.method or '*'} {m.path or '*'}")
 
 
 def _wide(title: str, metrics: Sequence[Metrics]) -> Table:
     """One row per interaction, one column per figure."""
-    table = Table(title=title, title_justify="left", show_lines=len(metrics) > 1)
+    table = Table(title=Text(title), title_justify="left", show_lines=len(metrics) > 1)
     for name, justify in (
         ("#", "right"),
         ("request", "left"),
@@ -77,10 +77,10 @@ def _wide(title: str, metrics: Sequence[Metrics]) -> Table:
     ):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for m in metrics:
-        events = "\n".join(f"{count:>4} {name}" for count, name in _event_counts(m))
+        events = Text("\n".join(f"{count:>4} {name}" for count, name in _event_counts(m)) or "none")
         table.add_row(
             str(m.index), _request(m), str(m.status), _ms(m.headers_ms), _ms(m.ttft_ms), _tokens(m), _rate(m.tps),
-            _gaps(m), _ms(m.longest_stall_ms), events or "none", _ending(m),
+            _gaps(m), _ms(m.longest_stall_ms), events, _ending(m),
         )  # fmt: skip
     return table
 
@@ -92,13 +92,13 @@ def _stacked(title: str, metrics: Sequence[Metrics]) -> Group:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")
-        grid.add_row(f"#{m.index}", f"{_request(m)} -> {m.status}, {_ending(m, sep=', ')}")
+        grid.add_row(f"#{m.index}", Text.assemble(_request(m), f" -> {m.status}, ", _ending(m, sep=", ")))
         grid.add_row("time", f"headers {_ms(m.headers_ms)} ms, TTFT {_ms(m.ttft_ms)} ms, longest stall {_ms(m.longest_stall_ms)} ms")
         grid.add_row("tokens", f"{_tokens(m)} at {_rate(m.tps)} tok/s")
         grid.add_row("gaps", f"p50/p95/max {_gaps(m)} ms")
         counts = _event_counts(m)
         width = max((len(str(count)) for count, _ in counts), default=0)
-        grid.add_row("events", "\n".join(f"{count:>{width}} {name}" for count, name in counts) or "none")
+        grid.add_row("events", Text("\n".join(f"{count:>{width}} {name}" for count, name in counts) or "none"))
         parts.append(grid)
     return Group(*parts)
 

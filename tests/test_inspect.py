@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -9,10 +10,15 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.cells import cell_len
+from rich.console import Console
 
 from streamreel.cassette import Cassette, End, bundled, bundled_names, save
+from streamreel._inspect_table import render
 from streamreel.cli import main
+from streamreel.metrics import cassette_metrics
 from streamreel.synth import synth_cassette
 
 TEXT = "A short reply that streams in a few deltas, enough to measure. " * 3
@@ -109,7 +115,7 @@ def test_every_figure_is_printed_whole_at_the_terminal_width(tmp_path, width):
         figures = [
             _shown_ms(row["headers_ms"]), _shown_ms(row["ttft_ms"]), _shown_ms(row["longest_stall_ms"]),
             f"{_shown_ms(row['gap_p50_ms'])}/{_shown_ms(row['gap_p95_ms'])}/{_shown_ms(row['gap_max_ms'])}",
-            str(row["status"]), row["end_reason"], f"{row['output_tokens']}{'~' if row['tokens_from'] == 'estimate' else ''}",
+            str(row["status"]), row["end_reason"], "-" if row["output_tokens"] is None else f"{row['output_tokens']}{'~' if row['tokens_from'] == 'estimate' else ''}",
         ]  # fmt: skip
         figures += [row["stop_reason"]] if row["stop_reason"] else []
         patterns = [re.escape(f) for f in figures]
@@ -127,3 +133,17 @@ def test_the_request_path_folds_rather_than_being_cut(tmp_path):
     result = CliRunner().invoke(main, ["inspect", str(folder / "long_path.yaml")], env={"COLUMNS": "60"})
     joined = "".join(line.strip() for line in result.output.splitlines())
     assert "/v1beta/models/gemini-2.0-flash-thinking-exp:streamGenerateContent?alt=sse" in joined
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(path=st.text(alphabet="ab[]/\\=:?#@", min_size=1, max_size=24), name=st.text(alphabet="ab[]/\\=", min_size=1, max_size=12))
+def test_text_from_the_cassette_prints_as_it_is_never_as_markup(path: str, name: str) -> None:
+    item = synth_cassette(TEXT, ttft_ms=200, tps=50, seed=1).interactions[0]
+    events = (*item.response.events[:-1], replace(item.response.events[-1], event=name))
+    cas = Cassette(interactions=(replace(item, request=replace(item.request, path="/" + path), response=replace(item.response, events=events)),))
+    for width in (80, 200):
+        console = Console(width=width, record=True, file=io.StringIO())
+        render([(cas, cassette_metrics(cas))], None, console=console)
+        text = console.export_text()
+        joined = "".join(line.strip() for line in text.splitlines())
+        assert "/" + path in joined and f"1 {name}" in text
