@@ -219,3 +219,12 @@ def test_bundled_names_cover_the_documented_set() -> None:
     assert {"text", "tool_use", "thinking", "pings", "openai_chat"} <= set(bundled_names())
     with pytest.raises(CassetteError, match="bundled: "):
         bundled("nope")
+
+
+@pytest.mark.parametrize(
+    ("path", "route", "query"),
+    [("/v1/messages?beta=true", "/v1/messages", "beta=true"), ("//[x]/a?q=1", "//[x]/a", "q=1"), ("//host:99", "//host:99", ""), ("/a#frag?x", "/a", "")],
+)
+def test_a_request_path_splits_into_route_and_query_without_a_host(path: str, route: str, query: str) -> None:
+    request = Request(method="GET", path=path)
+    assert (request.route, request.query) == (route, query)
