@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 ARGS: dict[str, tuple[list[str], list[str]]] = {
     # name: (arguments of the default run, arguments of --quick); --full passes none
     "bench_sse": (["--repeat", "3"], ["--events", "2000", "--repeat", "1"]),
+    "bench_bedrock": (["--repeat", "3"], ["--events", "2000", "--repeat", "1"]),
     "bench_replay": (["--repeat", "3"], ["--events", "2000", "--repeat", "1"]),
     "bench_faults": (["--repeats", "3"], ["--events", "1000", "--repeats", "1"]),
     "bench_browser_ids": (["--runs", "5"], ["--words", "2000", "--runs", "1"]),

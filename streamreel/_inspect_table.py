@@ -55,8 +55,11 @@ def _ending(m: Metrics, sep: str = "\n") -> Text:
     return Text.assemble(ending, sep, m.stop_reason) if m.stop_reason else ending
 
 
-def _request(m: Metrics) -> Text:
-    return Text(f"{m.method or '*'} {m.path or '*'}")
+def _request(m: Metrics, provider: str = "\n{}") -> Text:
+    """Method and path, and for a stream the dialect it was read as (placed by ``provider``)."""
+    request = Text(f"{m.method or '*'} {m.path or '*'}")
+    before, _, after = provider.partition("{}")
+    return Text.assemble(request, before, (m.provider, "dim"), after) if m.stream else request
 
 
 def _wide(title: str, metrics: Sequence[Metrics]) -> Table:
@@ -92,7 +95,7 @@ def _stacked(title: str, metrics: Sequence[Metrics]) -> Group:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")
-        grid.add_row(f"#{m.index}", Text.assemble(_request(m), f" -> {m.status}, ", _ending(m, sep=", ")))
+        grid.add_row(f"#{m.index}", Text.assemble(_request(m, provider=" ({})"), f" -> {m.status}, ", _ending(m, sep=", ")))
         grid.add_row("time", f"headers {_ms(m.headers_ms)} ms, TTFT {_ms(m.ttft_ms)} ms, longest stall {_ms(m.longest_stall_ms)} ms")
         grid.add_row("tokens", f"{_tokens(m)} at {_rate(m.tps)} tok/s")
         grid.add_row("gaps", f"p50/p95/max {_gaps(m)} ms")

@@ -19,6 +19,9 @@ from .recorder import DEFAULT_TIMEOUT, DEFAULT_UPSTREAM, MODES
 __all__ = ["main", "run_until_signal"]
 
 
+_SYNTH_PROVIDERS = ("anthropic", "openai", "openai-responses", "gemini", "anthropic-vertex", "anthropic-bedrock")
+"""``synth --provider`` choices, named here so ``--help`` needs no import of the providers (a test pins them to :data:`streamreel.synth.PROVIDERS`)."""
+
 SERVE_HISTORY = 100
 """Requests and responses `serve` keeps (for no one to read): a long session must not grow without bound."""
 
@@ -114,7 +117,7 @@ def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple
 @click.option("--end", type=click.Choice(_cassette.END_REASONS), default=None, help="Override how the stream ended.")
 @click.option("--method", default=None, help="Request method to match (default from the provider).")
 @click.option("--path", "req_path", default=None, help="Request path to match, e.g. /v1/messages or /stream?q=1.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "sse", "chunks", "vcrpy"]), default="auto", show_default=True, help="What SOURCE holds.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "sse", "chunks", "vcrpy", "eventstream"]), default="auto", show_default=True, help="What SOURCE holds.")
 def import_(
     source: str,
     output: str,
@@ -128,7 +131,7 @@ def import_(
     req_path: str | None,
     fmt: str,
 ) -> None:
-    """Turn a capture into a cassette: raw SSE text, JSON chunks per line, or a vcrpy / pytest-recording cassette.
+    """Turn a capture into a cassette: raw SSE text, JSON chunks per line, a raw Bedrock event stream, or a vcrpy / pytest-recording cassette.
 
     Given a directory, imports every vcrpy cassette under it into OUTPUT, keeping relative paths.
     """
@@ -230,7 +233,7 @@ def plot_(cassette: str, output: str, index: int | None, stall_ms: float) -> Non
 @main.command(name="synth")
 @click.option("--text", "text_file", type=click.File("r", encoding="utf-8"), default=None, help="File with the reply text, or - for stdin.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cassette to write.")
-@click.option("--provider", type=click.Choice(["anthropic", "openai"]), default="anthropic", show_default=True)
+@click.option("--provider", type=click.Choice(list(_SYNTH_PROVIDERS)), default="anthropic", show_default=True, help="API dialect of the stream.")
 @click.option("--ttft-ms", default=400.0, show_default=True, help="Time to the first token.")
 @click.option("--tps", default=60.0, show_default=True, help="Output tokens per second after the first.")
 @click.option("--jitter-ms", default=0.0, show_default=True, help="Move each delta by up to this much either way.")
@@ -238,7 +241,7 @@ def plot_(cassette: str, output: str, index: int | None, stall_ms: float) -> Non
 @click.option("--headers-ms", default=None, type=float, help="Time to the response headers (default 60% of --ttft-ms).")
 @click.option("--tool-input", default=None, help="JSON input of a tool call streamed after the text.")
 @click.option("--tool-name", default="tool", show_default=True, help="Name of that tool.")
-@click.option("--thinking", "thinking_file", type=click.File("r", encoding="utf-8"), default=None, help="File with thinking text (Anthropic).")
+@click.option("--thinking", "thinking_file", type=click.File("r", encoding="utf-8"), default=None, help="File with thinking text (Anthropic thinking, a Responses reasoning summary, Gemini thoughts).")
 @click.option("--model", default=None, help="Model name the stream reports.")
 def synth_(
     text_file: Any,

@@ -1,6 +1,6 @@
 """Turn captures made elsewhere into cassettes: raw SSE text, JSON chunks per line, vcrpy cassettes.
 
-Three formats, told apart by their content (:func:`detect_format`):
+Four formats, told apart by their content (:func:`detect_format`):
 
 - ``sse``: a stream's body as logged or copied from devtools (``event:``/``data:`` lines),
   including OpenAI's data-only streams ending in ``data: [DONE]``.
@@ -8,6 +8,8 @@ Three formats, told apart by their content (:func:`detect_format`):
   The framing comes back as the API sends it: ``event:`` names for Anthropic and OpenAI
   Responses, ``data: [DONE]`` after an OpenAI chat stream that finished, and several
   responses back to back become several interactions.
+- ``eventstream``: the raw body of a Bedrock ``invoke-with-response-stream`` response
+  (AWS event-stream frames); each frame becomes an event (see :mod:`streamreel.providers.bedrock`).
 - ``vcrpy``: a vcrpy / pytest-recording YAML cassette, whose SSE bodies are one string
   (a block scalar, a single- or double-quoted scalar, or ``!!binary`` gzip bytes), and
   whose requests may be pydantic-ai's ``parsed_body``. Every interaction is kept, with its
@@ -40,7 +42,9 @@ import yaml
 
 from .cassette import Cassette, End, Interaction, Request, Response
 from .errors import CassetteError
-from .providers import is_complete, provider_of_events
+from .providers import decode_body, is_complete, provider_of_events
+from .providers import get as dialect_named
+from .providers.bedrock import CONTENT_TYPE as EVENTSTREAM, decode_frames, looks_like_frames
 from .scrub import Scrubber
 from .sse import Event, decode
 
@@ -50,17 +54,15 @@ __all__ = [
     "detect_format",
     "import_sse",
     "import_chunks",
+    "import_eventstream",
     "import_vcr",
     "import_file",
     "import_directory",
     "ImportResult",
 ]
 
-FORMATS = ("sse", "chunks", "vcrpy")
+FORMATS = ("sse", "chunks", "vcrpy", "eventstream")
 
-
-
-_PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions", "openai-responses": "/v1/responses"}
 _ANTHROPIC_TYPES = frozenset(
     {"message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop", "ping", "error"}
 )
@@ -70,7 +72,9 @@ _SCRUB = Scrubber()
 
 
 def detect_format(data: bytes) -> str:
-    """``vcrpy``, ``chunks`` or ``sse``, from the first lines of a capture."""
+    """``vcrpy``, ``chunks``, ``eventstream`` (AWS binary frames, Bedrock) or ``sse``, from the start of a capture."""
+    if looks_like_frames(data):
+        return "eventstream"
     text = data[:65536].decode("utf-8", "replace").lstrip("\ufeff")
     if re.search(r"^streamreel:", text, re.M):
         return "streamreel"
@@ -117,6 +121,9 @@ def _stream_response(
     headers: Mapping[str, str] | None = None,
 ) -> tuple[Response, str]:
     provider = provider_of_events(raw)
+    media = (headers or {}).get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == EVENTSTREAM:
+        provider = "anthropic-bedrock"
     events = timing.apply(raw)
     last = events[-1].t if events else timing.headers_ms
     reason = end or ("complete" if is_complete(events, provider) else "upstream_disconnect")
@@ -130,12 +137,21 @@ def _stream_response(
     return response, provider
 
 
-def _default_request(provider: str, method: str | None, path: str | None) -> Request:
+def _default_request(provider: str, method: str | None, path: str | None, events: Sequence[Event] = ()) -> Request:
     if path is None:
-        path = _PATHS.get(provider)
+        path = dialect_named(provider).path(_model_of(events))
     if method is None and path is not None:
         method = "POST" if provider != "sse" else "GET"
     return Request(method=method, path=path)
+
+
+def _model_of(events: Sequence[Event]) -> str | None:
+    """The model a stream names (Gemini's ``modelVersion``), for a request path that holds it."""
+    for ev in events[:3]:
+        payload = ev.json(default=None) if ev.data else None
+        if isinstance(payload, dict) and isinstance(payload.get("modelVersion"), str):
+            return payload["modelVersion"]
+    return None
 
 
 def import_sse(
@@ -149,7 +165,21 @@ def import_sse(
 ) -> Cassette:
     """A one-interaction cassette from the raw bytes of an SSE stream."""
     response, provider = _stream_response(decode(data), timing=timing, end=end, status=status)
-    return Cassette(interactions=(Interaction(request=_default_request(provider, method, path), response=response),))
+    return Cassette(interactions=(Interaction(request=_default_request(provider, method, path, response.events or ()), response=response),))
+
+
+def import_eventstream(
+    data: bytes,
+    *,
+    timing: Timing = Timing(),
+    end: str | None = None,
+    method: str | None = None,
+    path: str | None = None,
+    status: int = 200,
+) -> Cassette:
+    """A one-interaction cassette from the raw bytes of an AWS event stream (a Bedrock response body)."""
+    response, _ = _stream_response(decode_frames(data), timing=timing, end=end, status=status, headers={"content-type": EVENTSTREAM})
+    return Cassette(interactions=(Interaction(request=_default_request("anthropic-bedrock", method, path), response=response),))
 
 
 # ---------------------------------------------------------------- JSON chunks per line
@@ -210,8 +240,9 @@ def import_chunks(
     for group in _split_responses(events):
         if provider_of_events(group) == "openai" and _finished_chat(group):
             group.append(Event(data="[DONE]"))
+        group = list(dialect_named(provider_of_events(group)).unframed(group))
         response, provider = _stream_response(group, timing=timing, end=end, status=status)
-        interactions.append(Interaction(request=_default_request(provider, method, path), response=response))
+        interactions.append(Interaction(request=_default_request(provider, method, path, group), response=response))
     return Cassette(interactions=tuple(interactions))
 
 
@@ -324,9 +355,10 @@ def _vcr_interaction(req: dict, res: dict, where: str, source: str | None, *, ti
     body_field = res.get("body")
     body = body_field.get("string") if isinstance(body_field, dict) else body_field
     body = _response_bytes(body, all_headers.get("content-encoding", ""), f"{where}.response.body", source)
-    streamed = isinstance(body, bytes) and ("text/event-stream" in headers.get("content-type", "") or _looks_like_sse(body))
+    framed = isinstance(body, bytes) and EVENTSTREAM in headers.get("content-type", "")
+    streamed = isinstance(body, bytes) and (framed or "text/event-stream" in headers.get("content-type", "") or _looks_like_sse(body))
     if streamed:
-        response, _ = _stream_response(decode(body), timing=timing, end=end, status=code, headers=headers)
+        response, _ = _stream_response(decode_body(headers, body), timing=timing, end=end, status=code, headers=headers)
         return Interaction(request=request, response=response)
     if isinstance(body, bytes):
         try:
@@ -367,7 +399,9 @@ def import_file(source: str | os.PathLike[str], *, format: str = "auto", **optio
             raise CassetteError("the vcrpy cassette has no interactions", path=name)
         return cassette
     options = {k: v for k, v in options.items() if not (k == "status" and v is None)}
-    if kind == "chunks":
+    if kind == "eventstream":
+        cassette = import_eventstream(data, **options)
+    elif kind == "chunks":
         cassette = import_chunks(data, source=name, **options)
     else:
         cassette = import_sse(data, **options)

@@ -36,6 +36,7 @@ DEFAULT_HEADERS = frozenset(
         "x-api-key",
         "api-key",
         "x-goog-api-key",
+        "x-amz-security-token",
         "cookie",
         "set-cookie",
         "anthropic-organization-id",
@@ -43,7 +44,7 @@ DEFAULT_HEADERS = frozenset(
         "openai-project",
     }
 )
-"""Headers scrubbed always: credentials (Anthropic, OpenAI, Azure, Gemini), cookies, organisation ids."""
+"""Headers scrubbed always: credentials (Anthropic, OpenAI, Azure, Gemini, AWS session tokens), cookies, organisation ids."""
 
 DEFAULT_QUERY_PARAMS = frozenset({"key", "api_key", "apikey", "api-key", "access_token", "token", "sig", "signature"})
 """Query parameters whose value is scrubbed always: they carry credentials (Gemini's ``?key=``, signed URLs)."""

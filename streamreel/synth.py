@@ -1,7 +1,7 @@
 """Synthetic streams with realistic shape: token-sized deltas and seeded arrival times.
 
-The protocol itself comes from :mod:`streamreel.providers` (``message_events``,
-``chat_events``); this module adds what a recording would have had: text cut where a
+The protocol itself comes from :mod:`streamreel.providers` (each dialect's ``synth``,
+built on ``message_events``, ``chat_events``, ``response_events``...); this module adds what a recording would have had: text cut where a
 BPE tokenizer would cut it (:func:`split_like_tokens`), grouped into deltas the way each
 API batches them (:func:`group_tokens`), and arrival times for a given time to first
 token and output rate (:func:`timing`). Every random choice comes from the ``rng`` passed
@@ -21,8 +21,7 @@ from typing import Any, Sequence
 
 from .cassette import Cassette, End, Interaction, Request, Response
 from .metrics import delta_text
-from .providers.anthropic import TextBlock, ThinkingBlock, ToolUseBlock, message_events
-from .providers.openai import chat_events
+from .providers import Dialect, Synth, get, synthesisable
 from .sse import Event
 
 __all__ = [
@@ -34,7 +33,8 @@ __all__ = [
     "synth_cassette",
 ]
 
-PROVIDERS = ("anthropic", "openai")
+PROVIDERS = tuple(synthesisable())
+"""The dialects a stream can be synthesised in (see :mod:`streamreel.providers`)."""
 
 _PRETOKEN = re.compile(r"'(?:[sdmt]|ll|ve|re)(?![^\W\d_])| ?[^\W\d_]+| ?\d{1,3}| ?[^\w\s]+|_+|\n+|[^\S\n]+(?!\S)|[^\S\n]+|.", re.S)
 """Roughly the GPT-2/cl100k pre-tokenizer: contractions, words with their leading space,
@@ -42,9 +42,6 @@ numbers in groups of up to three digits, punctuation runs, newlines, other white
 
 _WHOLE_WORD = 7
 """Words up to this many letters (plus the leading space) stay one token, as common words do."""
-
-_DELTA_TOKENS = {"anthropic": (1, 5), "openai": (1, 1)}
-"""Tokens per delta: Anthropic batches a few tokens per ``text_delta``; OpenAI sends one per chunk."""
 
 _GAP_MS = 0.2
 """Spacing of the events that carry no tokens (starts, stops, pings) after the one before."""
@@ -165,49 +162,49 @@ def synth_events(
 ) -> tuple[float, tuple[Event, ...]]:
     """``(headers_ms, events)`` of one protocol-valid stream carrying ``text``, timed.
 
-    ``tool_input`` (a JSON-able value) adds a tool call after the text; ``thinking``
-    (Anthropic only) adds a thinking block before it. Headers come at ``headers_ms``
-    (default 60% of ``ttft_ms``), the message's opening events just after.
+    ``provider`` is any of :data:`PROVIDERS`. ``tool_input`` (a JSON-able value) adds a tool
+    call after the text; ``thinking`` adds thinking before it (Anthropic thinking, a Responses
+    reasoning summary, Gemini thought parts). Headers come at ``headers_ms`` (default 60% of
+    ``ttft_ms``), the message's opening events just after.
     """
     if provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
-    if thinking is not None and provider != "anthropic":
-        raise ValueError("thinking blocks exist only in Anthropic streams; leave thinking out for provider='openai'")
+    dialect = get(provider)
+    if thinking is not None and not dialect.has_thinking:
+        thinkers = ", ".join(get(p).label for p in PROVIDERS if get(p).has_thinking)
+        raise ValueError(f"{dialect.label} streams carry no thinking (these do: {thinkers}); leave thinking out for provider={provider!r}")
     if not text and not thinking and tool_input is None:
         raise ValueError("nothing to stream: give text, thinking or a tool input")
     rng = random.Random(seed)
-    fewest, most = _DELTA_TOKENS[provider]
+    fewest, most = dialect.delta_tokens
     thinking_deltas = group_tokens(split_like_tokens(thinking, rng), rng, fewest=fewest, most=most) if thinking else []
     text_deltas = group_tokens(split_like_tokens(text, rng), rng, fewest=fewest, most=most) if text else []
     json_deltas = _split_json(json.dumps(tool_input, ensure_ascii=False), rng) if tool_input is not None else []
+    if json_deltas and not dialect.streams_tool_input:
+        json_deltas = [("".join(d for d, _ in json_deltas), sum(n for _, n in json_deltas))]
     pieces = thinking_deltas + text_deltas + json_deltas
     total = sum(n for _, n in pieces)
-    named_model: dict[str, Any] = {"model": model} if model else {}
-    if provider == "anthropic":
-        blocks: list[Any] = []
-        if thinking_deltas:
-            blocks.append(ThinkingBlock(tuple(d for d, _ in thinking_deltas)))
-        if text_deltas:
-            blocks.append(TextBlock(tuple(d for d, _ in text_deltas)))
-        if json_deltas:
-            blocks.append(ToolUseBlock(tool_name, tuple(d for d, _ in json_deltas)))
-        events = message_events(blocks, output_tokens=total, **named_model)
-    else:
-        calls = [(tool_name, [d for d, _ in json_deltas])] if json_deltas else []
-        events = chat_events([d for d, _ in text_deltas], tool_calls=calls, usage=True, completion_tokens=total, **named_model)
+    reply = Synth(
+        text=tuple(d for d, _ in text_deltas),
+        thinking=tuple(d for d, _ in thinking_deltas),
+        tool=(tool_name, tuple(d for d, _ in json_deltas)) if json_deltas else None,
+        output_tokens=total,
+        model=model,
+    )
+    events = dialect.synth(reply)
     times = iter(timing([n for _, n in pieces], ttft_ms=ttft_ms, tps=tps, jitter_ms=jitter_ms, rng=rng))
     head = ttft_ms * 0.6 if headers_ms is None else headers_ms
     if head > ttft_ms:
         raise ValueError(f"headers_ms ({head:g}) must not be later than ttft_ms ({ttft_ms:g})")
-    return head, _place(events, times, head)
+    return head, _place(events, times, head, dialect)
 
 
-def _place(events: Sequence[Event], times: Any, headers_ms: float) -> tuple[Event, ...]:
+def _place(events: Sequence[Event], times: Any, headers_ms: float, dialect: Dialect) -> tuple[Event, ...]:
     """Give token-carrying deltas their times in order; every other event follows the one before it."""
     out: list[Event] = []
     prev = headers_ms
     for ev in events:
-        if delta_text(ev):
+        if delta_text(ev, dialect):
             t = next(times)
         else:
             t = round(prev + _GAP_MS, 3)
@@ -219,12 +216,12 @@ def _place(events: Sequence[Event], times: Any, headers_ms: float) -> tuple[Even
 def synth_cassette(text: str = "", *, provider: str = "anthropic", **options: Any) -> Cassette:
     """A one-interaction cassette serving :func:`synth_events` (same options), ended cleanly."""
     headers_ms, events = synth_events(text, provider=provider, **options)
-    path = "/v1/messages" if provider == "anthropic" else "/v1/chat/completions"
+    dialect = get(provider)
     response = Response(
         status=200,
-        headers={"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"},
+        headers=dialect.response_headers(),
         headers_at=round(headers_ms, 3),
         events=events,
         end=End(t=events[-1].t, reason="complete"),
     )
-    return Cassette(interactions=(Interaction(request=Request(method="POST", path=path), response=response),))
+    return Cassette(interactions=(Interaction(request=Request(method="POST", path=dialect.path(options.get("model"))), response=response),))

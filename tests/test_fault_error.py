@@ -49,5 +49,5 @@ def test_openai_responses_streams_get_event_error_then_response_failed() -> None
     got = events_of(run(cas, "error:after=2,type=api_error")[1])
     assert [e.event for e in got] == ["response.created", "response.output_text.delta", "error", "response.failed"]
     err, failed = got[2].json(), got[3].json()
-    assert err["type"] == "error" and err["code"] == "server_error" and err["sequence_number"] == 2
+    assert err["type"] == "error" and err["error"]["code"] == "server_error" and err["sequence_number"] == 2
     assert failed["response"]["id"] == "resp_1" and failed["response"]["status"] == "failed" and failed["sequence_number"] == 3

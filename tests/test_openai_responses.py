@@ -144,11 +144,20 @@ def test_a_mid_stream_error_continues_the_numbering_and_fails_the_announced_resp
     error, failed = stream_error_events(before, 12.0, 529)
     assert error.event == "error" and failed.event == "response.failed"
     body = json.loads(error.data)
-    assert body["sequence_number"] == 6 and body["code"] == "server_error"
+    assert body["sequence_number"] == 6 and body["error"]["code"] == "server_error"
     assert json.loads(failed.data)["sequence_number"] == 7
     assert json.loads(failed.data)["response"]["status"] == "failed"
     assert get("openai-responses").is_complete((*before, error, failed))
     assert not get("openai-responses").is_complete(before)
+
+
+def test_the_sdk_raises_the_mid_stream_error_as_an_api_error_with_its_body():
+    events = response_events(ITEMS)
+    with Replayer(serve(events), speed=0, faults="error:after=8,type=rate_limit_error") as r, openai.OpenAI(base_url=r.url + "/v1", api_key=KEY, max_retries=0) as client:
+        with pytest.raises(openai.APIError) as info:
+            for _ in client.responses.create(model="gpt-5", input="hi", stream=True):
+                pass
+    assert info.value.body == {"type": "requests", "code": "rate_limit_exceeded", "message": "Rate limit reached for requests. Please try again later.", "param": None}
 
 
 def test_detection_by_path_and_by_events():

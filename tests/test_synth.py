@@ -98,7 +98,7 @@ def test_anthropic_deltas_batch_tokens_and_openai_sends_one_per_chunk():
 
 def test_bad_options_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="provider"):
-        synth_events("x", provider="gemini")
+        synth_events("x", provider="mistral")
     with pytest.raises(ValueError, match="nothing to stream"):
         synth_events("")
     with pytest.raises(ValueError, match="Anthropic"):

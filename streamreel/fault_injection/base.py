@@ -134,7 +134,7 @@ class Context:
     """What a fault may need to know about the response it rewrites."""
 
     interaction: Interaction
-    provider: str = "sse"  # "anthropic" | "openai" | "sse"
+    provider: str = "sse"  # a dialect name (streamreel.providers.names())
     seed: int = 0
 
 

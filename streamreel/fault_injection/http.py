@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from .. import providers
@@ -56,5 +55,5 @@ class Http(RequestFault):
             status=self.status,
             headers=headers,
             headers_at_ms=ctx.interaction.response.headers_at,
-            body=json.dumps(body, separators=(",", ":")).encode(),
+            body=dialect.error_bytes(self.status, body),
         )

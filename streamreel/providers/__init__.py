@@ -45,7 +45,7 @@ __all__ = [
     "decode_body",
 ]
 
-_MODULES = ("anthropic", "openai", "openai_responses", "gemini")
+_MODULES = ("anthropic", "openai", "openai_responses", "gemini", "vertex", "bedrock")
 """The dialect modules, imported on first use (each registers itself)."""
 
 
@@ -80,6 +80,8 @@ class Dialect:
     delta_tokens: ClassVar[tuple[int, int]] = (1, 1)
     """Tokens per delta when synthesising: how many the API batches into one event."""
     has_thinking: ClassVar[bool] = False
+    streams_tool_input: ClassVar[bool] = True
+    """Whether a tool call's input streams in pieces (False: it arrives whole, in one event)."""
 
     # ------------------------------------------------------------ recognising
 
@@ -105,6 +107,10 @@ class Dialect:
         """``events`` as objects whose ``wire`` is this dialect's encoding (SSE: as they are)."""
         return events
 
+    def unframed(self, events: Sequence[Event]) -> Sequence[Event]:
+        """Events imported from bare JSON payloads (framing stripped), given the framing the API sends."""
+        return events
+
     def decoder(self) -> StreamDecoder:
         """A fresh incremental decoder for a response body of this dialect."""
         return Decoder()
@@ -118,9 +124,14 @@ class Dialect:
         return Event(t=t, comment="ping")
 
     def truncated(self, event: Event, keep: float) -> Event:
-        """``event`` damaged as the ``truncate`` fault does it: its data cut to the first ``keep`` of it."""
+        """``event`` damaged as the ``truncate`` fault does it: its data cut to the first ``keep`` of it.
+
+        A ``keep`` above 0 leaves at least one character, so that truncating an event twice still
+        sends broken data and never the empty ``data:`` line that ``keep=0`` asks for (which the
+        SDKs skip: a drop, not broken JSON)."""
         data = event.data or ""
-        return replace(event, data=data[: int(len(data) * keep)])
+        size = int(len(data) * keep)
+        return replace(event, data=data[: max(size, 1) if keep > 0 and data else size])
 
     # ------------------------------------------------------------ errors
 
@@ -130,6 +141,10 @@ class Dialect:
         from .anthropic import error_body as make
 
         return make(status, message=message, error_type=error_type, request_id=request_id)
+
+    def error_bytes(self, status: int, body: Any) -> bytes:
+        """An error body as the API writes it on the wire (compact JSON here)."""
+        return json.dumps(body, separators=(",", ":")).encode()
 
     def error_headers(self, status: int, *, retry_after_s: float | None = None, request_id: str | None = None, should_retry: bool | None = None) -> dict[str, str]:
         from .anthropic import error_headers as make
@@ -198,6 +213,10 @@ def register(dialect: Dialect) -> Dialect:
     if existing is not None and type(existing) is not type(dialect):
         raise ValueError(f"dialect name {dialect.name!r} is taken by {type(existing).__name__}")
     REGISTRY[dialect.name] = dialect
+    order = {f"{__name__}.{m}": i for i, m in enumerate(_MODULES)}
+    ranked = sorted(REGISTRY.items(), key=lambda kv: order.get(type(kv[1]).__module__, len(order)))
+    REGISTRY.clear()
+    REGISTRY.update(ranked)
     return dialect
 
 

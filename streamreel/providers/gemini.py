@@ -1,4 +1,4 @@
-"""Gemini (``POST /v1beta/models/{model}:streamGenerateContent?alt=sse``): its stream and Google's errors.
+"""Gemini (``POST /v1beta/models/{model}:streamGenerateContent?alt=sse``, ``/v1/...`` too): its stream and Google's errors.
 
 The stream is data-only SSE with CRLF line ends, one ``GenerateContentResponse`` per event,
 its JSON written with a space after each colon and none after commas
@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields, replace
 from typing import Any, Mapping, Sequence
 
 from ..sse import Event
 from . import Dialect, Synth, register
 
-__all__ = ["STATUS", "error_body", "error_headers", "chunk_data", "content_events", "Gemini", "DIALECT"]
+__all__ = ["STATUS", "error_body", "error_bytes", "error_headers", "chunk_data", "content_events", "Gemini", "DIALECT"]
 
 STATUS: dict[int, tuple[str, str]] = {
     400: ("INVALID_ARGUMENT", "Request contains an invalid argument."),
@@ -53,6 +54,11 @@ def error_body(status: int, *, message: str | None = None, error_type: str | Non
     if retry_after_s is not None:
         err["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after_s:g}s"}]
     return {"error": err}
+
+
+def error_bytes(body: Any) -> bytes:
+    """Google writes its error bodies indented by two spaces, ending with a newline."""
+    return (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
 def error_headers(status: int, *, retry_after_s: float | None = None, request_id: str | None = None, should_retry: bool | None = None) -> dict[str, str]:
@@ -113,8 +119,12 @@ def content_events(
         usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt_tokens}]
         if thoughts:
             usage["thoughtsTokenCount"] = thoughts
-        events.append(Event(data=chunk_data({"candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": rid})))
+        events.append(Event(data=chunk_data({"candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": rid}), **CRLF))
     return tuple(events)
+
+
+CRLF: dict[str, Any] = {"line_ending": "\r\n"} if "line_ending" in {f.name for f in fields(Event)} else {}
+"""The Gemini API ends every SSE line with CRLF; events carry their line ending where streamreel keeps them."""
 
 
 def _tokens(text: str) -> int:
@@ -132,6 +142,8 @@ class Gemini(Dialect):
     name = "gemini"
     label = "Gemini streamGenerateContent"
     has_thinking = True
+    streams_tool_input = False
+    delta_tokens = (1, 8)
 
     def claims(self, route: str, headers: Mapping[str, str]) -> bool:
         return route.endswith((":streamGenerateContent", ":generateContent"))
@@ -144,7 +156,7 @@ class Gemini(Dialect):
         return False
 
     def path(self, model: str | None = None) -> str:
-        return f"/v1beta/models/{model or 'gemini-2.5-flash'}:streamGenerateContent?alt=sse"
+        return f"/v1/models/{model or 'gemini-2.5-flash'}:streamGenerateContent?alt=sse"  # the google-genai SDK's default API version
 
     def is_complete(self, events: Sequence[Event]) -> bool:
         data = [e for e in events if not e.is_comment]
@@ -158,16 +170,23 @@ class Gemini(Dialect):
     def error_body(self, status: int, *, message: str | None = None, error_type: str | None = None, request_id: str | None = None) -> Any:
         return error_body(status, message=message, error_type=error_type if error_type and error_type.isupper() else None)
 
+    def error_bytes(self, status: int, body: Any) -> bytes:
+        return error_bytes(body)
+
     def error_headers(self, status: int, *, retry_after_s: float | None = None, request_id: str | None = None, should_retry: bool | None = None) -> dict[str, str]:
         return error_headers(status, retry_after_s=retry_after_s, should_retry=should_retry)
 
     def request_id(self, *parts: object) -> str:
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:23]
 
+    def unframed(self, events: Sequence[Event]) -> Sequence[Event]:
+        return [replace(e, **CRLF) for e in events] if CRLF else events
+
     def stream_error(self, before: Sequence[Event], t: float, error_type: str, message: str | None = None) -> tuple[Event, ...]:
         from .anthropic import status_for
 
-        return (Event(t=t, data=chunk_data(error_body(status_for(error_type), message=message))),)
+        status = status_for(error_type)
+        return (Event(t=t, data=chunk_data(error_body(503 if status == 529 else status, message=message)), **CRLF),)
 
     def delta_text(self, payload: Any) -> str:
         parts_out: list[str] = []

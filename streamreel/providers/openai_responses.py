@@ -209,17 +209,19 @@ def final_response(events: Sequence[Event]) -> dict[str, Any] | None:
 
 
 def stream_error_events(events_before: Sequence[Event], t: float, status: int, message: str | None = None) -> tuple[Event, ...]:
-    """What the API sends when a stream fails after ``events_before``: an ``event: error`` and,
-    when the stream has announced its response, ``response.failed`` with that response, both
-    numbered on from the events before."""
+    """What the API sends when a stream fails after ``events_before``: an ``event: error`` whose
+    ``error`` object has the type, code and message the API uses for ``status`` and, when the
+    stream has announced its response, ``response.failed`` with that response, both numbered
+    on from the events before (as in a real ``insufficient_quota`` failure)."""
     err = _openai.error_body(status, message=message)["error"]
     seq = _next_sequence(events_before)
     code = err["code"] or err["type"]
-    out = [Event(t=t, event="error", data=compact({"type": "error", "code": code, "message": err["message"], "param": None, "sequence_number": seq}))]
+    detail = {"type": err["type"], "code": code, "message": err["message"], "param": None}
+    out = [Event(t=t, event="error", data=compact({"type": "error", "sequence_number": seq, "error": detail}))]
     response = next((p["response"] for p in (ev.json(default=None) for ev in events_before) if isinstance(p, dict) and isinstance(p.get("response"), dict)), None)
     if response is not None:
         failed = {**response, "status": "failed", "error": {"code": code, "message": err["message"]}}
-        out.append(Event(t=t, event="response.failed", data=compact({"type": "response.failed", "response": failed, "sequence_number": seq + 1})))
+        out.append(Event(t=t, event="response.failed", data=compact({"type": "response.failed", "sequence_number": seq + 1, "response": failed})))
     return tuple(out)
 
 
@@ -290,7 +292,7 @@ class OpenAIResponses(Dialect):
         kind = payload.get("type")
         if kind == "error":
             err = payload.get("error") if isinstance(payload.get("error"), dict) else payload
-            detail = err.get("code") or err.get("type") if isinstance(err, dict) else None
+            detail = err.get("code") or err.get("type")
             return f"error: {detail}" if detail and detail != "error" else "error"
         if kind in FINAL_EVENTS:
             response = payload.get("response") or {}
