@@ -118,6 +118,7 @@ def test_every_figure_is_printed_whole_at_the_terminal_width(tmp_path, width):
             str(row["status"]), row["end_reason"], "-" if row["output_tokens"] is None else f"{row['output_tokens']}{'~' if row['tokens_from'] == 'estimate' else ''}",
         ]  # fmt: skip
         figures += [row["stop_reason"]] if row["stop_reason"] else []
+        figures += [row["provider"]] if row["stream"] else []
         patterns = [re.escape(f) for f in figures]
         if row["tps"] is not None:  # --json rounds it to 0.01 first
             patterns.append("|".join(re.escape(f"{row['tps'] + d:.1f}") for d in (-0.01, 0, 0.01)))
