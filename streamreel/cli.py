@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -83,27 +84,93 @@ def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
 
 
 @main.command()
-@click.argument("cassette", type=click.Path(exists=True))
+@click.argument("cassette")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default; others warn).")
 @click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
 @click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Playback rate: 2 = twice as fast, 0 = no waiting.")
 @click.option("--fault", "faults", multiple=True, type=_Fault(), help="Fault spec, e.g. 'disconnect:after=5'; repeatable.")
 @click.option("--ids", is_flag=True, help="Number the events (id: N) so a browser's EventSource resumes with Last-Event-ID.")
 @click.option("--retry-ms", default=None, type=click.IntRange(min=0), help="Send `retry:` with this reconnect delay (1000 with --ids).")
-def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple[Any, ...], ...], ids: bool, retry_ms: int | None) -> None:
-    """Serve CASSETTE until interrupted; prints `listening on http://HOST:PORT` first.
+@click.option("-q", "--quiet", is_flag=True, help="No line per response on stderr.")
+@click.option("--log", "log_file", default=None, type=click.Path(dir_okay=False, writable=True), help="Append one JSON line per response to this file (what GET /__streamreel/responses lists).")
+def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple[Any, ...], ...], ids: bool, retry_ms: int | None, quiet: bool, log_file: str | None) -> None:
+    """Serve CASSETTE until interrupted; prints `listening on http://HOST:PORT` first, then a line per response on stderr.
 
-    CASSETTE may be a directory: each request then names its cassette with the
-    `x-streamreel-cassette` header (or `?streamreel_cassette=`).
+    CASSETTE is a cassette file, a bundled cassette's name (`text`, `tool_use`, ...), or a
+    directory: each request then names its cassette with the `x-streamreel-cassette` header
+    (or `?streamreel_cassette=`). Tests drive and inspect the server under /__streamreel/
+    (see docs/admin.md).
     """
     from .replayer import Replayer
 
-    directory = Path(cassette).is_dir()
+    source = _served(cassette)
+    directory = source.is_dir()
     try:
-        replayer = Replayer(None if directory else cassette, cassette_dir=cassette if directory else None, speed=speed, faults=_fault_list(faults), host=host, port=port, ids=ids, retry_ms=retry_ms, history=SERVE_HISTORY)
+        replayer = Replayer(None if directory else source, cassette_dir=source if directory else None, speed=speed, faults=_fault_list(faults), host=host, port=port, ids=ids, retry_ms=retry_ms, history=SERVE_HISTORY)
     except StreamreelError as e:
         raise click.ClickException(str(e)) from None
-    run_until_signal(replayer.start, replayer.stop, lambda: f"listening on {replayer.url}")
+    log = _ResponseLog(replayer, quiet=quiet, path=log_file)
+    replayer.on_response = log
+
+    async def stop() -> None:
+        await replayer.stop()
+        log.close()
+
+    run_until_signal(replayer.start, stop, lambda: f"listening on {replayer.url}")
+
+
+def _served(cassette: str) -> Path:
+    """A file or directory as given, else the bundled cassette of that name."""
+    path = Path(cassette)
+    if path.exists():
+        return path
+    if cassette in _cassette.bundled_names() or cassette.removesuffix(".yaml") in _cassette.bundled_names():
+        return _cassette.bundled(cassette)
+    raise click.BadParameter(f"no such file or directory, nor a bundled cassette (bundled: {', '.join(_cassette.bundled_names())})", param_hint=f"CASSETTE {cassette!r}")
+
+
+class _ResponseLog:
+    """What `serve` says about each finished response: a short line on stderr (unless quiet) and a JSON line in ``path``."""
+
+    def __init__(self, server: Any, *, quiet: bool, path: str | None) -> None:
+        self.server = server
+        self.quiet = quiet
+        self.file = open(path, "a", encoding="utf-8", buffering=1) if path else None  # noqa: SIM115 (closed on stop)
+        self.path = path
+
+    def __call__(self, request: Any, response: Any) -> None:
+        from .verdicts import exchanges
+
+        e = exchanges([request], [response], epoch=self.server.epoch)[0]
+        if not self.quiet:
+            click.echo(self.line(e), err=True)
+        if self.file is not None:
+            try:
+                self.file.write(json.dumps(e.as_dict()) + "\n")
+            except OSError as err:
+                click.echo(f"warning: cannot write {self.path}: {err.strerror or err}; no more JSON lines go there", err=True)
+                self.close()
+
+    def line(self, e: Any) -> str:
+        cassette = e.cassette
+        if cassette is None and self.server.cassette_dir is None:
+            path = self.server.cassette.path
+            cassette = Path(path).name if path else None
+        where = "no match" if e.interaction is None else f"{cassette or 'cassette'}#{e.interaction}"
+        parts = [f"#{e.request} {e.method} {e.path} -> {e.status} {where}"]
+        fired = [f["spec"] for f in e.faults if f["fired"]]
+        if fired:
+            parts.append("fired " + " ".join(fired))
+        ending = e.ending or "open"
+        if e.client_hung_up and ending != "client_hung_up":
+            ending += " (client left)"
+        parts.append(f"{ending}, {e.events} events, {e.bytes} B, {(e.end_ms or e.start_ms) - e.arrived_ms:.0f} ms")
+        return ", ".join(parts)
+
+    def close(self) -> None:
+        file, self.file = self.file, None
+        if file is not None:
+            file.close()
 
 
 @main.command(name="import")

@@ -15,7 +15,9 @@ are those of :meth:`Reel.load`.
 
 Options: ``--reel-mode=none|once|new_episodes|all`` (default ``none``: replay only),
 ``--reel-upstream URL`` (record through :class:`streamreel.recorder.Recorder`; implies
-``once`` unless a mode is given) and ``--reel-speed`` (default 0: no waiting).
+``once`` unless a mode is given), ``--reel-speed`` (default 0: no waiting) and
+``--reel-report`` (print, per test, the resilience verdicts its client failed; see
+:mod:`streamreel.verdicts`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .errors import CassetteError, StreamreelError
 from .library import confine
 from .recorder import MODES
 from .replayer import Replayer
+from .verdicts import GRACE_S, Verdicts, ajudge, assert_resilient, judge
 
 if TYPE_CHECKING:
     from .matching import ReceivedRequest
@@ -68,6 +71,7 @@ class Reel:
         self.mode = mode
         self.upstream = upstream
         self._recorder: Any = None
+        self._bounds: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         where = f" {self.cassette_dir}" if self.cassette_dir is not None else ""
@@ -165,6 +169,25 @@ class Reel:
         """:meth:`settle` for async tests: waits on the server's thread without blocking the test's loop."""
         return await self._active.asettle(timeout)
 
+    # ------------------------------------------------------------ verdicts
+
+    def verdicts(self, *, silence_s: float | None = None, max_streams: int | None = None, grace_s: float = GRACE_S) -> Verdicts:
+        """The resilience verdicts on what the client did since the last load or clear (see
+        :mod:`streamreel.verdicts`); ``--reel-report`` uses the bounds of the test's last call."""
+        self._bounds = {"silence_s": silence_s, "max_streams": max_streams}
+        return judge(self._active, silence_s=silence_s, max_streams=max_streams, grace_s=grace_s)
+
+    async def averdicts(self, *, silence_s: float | None = None, max_streams: int | None = None, grace_s: float = GRACE_S) -> Verdicts:
+        """:meth:`verdicts` for async tests: waits on the server's thread without blocking the test's loop."""
+        self._bounds = {"silence_s": silence_s, "max_streams": max_streams}
+        return await ajudge(self._active, silence_s=silence_s, max_streams=max_streams, grace_s=grace_s)
+
+    def assert_resilient(self, *, silence_s: float | None = None, max_streams: int | None = None, ignore: Iterable[str] = ()) -> Verdicts:
+        """Fail the test (``AssertionError``) listing every check the client failed, with its evidence."""
+        verdicts = self.verdicts(silence_s=silence_s, max_streams=max_streams)
+        assert_resilient(verdicts, ignore=ignore)
+        return verdicts
+
     # ------------------------------------------------------------ recording
 
     def _missing(self) -> str:
@@ -205,6 +228,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--reel-upstream", metavar="URL", default=None, help="Real API to record through (e.g. https://api.anthropic.com); implies --reel-mode=once.")
     group.addoption("--reel-speed", type=float, default=None, metavar="FACTOR", help="Replay speed: 0 = no waiting (default), 1 = as recorded, 2 = twice as fast.")
+    group.addoption("--reel-report", action="store_true", default=False, help="Print, per test using `reel`, the resilience verdicts its client failed.")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -214,6 +238,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "a path, or a Cassette; default: the test's name) through the `reel` fixture, under FAULTS, at SPEED",
     )
     _settings(config)
+    if config.getoption("reel_report", False) and not config.pluginmanager.has_plugin("streamreel-report"):
+        config.pluginmanager.register(_VerdictReport(), "streamreel-report")
 
 
 def _settings(config: pytest.Config) -> tuple[str, str | None, float]:
@@ -283,7 +309,41 @@ def reel(reel_session: Reel, reel_cassette_dir: Path, request: pytest.FixtureReq
     except StreamreelError as e:
         pytest.fail(f"@pytest.mark.reel: {e}", pytrace=False)
     yield handle
+    if request.config.getoption("reel_report", False):
+        _record_verdicts(handle, request)
     handle.close()
+
+
+# ---------------------------------------------------------------- --reel-report
+
+_VERDICTS_PROPERTY = "streamreel_verdicts"
+
+
+def _record_verdicts(handle: Reel, request: pytest.FixtureRequest) -> None:
+    """Judge the test's client; failed checks travel in the teardown report (so xdist carries them)."""
+    verdicts = judge(handle._active, **handle._bounds)
+    if verdicts.requests and verdicts.failed:
+        request.node.user_properties.append((_VERDICTS_PROPERTY, verdicts.report()))
+
+
+class _VerdictReport:
+    """``--reel-report``: collects each test's failed verdicts and prints them after the run."""
+
+    def __init__(self) -> None:
+        self.failed: list[tuple[str, str]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            self.failed += [(report.nodeid, str(value)) for name, value in report.user_properties if name == _VERDICTS_PROPERTY]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        terminalreporter.section("streamreel verdicts")
+        if not self.failed:
+            terminalreporter.write_line("every client passed every check")
+        for nodeid, report in self.failed:
+            terminalreporter.write_line(nodeid, bold=True)
+            for line in report.splitlines():
+                terminalreporter.write_line(f"  {line}")
 
 
 _LOAD_KEYWORDS = ("cassette", "faults", "speed", "match_on", "ignore_query", "ignore_body_keys")

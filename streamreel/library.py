@@ -120,6 +120,8 @@ class Library(Generic[S]):
         self.directory = path
         self._load = load
         self._cache: dict[Path, tuple[str, S]] = {}
+        self.default: str | None = None
+        """The cassette for requests that name none (a name in the directory), if one was chosen."""
 
     def names(self) -> list[str]:
         """Every cassette a request may name, as relative paths with their suffix."""
@@ -177,6 +179,8 @@ class Library(Generic[S]):
                 raise Refusal(400, "invalid_request_error", f"streamreel: ?{CASSETTE_PARAM}= is given {len(given)} times; give it once")
             name = given[0] if given else None
             source = f"?{CASSETTE_PARAM}= parameter"
+        if name is None and self.default is not None:
+            name, source = self.default, "default cassette"
         if name is None:
             names = self.names()
             if len(names) == 1:

@@ -98,8 +98,11 @@ class Matcher:
         match_on: Iterable[str] = MATCH_ON,
         ignore_query: Iterable[str] = SDK_QUERY_PARAMS,
         ignore_body_keys: Iterable[str] = (),
+        empty: str = "the cassette has no interactions",
     ) -> None:
         self.interactions = tuple(interactions)
+        self.empty = empty
+        """What a mismatch says when there are no interactions (why there are none)."""
         self.repeat_last = True
         self.match_on = tuple(match_on)
         unknown = set(self.match_on) - set(MATCH_ON)
@@ -184,7 +187,7 @@ class Matcher:
         if summary:
             asked += f" ({summary})"
         if not self.interactions:
-            return f"no recorded interaction matches {asked}: the cassette has no interactions"
+            return f"no recorded interaction matches {asked}: {self.empty}"
         scored = []
         for i, item in enumerate(self.interactions):
             diffs = self.differences(request, item)

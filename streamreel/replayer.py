@@ -26,7 +26,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
-from typing import Any, Iterable, Mapping, Sequence, Union
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
@@ -36,7 +37,7 @@ from .bind import warn_if_exposed
 from .browser import BrowserState
 from .cassette import Cassette
 from .clock import Clock
-from .errors import FaultSpecError, NoMatchError, StreamreelError
+from .errors import CassetteError, FaultSpecError, NoMatchError, StreamreelError
 from .fault_injection.base import FaultOutcome
 from .library import CASSETTE_PARAM, Library, Refusal
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, Matcher, ReceivedRequest
@@ -64,6 +65,9 @@ _NOT_REPLAYED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "ser
 
 _SCRUB = Scrubber()
 
+NOTHING_LOADED = "no cassette loaded: use @pytest.mark.reel or reel.load in a test, Replayer(cassette) or .load() in code, or POST /__streamreel/load"
+"""What a request gets (a 404) from a server that was given no cassette."""
+
 CassetteLike = Union[Cassette, str, "os.PathLike[str]", None]
 
 
@@ -83,7 +87,11 @@ class SentResponse:
     not (:class:`~streamreel.fault_injection.FaultOutcome`; ``fault_specs`` lists just
     their spec strings); ``headers`` are the response headers sent. On a directory server
     (``cassette_dir=``), ``cassette`` is the path, relative to the directory, of the
-    cassette that answered (``interaction`` is an index in it).
+    cassette that answered (``interaction`` is an index in it). ``silent_ms`` is the
+    longest time the server sent nothing while the response was open (from the request,
+    between writes, or after the last write until the end or now), ``silent_since`` when
+    the server last went quiet and stayed so (None while it is writing); both None for a
+    response streamed through from a recording upstream.
     """
 
     request_index: int
@@ -99,6 +107,8 @@ class SentResponse:
     headers: Mapping[str, str] = field(default_factory=dict)
     answered_by: str | None = None
     cassette: str | None = None
+    silent_ms: float | None = None
+    silent_since: float | None = None
 
     @property
     def events(self) -> list[Event]:
@@ -127,7 +137,7 @@ class SentResponse:
 class _Live:
     """The mutable record the server updates while a response goes out."""
 
-    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames", "view", "cassette")
+    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames", "view", "cassette", "quiet_since", "quiet_s")
 
     def __init__(self, request_index: int, started: float) -> None:
         self.request_index = request_index
@@ -145,12 +155,21 @@ class _Live:
         self.frames = array("q")  # body bytes after each part written (kept only when a reset is planned)
         self.cassette: str | None = None
         self.view: Sequence[Event] | None = None  # an unfaulted stream: what went out is its first events_done events
+        self.quiet_since: float | None = None  # when the server went quiet (None: writing, or not tracked)
+        self.quiet_s: float | None = None  # the longest silence that has ended (None: not tracked)
 
     def sent(self) -> bytes:
         """The body bytes sent, joined only when asked for: an unfaulted stream's ground truth shares the cassette's bytes."""
         if self.view is not None:
             return b"".join([ev.wire for ev in self.view[: self.events_done]])
         return bytes(self.data)
+
+    def silence(self, now: float) -> float | None:
+        """The longest silence so far in ms, counting the one still going on until the end (or ``now``)."""
+        if self.quiet_s is None:
+            return None
+        tail = 0.0 if self.quiet_since is None else (self.finished if self.finished is not None else now) - self.quiet_since
+        return max(self.quiet_s, tail) * 1000.0
 
     def snapshot(self) -> SentResponse:
         return SentResponse(
@@ -167,7 +186,17 @@ class _Live:
             headers=dict(self.headers),
             answered_by=self.answered_by,
             cassette=self.cassette,
+            silent_ms=self.silence(time.monotonic()),
+            silent_since=self.quiet_since,
         )
+
+    def speaks(self, at: float) -> None:
+        """The server writes again at ``at`` (loop time): a silence, if there was one, ends."""
+        since = self.quiet_since
+        if since is not None:
+            self.quiet_since = None
+            if self.quiet_s is not None and at - since > self.quiet_s:
+                self.quiet_s = at - since
 
 
 @dataclass
@@ -244,6 +273,10 @@ class Replayer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._library: Library[_State] | None = None
+        self.epoch = time.monotonic()
+        """When the server started or was last cleared (monotonic time): the zero of ground-truth times."""
+        self.on_response: Callable[[ReceivedRequest, SentResponse], None] | None = None
+        """Called on the server's loop with each response once it has finished (``serve`` logs them)."""
         if cassette_dir is not None:
             if cassette is not None:
                 raise ValueError("give a cassette or a cassette_dir, not both")
@@ -260,6 +293,7 @@ class Replayer:
             raise ValueError(f"speed must be >= 0, got {speed!r}")
         if cassette is None:
             cas = Cassette()
+            match = {**(match or {}), "empty": NOTHING_LOADED}
         elif isinstance(cassette, Cassette):
             cas = cassette
         else:
@@ -289,13 +323,36 @@ class Replayer:
         """Serve another cassette from now on, without restarting; clears requests and responses.
 
         The matching options apply to this cassette only; left out, they are the ones the
-        replayer was made with.
+        replayer was made with. On a directory server (``cassette_dir=``), ``cassette`` is a
+        name in the directory (or None): it answers the requests that name no cassette, and
+        ``faults`` and ``speed`` apply to every cassette in the directory from now on.
         """
-        if self._library is not None:
-            raise StreamreelError("this replayer serves a directory, where each request names its cassette; make another Replayer to serve one cassette")
         given = {"match_on": match_on, "ignore_query": ignore_query, "ignore_body_keys": ignore_body_keys}
         match = {k: tuple(v) for k, v in given.items() if v is not None}
-        self._state = self._make_state(cassette, faults=faults, speed=self._state.speed if speed is None else speed, match=match)
+        speed = self._state.speed if speed is None else speed
+        if self._library is not None:
+            self._load_directory(cassette, faults=faults, speed=speed, match=match)
+            return
+        self._state = self._make_state(cassette, faults=faults, speed=speed, match=match)
+        self.clear()
+
+    def _load_directory(self, name: CassetteLike, *, faults: Sequence[Any] | str, speed: float, match: Mapping[str, Any]) -> None:
+        assert self._library is not None
+        if name is not None and not isinstance(name, str):
+            raise StreamreelError(
+                "this replayer serves a directory, where each request names its cassette; load() takes a name in it "
+                "(the cassette for requests that name none) or None; make another Replayer to serve one cassette"
+            )
+        by_name = {**match, "ignore_query": (*match.get("ignore_query", self._match["ignore_query"]), CASSETTE_PARAM)}
+        state = self._make_state(None, faults=faults, speed=speed)
+        library: Library[_State] = Library(self._library.directory, lambda path: self._make_state(path, faults=faults, speed=speed, match=by_name))
+        if name is not None:
+            try:
+                library.path(name)  # a bad or missing name is refused before anything changes
+            except FileNotFoundError:
+                raise CassetteError(f"no cassette {name!r} in the served directory; it holds: {', '.join(library.names()) or 'none'}", path=str(library.directory)) from None
+        library.default = name
+        self._state, self._library = state, library
         self.clear()
 
     def clear(self) -> None:
@@ -303,6 +360,7 @@ class Replayer:
         self._requests.clear()
         self._responses.clear()
         self._arrived = 0
+        self.epoch = time.monotonic()
         self._state.matcher.reset()
         self._state.browser.reset()
         self._state.attempts.clear()
@@ -312,6 +370,16 @@ class Replayer:
     @property
     def cassette(self) -> Cassette:
         return self._state.cassette
+
+    @property
+    def cassette_dir(self) -> Path | None:
+        """The directory a directory server serves (where cassette names point), else None."""
+        return self._library.directory if self._library is not None else None
+
+    @property
+    def default_name(self) -> str | None:
+        """On a directory server, the cassette :meth:`load` chose for requests that name none."""
+        return self._library.default if self._library is not None else None
 
     @property
     def url(self) -> str:
@@ -333,7 +401,10 @@ class Replayer:
     # ------------------------------------------------------------ lifecycle
 
     def _app(self) -> web.Application:
+        from .admin import mount
+
         app = web.Application(client_max_size=MAX_REQUEST_BYTES + 1024 * 1024)
+        mount(app, self)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
 
@@ -355,6 +426,7 @@ class Replayer:
             raise
         self._runner = runner
         self._clock = Clock(self._loop)
+        self.epoch = time.monotonic()
         self.port = runner.addresses[0][1]
         warn_if_exposed(self, runner.addresses)
 
@@ -502,6 +574,7 @@ class Replayer:
         if idle is not None:
             idle.clear()
         live = _Live(self._arrived, time.monotonic())
+        kept: ReceivedRequest | None = None
         try:
             if request.method == "OPTIONS":
                 return _preflight(request)
@@ -522,6 +595,7 @@ class Replayer:
             self._arrived += 1
             self._requests.append(received)
             self._responses.append(live)
+            kept = received
             if too_large is not None:
                 return self._error(live, 413, "request_too_large", f"streamreel: {too_large.text} bytes (the Messages API takes {MAX_REQUEST_BYTES // 2**20} MB)")
             return await self._respond(request, received, live, start)
@@ -534,6 +608,8 @@ class Replayer:
                 idle.set()
             if self._answered is not None:
                 self._answered.set()
+            if kept is not None and self.on_response is not None:
+                self.on_response(kept, live.snapshot())
 
     async def _respond(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float) -> web.StreamResponse:
         state = self._state
@@ -603,11 +679,13 @@ class Replayer:
         headers = {k: v for k, v in p.headers.items() if k.lower() not in _NOT_REPLAYED}
         headers.update(_CORS)
         live.status = p.status
+        live.quiet_s, live.quiet_since = 0.0, start
         await clock.sleep_until(start + p.headers_at_ms / 1000.0)
         if p.body is not None:
             live.headers = headers
             live.data += p.body
             live.ending = "end"
+            live.speaks(loop.time())
             return web.Response(status=p.status, body=p.body, headers=headers)
         headers.setdefault("content-type", "text/event-stream; charset=utf-8")
         headers.setdefault("cache-control", "no-cache")
@@ -616,6 +694,7 @@ class Replayer:
         ending = p.ending
         try:
             await resp.prepare(request)
+            live.speaks(loop.time())
             transport = request.transport
             if transport is not None:
                 # Every write now waits until the kernel holds all of it: pieces go out as
@@ -625,6 +704,7 @@ class Replayer:
                 await _write_events(request, p.chunks, live, start, clock)
             else:
                 await _write_chunks(resp, request, p, live, start, clock)
+            live.quiet_since = loop.time()
             if ending.at_ms is not None:
                 await clock.sleep_until(start + ending.at_ms / 1000.0)
             if ending.how == "end":
@@ -675,7 +755,9 @@ async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, 
             if at_ms > elapsed_ms:
                 elapsed_ms = (loop.time() - start) * 1000.0
                 if at_ms > elapsed_ms:
+                    live.quiet_since = start + elapsed_ms / 1000.0
                     await clock.sleep_until(start + at_ms / 1000.0)
+                    live.speaks(start + at_ms / 1000.0)
                     elapsed_ms = at_ms
         if transport.is_closing():
             raise ConnectionResetError("the client left mid-stream")
@@ -706,7 +788,9 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
         if at_ms > elapsed_ms:
             elapsed_ms = (loop.time() - start) * 1000.0
             if at_ms > elapsed_ms:
+                live.quiet_since = start + elapsed_ms / 1000.0
                 await clock.sleep_until(start + at_ms / 1000.0)
+                live.speaks(start + at_ms / 1000.0)
                 elapsed_ms = at_ms
             elif separate:
                 await asyncio.sleep(0)

@@ -215,3 +215,55 @@ async def test_cli_serve_ids_and_retry_for_event_sources(tmp_path):
         assert await asyncio.wait_for(proc.wait(), 10) == 0
     assert [e.id for e in got] == [str(i) for i in range(len(stream_events()))]
     assert got[0].retry == 20
+
+
+# ---------------------------------------------------------------- the EventSource reconnect verdict, in Chromium
+
+NATIVE_RESUME = """
+new Promise((resolve) => {
+  let opens = 0;
+  const es = new EventSource(%(url)s);
+  es.onopen = () => opens++;
+  es.addEventListener("message_stop", () => { es.close(); resolve(opens); });
+})
+"""
+
+STARTS_OVER = """
+new Promise((resolve) => {
+  let opens = 0;
+  const connect = () => {
+    const es = new EventSource(%(url)s);  // a fresh EventSource knows no last event id
+    opens++;
+    es.onerror = () => { es.close(); if (opens < 3) setTimeout(connect, 50); else resolve(opens); };
+    es.addEventListener("message_stop", () => { es.close(); resolve(opens); });
+  };
+  connect();
+})
+"""
+
+
+async def test_chromium_event_source_resuming_with_last_event_id_passes_the_reconnect_verdict(site, tmp_path):
+    from streamreel.verdicts import ajudge
+
+    async with Replayer(cassette(), speed=0, ids=True, retry_ms=50, faults=[CutAfter(after=9)]) as r, Chromium(tmp_path / "profile") as browser:
+        await browser.open(site + "/index.html")  # a page on its own origin; without ?src= the app waits
+        opens = await browser.evaluate(NATIVE_RESUME % {"url": json.dumps(r.url + "/v1/messages")})
+        verdicts = await ajudge(r)
+        resumed = [q.headers.get("last-event-id") for q in r.requests]
+    assert opens >= 3 and resumed[0] is None and all(resumed[1:])
+    assert verdicts.ok, verdicts.report()
+
+
+async def test_chromium_app_that_opens_a_new_event_source_after_a_cut_fails_the_reconnect_verdict(site, tmp_path):
+    from streamreel.verdicts import ajudge
+
+    async with Replayer(cassette(), speed=0, ids=True, retry_ms=50, faults=[CutAfter(after=9)]) as r, Chromium(tmp_path / "profile") as browser:
+        await browser.open(site + "/index.html")
+        opens = await browser.evaluate(STARTS_OVER % {"url": json.dumps(r.url + "/v1/messages")})
+        verdicts = await ajudge(r)
+        asked = [q.headers.get("last-event-id") for q in r.requests]
+    assert opens == 3 and asked == [None, None, None]
+    assert [v.check for v in verdicts.failed] == ["reconnect_without_last_event_id"]
+    evidence = verdicts["reconnect_without_last_event_id"].evidence
+    assert [e.requests for e in evidence] == [(0, 1), (1, 2)]
+    assert "was cut (close) at id '8', without Last-Event-ID" in evidence[0].detail

@@ -152,3 +152,86 @@ def test_a_non_loopback_host_warns_on_stderr_and_stdout_still_starts_with_the_ur
     assert "listening" not in out
     assert err.startswith("warning: ") and "NonLoopbackWarning" not in err
     assert "listens on 0.0.0.0, which is not loopback: it will accept connections from other machines" in err
+
+
+# ---------------------------------------------------------------- serve: bundled names, a line per response, the admin API
+
+
+def test_serve_takes_a_bundled_cassette_by_name() -> None:
+    proc, url = start_server("serve", "tool_use", "--speed", "0", "-q")
+    try:
+        client = anthropic.Anthropic(base_url=url, api_key="sk-test", max_retries=0)
+        with client.messages.stream(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]) as stream:
+            assert stream.get_final_message().stop_reason == "tool_use"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+
+
+def test_serve_refuses_a_name_that_is_neither_a_file_nor_bundled() -> None:
+    result = streamreel("serve", "txet")
+    assert result.returncode == 2
+    assert "no such file or directory, nor a bundled cassette (bundled: openai_chat, pings, text, thinking, tool_use)" in result.stderr
+
+
+def test_serve_prints_a_line_per_response_and_writes_json_lines_to_the_log(tmp_path: Path) -> None:
+    import json
+
+    log = tmp_path / "responses.jsonl"
+    proc, url = start_server("serve", "text", "--speed", "0", "--fault", "http:status=529", "--log", str(log))
+    try:
+        client = anthropic.Anthropic(base_url=url, api_key="sk-ant-api03-" + "LogLineKey" * 4, max_retries=1)
+        with client.messages.stream(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]) as stream:
+            stream.get_final_message()
+        with pytest.raises(anthropic.NotFoundError):
+            client.models.list()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    lines = err.splitlines()
+    assert len(lines) == 3, err
+    assert re.fullmatch(r"#0 POST /v1/messages -> 529 text\.yaml#0, fired http:status=529, end, 0 events, \d+ B, \d+ ms", lines[0]), lines[0]
+    assert re.fullmatch(r"#1 POST /v1/messages -> 200 text\.yaml#0, end, 21 events, \d+ B, \d+ ms", lines[1]), "a fault that did not fire is not named"
+    assert lines[2].startswith("#2 GET /v1/models -> 404 no match, end, 0 events")
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["request"], r["status"], r["events"], r["ending"]) for r in records] == [(0, 529, 0, "end"), (1, 200, 21, "end"), (2, 404, 0, "end")]
+    assert [[(f["spec"], f["fired"]) for f in r["faults"]] for r in records] == [[("http:status=529", True)], [("http:status=529", False)], []]
+    assert "LogLineKey" not in err + log.read_text()
+
+
+def test_serve_quiet_prints_nothing_per_response() -> None:
+    proc, url = start_server("serve", "text", "--speed", "0", "-q")
+    try:
+        client = anthropic.Anthropic(base_url=url, api_key="sk-test", max_retries=0)
+        with client.messages.stream(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]) as stream:
+            stream.get_final_message()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and err == ""
+
+
+def test_serve_answers_the_admin_api(tmp_path: Path) -> None:
+    import json
+    import urllib.request
+
+    from streamreel.cassette import save
+    from streamreel.synth import synth_cassette
+
+    save(synth_cassette("first", seed=1), tmp_path / "first.yaml")
+    save(synth_cassette("second", seed=2), tmp_path / "second.yaml")
+    proc, url = start_server("serve", str(tmp_path), "--speed", "0", "-q")
+    try:
+        load = urllib.request.Request(url + "/__streamreel/load", data=json.dumps({"cassette": "second"}).encode(), headers={"content-type": "application/json"}, method="POST")
+        with urllib.request.urlopen(load, timeout=20) as resp:
+            assert json.loads(resp.read())["loaded"] == "second.yaml"
+        client = anthropic.Anthropic(base_url=url, api_key="sk-test", max_retries=0)
+        with client.messages.stream(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]) as stream:
+            assert stream.get_final_text() == "second"
+        with urllib.request.urlopen(url + "/__streamreel/responses", timeout=20) as resp:
+            listed = json.loads(resp.read())
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    assert [(r["cassette"], r["status"], r["ending"]) for r in listed] == [("second.yaml", 200, "end")]
