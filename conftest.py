@@ -38,6 +38,7 @@ import unittest
 from pathlib import Path
 from typing import Any
 
+import hypothesis.configuration  # noqa: F401  # its storage directory is the cwd at import: fix it before a page changes directory
 import pytest
 from sybil import Example, Sybil
 from sybil.evaluators.python import PythonEvaluator
