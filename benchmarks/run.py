@@ -30,6 +30,7 @@ ARGS: dict[str, tuple[list[str], list[str]]] = {
     "bench_faults": (["--repeats", "3"], ["--events", "1000", "--repeats", "1"]),
     "bench_browser_ids": (["--runs", "5"], ["--words", "2000", "--runs", "1"]),
     "bench_plugin": (["--examples", "200", "--rounds", "2"], ["--examples", "10", "--rounds", "1"]),
+    "bench_inprocess": (["--examples", "200", "--rounds", "3"], ["--examples", "20", "--rounds", "1"]),
     "bench_recorder": (["--rounds", "50", "--streams", "6"], ["--rounds", "3", "--streams", "2"]),
     "bench_timing": ([], ["--events", "100", "--gap", "2", "--no-sdk"]),
     "bench_concurrency": ([], ["--streams", "10", "--events", "20", "--gap", "5"]),

@@ -10,6 +10,11 @@ Fixtures:
 - ``reel_cassette_dir``: where marker cassettes live; ``cassettes/<test module>/`` next to
   the test file, as with pytest-recording. Override it in a conftest to move them.
 
+SDK clients, session-scoped with ``max_retries=0`` so no test builds one per example:
+``anthropic_client``, ``async_anthropic_client``, ``openai_client``, ``async_openai_client``
+talk to the session's server over loopback; the ``inprocess_`` ones (same names after the
+prefix) reach the same cassette through :meth:`Reel.transport`, with no socket.
+
 Marker: ``@pytest.mark.reel("name.yaml", faults=[...], speed=...)``; its keyword arguments
 are those of :meth:`Reel.load`.
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
@@ -39,8 +45,23 @@ from .verdicts import GRACE_S, Verdicts, ajudge, assert_resilient, judge
 if TYPE_CHECKING:
     from .matching import ReceivedRequest
     from .replayer import SentResponse
+    from .transport import ReplayTransport
 
-__all__ = ["Reel", "MODES", "reel", "reel_session", "reel_cassette_dir"]
+__all__ = [
+    "Reel",
+    "MODES",
+    "reel",
+    "reel_session",
+    "reel_cassette_dir",
+    "anthropic_client",
+    "async_anthropic_client",
+    "openai_client",
+    "async_openai_client",
+    "inprocess_anthropic_client",
+    "inprocess_async_anthropic_client",
+    "inprocess_openai_client",
+    "inprocess_async_openai_client",
+]
 
 
 SETTLE_TIMEOUT_S = 5.0
@@ -148,6 +169,12 @@ class Reel:
     def clear(self) -> None:
         """Forget requests and responses and restart ordered playback."""
         self._active.clear()
+
+    def transport(self, *, realtime: bool = False) -> ReplayTransport:
+        """An in-process transport for an SDK's ``http_client=`` that serves what this reel
+        serves (the same cassette, faults and ground truth) with no socket; see
+        :class:`streamreel.transport.ReplayTransport`. One per session server, reused."""
+        return _transport_for(self._server, realtime)
 
     # ------------------------------------------------------------ ground truth
 
@@ -360,3 +387,89 @@ def _marker_arguments(marker: pytest.Mark, request: pytest.FixtureRequest) -> tu
         pytest.fail("@pytest.mark.reel got the cassette twice (positionally and as cassette=)", pytrace=False)
     cassette = marker.args[0] if marker.args else kwargs.pop("cassette", _default_name(request))
     return (cassette,), kwargs
+
+
+# ---------------------------------------------------------------- SDK clients
+
+_API_KEY = "sk-" + "streamreel-" + "test-key"
+"""Any key works on the replay server; this one is plainly not a real one."""
+
+_transports: weakref.WeakKeyDictionary[Replayer, dict[bool, ReplayTransport]] = weakref.WeakKeyDictionary()
+
+
+def _transport_for(server: Replayer, realtime: bool) -> ReplayTransport:
+    from .transport import ReplayTransport
+
+    made = _transports.setdefault(server, {})
+    if realtime not in made:
+        made[realtime] = ReplayTransport(server, realtime=realtime)
+    return made[realtime]
+
+
+def _sdk(name: str, fixture: str) -> Any:
+    try:
+        return __import__(name)
+    except ImportError:
+        pytest.fail(f"the {fixture} fixture needs the {name} SDK: pip install {name}", pytrace=False)
+
+
+def _client(sdk_name: str, fixture: str, reel_session: Reel, *, is_async: bool, inprocess: bool) -> Any:
+    """An SDK client on the session's server with no retries: one per session, not per example."""
+    sdk = _sdk(sdk_name, fixture)
+    suffix = "/v1" if sdk_name == "openai" else ""
+    make = sdk.AsyncAnthropic if sdk_name == "anthropic" and is_async else sdk.Anthropic if sdk_name == "anthropic" else sdk.AsyncOpenAI if is_async else sdk.OpenAI
+    if inprocess:
+        from .transport import BASE_URL
+
+        http = (sdk.DefaultAsyncHttpxClient if is_async else sdk.DefaultHttpxClient)(transport=reel_session.transport())
+        return make(base_url=BASE_URL + suffix, api_key=_API_KEY, max_retries=0, http_client=http)
+    if is_async:
+        import httpx2
+
+        # No kept-alive connections: a connection belongs to the event loop that opened it, and
+        # each async test runs on its own loop.
+        http = sdk.DefaultAsyncHttpxClient(limits=httpx2.Limits(max_keepalive_connections=0))
+        return make(base_url=reel_session.url + suffix, api_key=_API_KEY, max_retries=0, http_client=http)
+    return make(base_url=reel_session.url + suffix, api_key=_API_KEY, max_retries=0)
+
+
+def _client_fixture(sdk_name: str, *, is_async: bool, inprocess: bool, doc: str) -> Any:
+    name = f"{'inprocess_' if inprocess else ''}{'async_' if is_async else ''}{sdk_name}_client"
+
+    def fixture(reel_session: Reel) -> Iterator[Any]:
+        client = _client(sdk_name, name, reel_session, is_async=is_async, inprocess=inprocess)
+        yield client
+        if not is_async:
+            client.close()
+
+    fixture.__doc__ = doc
+    return pytest.fixture(scope="session", name=name)(fixture)
+
+
+anthropic_client = _client_fixture(
+    "anthropic",
+    is_async=False,
+    inprocess=False,
+    doc="""``anthropic.Anthropic`` on the session's replay server, ``max_retries=0`` (a fault shows
+    as it happens, not retried away). Session-scoped, so ``@given`` tests share it: load each
+    example with ``reel_session.load(...)`` (or use ``reel`` in plain tests).""",
+)
+async_anthropic_client = _client_fixture(
+    "anthropic",
+    is_async=True,
+    inprocess=False,
+    doc="""``anthropic.AsyncAnthropic`` on the session's replay server, ``max_retries=0``; it keeps
+    no connection between requests, so any test's event loop can use it.""",
+)
+openai_client = _client_fixture("openai", is_async=False, inprocess=False, doc="""``openai.OpenAI`` on the session's replay server (``/v1``), ``max_retries=0``.""")
+async_openai_client = _client_fixture("openai", is_async=True, inprocess=False, doc="""``openai.AsyncOpenAI`` on the session's replay server (``/v1``), ``max_retries=0``.""")
+inprocess_anthropic_client = _client_fixture(
+    "anthropic",
+    is_async=False,
+    inprocess=True,
+    doc="""``anthropic.Anthropic`` on :meth:`Reel.transport`: what the reel serves, with no socket
+    (faults end the same way; a stall against the read timeout costs no wall time).""",
+)
+inprocess_async_anthropic_client = _client_fixture("anthropic", is_async=True, inprocess=True, doc="""``anthropic.AsyncAnthropic`` on :meth:`Reel.transport`.""")
+inprocess_openai_client = _client_fixture("openai", is_async=False, inprocess=True, doc="""``openai.OpenAI`` on :meth:`Reel.transport`.""")
+inprocess_async_openai_client = _client_fixture("openai", is_async=True, inprocess=True, doc="""``openai.AsyncOpenAI`` on :meth:`Reel.transport`.""")

@@ -39,7 +39,8 @@ from .cassette import Cassette
 from .clock import Clock
 from .errors import CassetteError, FaultSpecError, NoMatchError, StreamreelError
 from .fault_injection.base import FaultOutcome
-from .library import CASSETTE_PARAM, Library, Refusal
+from .library import CASSETTE_PARAM, Library
+from .library import Refusal as LibraryRefusal
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, Matcher, ReceivedRequest
 from .pipeline import EventChunks, Plan, plan
 from .providers import decode_body, detect_provider
@@ -197,6 +198,36 @@ class _Live:
             self.quiet_since = None
             if self.quiet_s is not None and at - since > self.quiet_s:
                 self.quiet_s = at - since
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An error the replayer answers with instead of a recording (no match, a bad fault header...)."""
+
+    status: int
+    kind: str
+    message: str
+
+    def response(self, live: _Live) -> tuple[dict[str, str], bytes]:
+        """The headers and Anthropic-shaped JSON body that say it, noted in ``live``'s ground truth."""
+        payload = json.dumps(error_body(self.status, message=self.message, error_type=self.kind)).encode()
+        headers = error_headers(self.status)
+        headers.update(_CORS)
+        live.status = self.status
+        live.data += payload
+        live.ending = "end"
+        return headers, payload
+
+
+def sent_headers(p: Plan) -> dict[str, str]:
+    """The response headers a plan goes out with: the recorded ones less those that described
+    the recorded connection and body, CORS for browsers, and a stream's content type."""
+    headers = {k: v for k, v in p.headers.items() if k.lower() not in _NOT_REPLAYED}
+    headers.update(_CORS)
+    if p.body is None:
+        headers.setdefault("content-type", "text/event-stream; charset=utf-8")
+        headers.setdefault("cache-control", "no-cache")
+    return headers
 
 
 @dataclass
@@ -591,14 +622,19 @@ class Replayer:
                 body=body,
                 at=start,
             )
-            live.request_index = self._arrived
-            self._arrived += 1
-            self._requests.append(received)
-            self._responses.append(live)
+            self._admit(received, live)
             kept = received
             if too_large is not None:
                 return self._error(live, 413, "request_too_large", f"streamreel: {too_large.text} bytes (the Messages API takes {MAX_REQUEST_BYTES // 2**20} MB)")
-            return await self._respond(request, received, live, start)
+            answer = self._answer(received, live)
+            if isinstance(answer, NoMatchError):
+                return await self._unmatched(request, received, live, start, answer)
+            if isinstance(answer, Refusal):
+                return self._error(live, answer.status, answer.kind, answer.message)
+            if answer.status == 204 and answer.body == b"":
+                live.status, live.ending = 204, "end"
+                return web.Response(status=204, headers=_CORS)
+            return await self._send(request, answer, live, start)
         finally:
             if live.finished is None:
                 live.finished = time.monotonic()
@@ -611,28 +647,38 @@ class Replayer:
             if kept is not None and self.on_response is not None:
                 self.on_response(kept, live.snapshot())
 
-    async def _respond(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float) -> web.StreamResponse:
+    def _admit(self, received: ReceivedRequest, live: _Live) -> None:
+        """Count a request in and start its ground truth (whatever carried it: a socket or an in-process transport)."""
+        live.request_index = self._arrived
+        self._arrived += 1
+        self._requests.append(received)
+        self._responses.append(live)
+
+    def _answer(self, received: ReceivedRequest, live: _Live) -> Plan | Refusal | NoMatchError:
+        """What to send for a request: its plan (the matched recording under the faults), the
+        error to answer instead, or why nothing matched (the recorder records it then). The
+        same decision for the socket and in-process transports."""
         state = self._state
         if self._library is not None:
             try:
                 live.cassette, state = self._library.select_named(received.headers, received.query)
-            except Refusal as e:
-                return self._error(live, e.status, e.kind, str(e))
+            except LibraryRefusal as e:
+                return Refusal(e.status, e.kind, str(e))
         try:
             extra, extra_keys = _header_faults(received.headers[FAULTS_HEADER]) if FAULTS_HEADER in received.headers else ((), ())
         except FaultSpecError as e:
-            return self._error(live, 400, "invalid_request_error", f"streamreel: bad {FAULTS_HEADER} header: {e}")
+            return Refusal(400, "invalid_request_error", f"streamreel: bad {FAULTS_HEADER} header: {e}")
         problem = _body_problem(received)
         if problem is not None and not _recorded_raw(state.matcher, received):
-            return await self._unmatched(request, received, live, start, NoMatchError(problem, request=received))
+            return NoMatchError(problem, request=received)
         try:
             index = state.browser.find(received, state.matcher)
         except NoMatchError as e:
-            return await self._unmatched(request, received, live, start, e)
+            return e
         interaction = state.browser.view(index, received)
         if interaction is None:
-            live.interaction, live.status, live.ending = index, 204, "end"
-            return web.Response(status=204, headers=_CORS)
+            live.interaction = index
+            return Plan(status=204, headers=dict(_CORS), headers_at_ms=0.0, body=b"")
         faults = state.faults + extra
         keys = state.fault_keys + extra_keys
         attempts = {i: state.attempts.get(keys[i], 0) for i, f in enumerate(faults) if f.times is not None}
@@ -641,7 +687,7 @@ class Replayer:
         try:
             p = plan(interaction, faults, speed=state.speed, attempts=attempts, provider=state.providers[index])
         except (StreamreelError, ValueError) as e:
-            return self._error(live, 400, "invalid_request_error", f"streamreel: the faults {list(keys)} cannot be applied to this response: {e}")
+            return Refusal(400, "invalid_request_error", f"streamreel: the faults {list(keys)} cannot be applied to this response: {e}")
         live.faults = p.outcomes
         for i in p.used:
             if i in attempts:
@@ -651,45 +697,41 @@ class Replayer:
         if p.answered_by is not None:
             state.matcher.release(index)
             live.answered_by = str(p.answered_by)
-        return await self._send(request, p, live, start)
+        return p
 
     async def _unmatched(self, request: web.Request, received: ReceivedRequest, live: _Live, start: float, error: NoMatchError) -> web.StreamResponse:
-        """Answer a request no recorded interaction matches (the recorder records it instead).
+        """Answer a request no recorded interaction matches (the recorder records it instead)."""
+        refusal = self._no_match(received, error)
+        return self._error(live, refusal.status, refusal.kind, refusal.message)
+
+    def _no_match(self, received: ReceivedRequest, error: NoMatchError) -> Refusal:
+        """The error for a request no recorded interaction matches.
 
         A JSON request whose body does not parse gets the API's 400 rather than a 404. The
         explanation quotes the request: its credentials are blanked, as a test runner prints it."""
         problem = _body_problem(received)
         if problem is not None:
-            return self._error(live, 400, "invalid_request_error", f"streamreel: {received.method} {received.path}: {problem}")
+            return Refusal(400, "invalid_request_error", f"streamreel: {received.method} {received.path}: {problem}")
         scrub = _SCRUB.also(_SCRUB.found(received.headers, received.target, received.body))
-        return self._error(live, 404, "not_found_error", scrub.message(f"streamreel: {error}"))
+        return Refusal(404, "not_found_error", scrub.message(f"streamreel: {error}"))
 
     def _error(self, live: _Live, status: int, kind: str, message: str) -> web.Response:
-        live.status = status
-        payload = json.dumps(error_body(status, message=message, error_type=kind)).encode()
-        live.data += payload
-        live.ending = "end"
-        headers = error_headers(status)
-        headers.update(_CORS)
+        headers, payload = Refusal(status, kind, message).response(live)
         return web.Response(status=status, body=payload, headers=headers)
 
     async def _send(self, request: web.Request, p: Plan, live: _Live, start: float) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         clock = self._clock or Clock(loop, precise=False)
-        headers = {k: v for k, v in p.headers.items() if k.lower() not in _NOT_REPLAYED}
-        headers.update(_CORS)
+        headers = sent_headers(p)
         live.status = p.status
         live.quiet_s, live.quiet_since = 0.0, start
         await clock.sleep_until(start + p.headers_at_ms / 1000.0)
+        live.headers = headers
         if p.body is not None:
-            live.headers = headers
             live.data += p.body
             live.ending = "end"
             live.speaks(loop.time())
             return web.Response(status=p.status, body=p.body, headers=headers)
-        headers.setdefault("content-type", "text/event-stream; charset=utf-8")
-        headers.setdefault("cache-control", "no-cache")
-        live.headers = headers
         resp = web.StreamResponse(status=p.status, headers=headers)
         ending = p.ending
         try:

@@ -18,9 +18,10 @@ keyword-only and checked when the strategy is built, so a mistake fails at once 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence, TypeVar
 
 from hypothesis import strategies as st
@@ -29,14 +30,49 @@ from hypothesis.strategies import SearchStrategy
 
 from .cassette import Cassette, End
 from .errors import StreamreelError
-from .providers.anthropic import Block, TextBlock, ThinkingBlock, ToolUseBlock, message_events
-from .providers.openai import chat_events
+from .providers import detect_provider
+from .providers.anthropic import (
+    STOP_REASONS,
+    Block,
+    Citation,
+    RedactedThinkingBlock,
+    ServerToolResultBlock,
+    ServerToolUseBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolUseBlock,
+    insert_pings,
+    message_events,
+    message_stream,
+)
+from .providers.openai import FINISH_REASONS, Choice, ToolCall, chat_events, chat_stream, chunk_count, sequential_schedule
+from .providers.openai_responses import (
+    FunctionCallItem,
+    Item,
+    McpCallItem,
+    McpListToolsItem,
+    MessageItem,
+    PatchCallItem,
+    ReasoningItem,
+    SearchCallItem,
+    ShellCallItem,
+    final_response,
+    response_events,
+)
+from .sse import Event
 
 __all__ = [
     "InvalidStrategyArgument",
     "StreamCassette",
     "anthropic_streams",
     "openai_streams",
+    "anthropic_messages",
+    "openai_chat_streams",
+    "openai_responses_streams",
+    "RESPONSE_ITEM_KINDS",
+    "Chunks",
+    "BLOCK_KINDS",
+    "CHOICE_KINDS",
     "markdown_texts",
     "tool_inputs",
     "splits",
@@ -61,10 +97,13 @@ class InvalidStrategyArgument(StreamreelError, InvalidArgument):
 class StreamCassette(Cassette):
     """A one-interaction cassette made by a strategy, carrying the content it streams.
 
-    The replayer serves it like any cassette; the extra fields say what a correct client
-    ends up with (``text``, ``thinking``, ``tool_input``) and how it was split
-    (``text_deltas``, ``thinking_deltas``, ``json_deltas``), so a property can feed the
-    same deltas to code in process or compare what came through an SDK.
+    The replayer serves it like any cassette. ``message`` is the final object the stream
+    encodes, in the API's own JSON shape (the Anthropic ``Message``, the ``chat.completion``,
+    the Responses ``response``): what a correct accumulator rebuilds. ``blocks`` (Anthropic)
+    or ``choices`` (OpenAI chat) hold the content as it was split into deltas. The older
+    fields say what a client ends up with (``text``, ``thinking``, ``tool_input``) and how
+    it was split (``text_deltas``, ``thinking_deltas``, ``json_deltas``), so a property can
+    feed the same deltas to code in process or compare what came through an SDK.
     """
 
     provider: str = "anthropic"
@@ -75,27 +114,142 @@ class StreamCassette(Cassette):
     text_deltas: tuple[str, ...] = ()
     thinking_deltas: tuple[str, ...] = ()
     json_deltas: tuple[str, ...] = ()
+    message: Any = field(default=None, compare=False)
+    blocks: tuple[Any, ...] = ()
+    choices: tuple[Any, ...] = ()
+    stop_reason: str | None = None
+    pings: tuple[int, ...] = ()
+    open_last: bool = False
+    usage: bool = False
+    breaks: tuple[tuple[int, str], ...] = ()
+    label: str | None = None
 
     @property
     def tool_json(self) -> str | None:
         """The tool input as the stream spells it (the joined ``json_deltas``)."""
         return "".join(self.json_deltas) if self.tool_name is not None else None
 
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """The events of the whole stream (after any broken attempts :func:`interrupted` put first)."""
+        return self.interactions[-1].response.events or () if self.interactions else ()
+
     def __repr__(self) -> str:
         parts = []
-        if self.thinking is not None:
-            parts.append(f"thinking_deltas={self.thinking_deltas!r}")
-        if self.text is not None:
-            parts.append(f"text_deltas={self.text_deltas!r}")
-        if self.tool_name is not None:
-            parts.append(f"tool_name={self.tool_name!r}, json_deltas={self.json_deltas!r}")
+        if self.label is not None:
+            parts.append(self.label)
+        if self.blocks:
+            parts.append("blocks=[" + ", ".join(_block_repr(b) for b in self.blocks) + "]")
+        if self.choices:
+            parts.append("choices=[" + ", ".join(_choice_repr(c) for c in self.choices) + "]")
+        if self.stop_reason is not None:
+            parts.append(f"stop_reason={self.stop_reason!r}")
+        if self.open_last:
+            parts.append("open_last=True")
+        if self.pings:
+            parts.append(f"pings={list(self.pings)!r}")
+        if self.usage:
+            parts.append("usage=True")
+        if not self.blocks and not self.choices:
+            if self.thinking is not None:
+                parts.append(f"thinking_deltas={self.thinking_deltas!r}")
+            if self.text is not None:
+                parts.append(f"text_deltas={self.text_deltas!r}")
+            if self.tool_name is not None:
+                parts.append(f"tool_name={self.tool_name!r}, json_deltas={self.json_deltas!r}")
+        if self.breaks:
+            parts.append("breaks=[" + ", ".join(f"{how} after {n} of {len(self.events)} events" for n, how in self.breaks) + "]")
         if self.faults:
             parts.append(f"faults={list(self.faults)!r}")
-        return f"{self.provider}_stream({', '.join(parts)})"
+        if self.label is not None:
+            name = "cassette"
+        else:
+            openai_kind = "openai_chat" if self.choices else "openai_response" if self.blocks else "openai_stream"
+            name = {"anthropic": "anthropic_message" if self.blocks else "anthropic_stream", "openai": openai_kind}.get(self.provider, f"{self.provider}_stream")
+        return f"{name}({', '.join(parts)})"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """Hypothesis prints falsifying examples with this: the deltas, not every event."""
         printer.text(repr(self))
+
+
+def _short_text(value: str, limit: int = 40) -> str:
+    return repr(value) if len(value) <= limit else repr(value[: limit - 3]) + "..."
+
+
+def _block_repr(block: Any) -> str:
+    if isinstance(block, TextBlock):
+        cited = f", citations={len(block.citations)}" if block.citations else ""
+        return f"text({block.deltas!r}{cited})"
+    if isinstance(block, ThinkingBlock):
+        signed = "" if block.signature is not None else ", unsigned"
+        return f"thinking({block.deltas!r}{signed})"
+    if isinstance(block, RedactedThinkingBlock):
+        return "redacted_thinking()"
+    if isinstance(block, ToolUseBlock):
+        return f"tool_use({block.name!r}, {block.json_deltas!r})"
+    if isinstance(block, ServerToolUseBlock):
+        return f"server_tool_use({block.name!r}, {block.json_deltas!r})"
+    if isinstance(block, MessageItem):
+        notes = f", annotations at {[i for i, _ in block.annotations]}" if block.annotations else ""
+        return f"message({block.deltas!r}{notes})"
+    if isinstance(block, FunctionCallItem):
+        return f"function_call({block.name!r}, {block.argument_deltas!r})"
+    if isinstance(block, ReasoningItem):
+        return f"reasoning({block.summary_deltas!r})"
+    if isinstance(block, SearchCallItem):
+        return f"{block.kind}({block.query!r})"
+    if isinstance(block, PatchCallItem):
+        return f"apply_patch_call({block.path!r}, {block.diff_deltas!r})"
+    if isinstance(block, ShellCallItem):
+        return f"shell_call({list(block.commands)!r})"
+    if isinstance(block, McpListToolsItem):
+        return f"mcp_list_tools({list(block.tools)!r})"
+    if isinstance(block, McpCallItem):
+        return f"mcp_call({block.name!r}, {block.argument_deltas!r})"
+    if isinstance(block, ServerToolResultBlock):
+        size = len(block.content) if isinstance(block.content, (list, tuple)) else "error" if isinstance(block.content, dict) and "error_code" in block.content else 1
+        return f"{block.kind}({size})"
+    return repr(block)
+
+
+def _choice_repr(choice: Any) -> str:
+    parts = []
+    if choice.content is not None:
+        parts.append(f"content={choice.content!r}")
+    if choice.refusal is not None:
+        parts.append(f"refusal={choice.refusal!r}")
+    if choice.tool_calls:
+        parts.append("tool_calls=[" + ", ".join(f"{c.name}{c.arguments!r}" for c in choice.tool_calls) + "]")
+        if choice.schedule is not None and choice.schedule != sequential_schedule(choice.tool_calls):
+            parts.append(f"schedule={[list(c) if len(c) > 1 else c[0] for c in choice.schedule]!r}")
+    if choice.finish_reason is not None:
+        parts.append(f"finish_reason={choice.finish_reason!r}")
+    return "choice(" + ", ".join(parts) + ")"
+
+
+class Chunks(tuple):  # type: ignore[type-arg]
+    """Chunks drawn by :func:`chunkings`: a tuple of bytes that prints as where it was cut."""
+
+    def __repr__(self) -> str:
+        total = sum(len(c) for c in self)
+        if len(self) <= 1:
+            return f"chunkings({total} bytes, no cuts)"
+        offsets, at = [], 0
+        for c in self[:-1]:
+            at += len(c)
+            offsets.append(at)
+        cuts = ", ".join(f"{o}{_cut_context(self, o)}" for o in offsets[:12])
+        more = f", ... {len(offsets) - 12} more" if len(offsets) > 12 else ""
+        return f"chunkings({total} bytes, cuts at [{cuts}{more}])"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+def _cut_context(chunks: Sequence[bytes], offset: int) -> str:
+    raw = b"".join(chunks)
+    return f" {raw[max(0, offset - 4):offset]!r}|{raw[offset:offset + 4]!r}"
 
 
 # ---------------------------------------------------------------- argument checks
@@ -285,12 +439,13 @@ def splits(text: str, *, boundaries: Sequence[int] | None = None) -> SearchStrat
     return _SPLIT_PLANS.map(lambda plan: _split(plan, text, special))
 
 
-def chunkings(data: bytes | Cassette) -> SearchStrategy[tuple[bytes, ...]]:
+def chunkings(data: bytes | Cassette) -> SearchStrategy[Chunks]:
     """Ways the bytes of a stream may reach a client: non-empty chunks that join to ``data``.
 
     ``data`` is raw bytes or a cassette (its first interaction's events, encoded). Cuts
     favour the places naive readers break: inside a UTF-8 character, between ``\\r`` and
     ``\\n``, between an event's closing line ends, inside ``data:``. Shrinks to one chunk.
+    A draw is a tuple of bytes (:class:`Chunks`) that prints as its cut offsets.
     """
     if isinstance(data, Cassette):
         if not data.interactions or data.interactions[0].response.events is None:
@@ -301,7 +456,12 @@ def chunkings(data: bytes | Cassette) -> SearchStrategy[tuple[bytes, ...]]:
     else:
         raise _fail(f"chunkings(data): expected bytes or a Cassette, got {type(data).__name__}")
     special = _byte_boundaries(raw)
-    return _SPLIT_PLANS.map(lambda plan: _cut(raw, _cuts(plan, len(raw), special)))
+
+    @st.composite
+    def build(draw: Callable[[SearchStrategy[Any]], Any]) -> Chunks:
+        return Chunks(_cut(raw, _cuts(draw(_SPLIT_PLANS), len(raw), special)))
+
+    return build()
 
 
 def _valid_positions(name: str, positions: Sequence[int], size: int) -> tuple[int, ...]:
@@ -401,8 +561,17 @@ _JSON_STYLES = ((False, (", ", ": ")), (False, (",", ":")), (True, (", ", ": "))
 """(ensure_ascii, separators): the API's spacing, compact, and ``\\uXXXX`` escapes to split inside."""
 
 
+_JSON_STYLE = st.sampled_from(_JSON_STYLES)
+
+
 def _json_text(value: Any) -> SearchStrategy[str]:
-    return st.sampled_from(_JSON_STYLES).map(lambda style: json.dumps(value, ensure_ascii=style[0], separators=style[1], allow_nan=False))
+    return _JSON_STYLE.map(lambda style: json.dumps(value, ensure_ascii=style[0], separators=style[1], allow_nan=False))
+
+
+def _spelled(draw: Callable[[SearchStrategy[Any]], Any], value: Any) -> str:
+    """``value`` as JSON in a drawn style (:func:`_json_text` without building a strategy per draw)."""
+    ensure_ascii, separators = draw(_JSON_STYLE)
+    return json.dumps(value, ensure_ascii=ensure_ascii, separators=separators, allow_nan=False)
 
 
 # ---------------------------------------------------------------- streams
@@ -503,6 +672,465 @@ def openai_streams(
     return build()
 
 
+# ---------------------------------------------------------------- the whole protocol
+
+BLOCK_KINDS = ("text", "tool_use", "thinking", "redacted_thinking", "server_tool_use")
+"""The content blocks :func:`anthropic_messages` draws, gentlest first: text (with citations
+when asked), a tool call, thinking with its signature, redacted thinking, and a server tool
+call (``web_search`` or ``tool_search_tool_regex``) followed by its result block."""
+
+_THINKING_KINDS = ("thinking", "redacted_thinking")
+_NEEDS = {"tool_use": "tool_use", "pause_turn": "server_tool_use", "stop_sequence": "text"}
+"""Stop reasons that need the message to end on a kind of block."""
+
+_CITED = ("Paris is the capital of France.", "Winds W at 10 to 15 mph. ", "日本語のテキスト", 'a "quoted" passage\n', "👍🏽 naïve")
+_SOURCES = (
+    ("https://en.wikipedia.org/wiki/Paris", "Paris - Wikipedia"),
+    ("https://www.wunderground.com/hourly/us/ca/san-francisco", "San Francisco, CA Hourly Weather Forecast | Weather Underground"),
+    ("https://example.com/caf%C3%A9?q=1&r=2", "Ünïcode title 👍"),
+)
+_QUERIES = ("weather in Paris", "San Francisco weather today", "naïve café 👍", 'say "hi"\n')
+_PATTERNS = ("weather", "get_.*", "^temp\\d+$")
+_REDACTED = (
+    "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpPkNRj2YfWXGmKDxH4mPnZ5sQ7vB5URj",
+    "EuoBCoYBGAIiQJ+synthetic+redacted+thinking+payload/with+slashes==",
+)
+_STOP_SEQUENCES = ("\n\nHuman:", "END", "###")
+_SIGNATURES = ("EqQBCkYIBxgCKkDsynthesizedsignaturebystreamreel==", "c3ludGhldGljLXNpZ25hdHVyZQ==")
+
+
+def _stops_for(kinds: Sequence[str]) -> set[str]:
+    """The stop reasons a message whose blocks are ``kinds`` can end with."""
+    last = kinds[-1]
+    if last == "tool_use":
+        return {"tool_use", "max_tokens"}
+    out = {"end_turn", "refusal", "max_tokens"}
+    if last == "text":
+        out.add("stop_sequence")
+    if last == "server_tool_use":
+        out.add("pause_turn")
+    return out
+
+
+def _required(who: str, name: str, value: Any, default: SearchStrategy[Any], check: Callable[[Any], str | None], leave_out: str) -> SearchStrategy[Any]:
+    """A content argument of the whole-protocol strategies: a value or a strategy, never None
+    (a kind of content is left out by naming the kinds that are drawn)."""
+    drawn = _as_strategy(name, default if value is _DEFAULT else value, check)
+    if drawn is None:
+        raise _fail(f"{who}: {name} takes a value or a strategy; leave a kind of {leave_out} out with {'blocks' if leave_out == 'block' else 'kinds'}=[...]")
+    return drawn
+
+
+def _reachable(reason: str, kinds: Sequence[str]) -> bool:
+    need = _NEEDS.get(reason)
+    if need is not None:
+        return need in kinds
+    return reason == "max_tokens" or tuple(kinds) != ("tool_use",)
+
+
+def _check_kinds_of(name: str, value: Any, known: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(k, str) for k in value):
+        raise _fail(f"{name}: expected a list of names from {', '.join(known)}, got {_short(value)}")
+    unknown = [k for k in value if k not in known]
+    if unknown or not value:
+        raise _fail(f"{name}: {'unknown ' + ', '.join(map(repr, unknown)) if unknown else 'empty'}; choose from {', '.join(known)}")
+    return tuple(k for k in known if k in value)
+
+
+def _check_names(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value or not all(isinstance(v, str) and v for v in value):
+        raise _fail(f"{name}: expected a non-empty list of non-empty strings, got {_short(value)}")
+    return tuple(value)
+
+
+def _check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(f"{name}: expected True or False, got {_short(value)}")
+    return value
+
+
+def _cut_at(draw: Callable[[SearchStrategy[Any]], Any], text: str) -> str:
+    """``text`` cut where ``max_tokens`` stopped it; shrinks toward no cut."""
+    return text[: len(text) - draw(st.integers(0, len(text)))]
+
+
+def _deltas(draw: Callable[[SearchStrategy[Any]], Any], text: str) -> tuple[str, ...]:
+    return _split(draw(_SPLIT_PLANS), text) if text else ()
+
+
+def _draw_citations(draw: Callable[[SearchStrategy[Any]], Any]) -> tuple[Citation, ...]:
+    out = []
+    for _ in range(draw(st.integers(0, 2))):
+        url, title = draw(st.sampled_from(_SOURCES))
+        kind = draw(st.sampled_from(("web_search_result_location", "char_location")))
+        out.append(Citation(draw(st.sampled_from(_CITED)), url=url, title=title, kind=kind, start_char_index=draw(st.integers(0, 400))))
+    return tuple(out)
+
+
+def _draw_server_tool(draw: Callable[[SearchStrategy[Any]], Any], *, cut: bool) -> list[Block]:
+    """A server tool call and its result (the call alone, its JSON cut, when ``max_tokens`` stops it)."""
+    name = draw(st.sampled_from(("web_search", "tool_search_tool_regex")))
+    result: Any
+    if name == "web_search":
+        value: dict[str, Any] = {"query": draw(st.sampled_from(_QUERIES))}
+        found = draw(st.integers(-1, 3))
+        if found < 0:
+            result = {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}
+        else:
+            result = [
+                {"type": "web_search_result", "title": title, "url": url, "encrypted_content": f"Eo4UCioICRgC{i}synthetic+content==", "page_age": draw(st.sampled_from((None, "2 days ago")))}
+                for i, (url, title) in enumerate(_SOURCES[:found])
+            ]
+        kind = "web_search_tool_result"
+    else:
+        value = {"pattern": draw(st.sampled_from(_PATTERNS))}
+        tools = draw(st.lists(st.sampled_from(("get_temp_data", "get_weather", "lookup")), max_size=2, unique=True))
+        result = {"type": "tool_search_tool_search_result", "tool_references": [{"type": "tool_reference", "tool_name": t} for t in tools]}
+        kind = "tool_search_tool_result"
+    spelled = _spelled(draw, value)
+    if cut:
+        return [ServerToolUseBlock(name, _deltas(draw, _cut_at(draw, spelled)))]
+    return [ServerToolUseBlock(name, _deltas(draw, spelled)), ServerToolResultBlock(result, kind=kind)]
+
+
+def anthropic_messages(
+    *,
+    blocks: Sequence[str] = BLOCK_KINDS,
+    max_blocks: int = 4,
+    text: str | SearchStrategy[str] = _DEFAULT,
+    thinking: str | SearchStrategy[str] = _DEFAULT,
+    tool_input: dict[str, Any] | SearchStrategy[dict[str, Any]] = _DEFAULT,
+    tool_names: Sequence[str] = ("get_weather", "make_file"),
+    citations: bool = True,
+    stop_reasons: Sequence[str] = _DEFAULT,
+    pings: bool = True,
+    model: str = "claude-sonnet-4-6",
+) -> SearchStrategy[StreamCassette]:
+    """Any valid Anthropic Messages stream, with the ``Message`` it encodes as ``.message``.
+
+    Up to ``max_blocks`` content blocks of the kinds in ``blocks`` (see :data:`BLOCK_KINDS`;
+    thinking first, then the rest in any order; a server tool call and its result count as
+    one, and so does a run of up to three tool calls, made in parallel): several tool calls, text with ``citations_delta`` s (``citations``), thinking
+    ending in its ``signature_delta``, redacted thinking, ``web_search`` with its
+    ``web_search_tool_result``. Every stop reason in ``stop_reasons`` (default: every one
+    the kinds of block allow; see :data:`~streamreel.providers.anthropic.STOP_REASONS`),
+    each with a last block it fits:
+    ``tool_use`` after a tool call, ``pause_turn`` after a server tool, ``max_tokens`` maybe
+    in the middle of the last block (a tool's JSON unfinished, no ``content_block_stop``).
+    Pings anywhere after ``message_start`` (``pings``); usage in ``message_start`` and in
+    ``message_delta``, the newer way too (input and cache totals repeated). ``text``,
+    ``thinking`` and ``tool_input`` are values or strategies, split into deltas at every
+    kind of boundary (:func:`splits`). The request matches any ``POST /v1/messages``.
+
+    Shrinks toward one text block in one delta, ``end_turn``, no pings.
+    """
+    kinds = _check_kinds_of("anthropic_messages(blocks=...)", blocks, BLOCK_KINDS)
+    _check_count("anthropic_messages(max_blocks=...)", max_blocks, 1)
+    if stop_reasons is _DEFAULT:
+        stops = tuple(r for r in STOP_REASONS if _reachable(r, kinds))
+    else:
+        stops = _check_kinds_of("anthropic_messages(stop_reasons=...)", stop_reasons, STOP_REASONS)
+    for reason in stops:
+        need = _NEEDS.get(reason)
+        if need is not None and need not in kinds:
+            raise _fail(f"anthropic_messages: stop reason {reason!r} needs {need!r} blocks to end on, and blocks={list(kinds)!r} has none")
+        if reason in ("end_turn", "refusal") and kinds == ("tool_use",):
+            raise _fail(f"anthropic_messages: stop reason {reason!r} cannot follow a tool call, and blocks={list(kinds)!r} has only tool calls")
+    text_s = _required("anthropic_messages", "text", text, markdown_texts(), _check_text, "block")
+    thinking_s = _required("anthropic_messages", "thinking", thinking, markdown_texts(max_fragments=12), _check_text, "block")
+    tool_s = _required("anthropic_messages", "tool_input", tool_input, tool_inputs(), _check_tool_input, "block")
+    names = _check_names("anthropic_messages(tool_names=...)", tool_names)
+    cite = _check_flag("anthropic_messages(citations=...)", citations)
+    ping = _check_flag("anthropic_messages(pings=...)", pings)
+    model = _check_name("model", model)
+
+    def ending(layout: list[str]) -> list[str]:
+        """The layout, with a block added when no allowed stop reason can follow its last one."""
+        if any(r in _stops_for(layout) for r in stops):
+            return layout
+        need = _NEEDS.get(stops[0]) or next(k for k in kinds if k != "tool_use")
+        return [*layout[1:], need] if len(layout) >= max_blocks else [*layout, need]
+
+    @st.composite
+    def build(draw: Callable[[SearchStrategy[Any]], Any]) -> StreamCassette:
+        drawn = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=max_blocks))
+        layout = ending([k for k in drawn if k in _THINKING_KINDS] + [k for k in drawn if k not in _THINKING_KINDS])
+        stop = draw(st.sampled_from(tuple(r for r in stops if r in _stops_for(layout))))
+        open_last = stop == "max_tokens" and draw(st.booleans())
+        content: list[Block] = []
+        for i, kind in enumerate(layout):
+            cut = open_last and i == len(layout) - 1
+            if kind == "text":
+                cited = _draw_citations(draw) if cite else ()
+                value = draw(text_s)
+                content.append(TextBlock(_deltas(draw, _cut_at(draw, value) if cut else value), cited))
+            elif kind == "thinking":
+                value = draw(thinking_s)
+                deltas = _deltas(draw, _cut_at(draw, value) if cut else value)
+                if not cut and draw(st.booleans()):
+                    deltas += ("",)  # the API may send an empty thinking_delta before the signature
+                content.append(ThinkingBlock(deltas, None if cut else draw(st.sampled_from(_SIGNATURES))))
+            elif kind == "redacted_thinking":
+                # Drawn in parts so that a redacted block costs the shrinker more than a text
+                # block: a failing example that needs any block shrinks to text.
+                content.append(RedactedThinkingBlock("".join(draw(st.sampled_from(_REDACTED)) for _ in range(4))))
+            elif kind == "tool_use":
+                parallel = draw(st.integers(1, 3))  # the model calls tools in runs, as parallel calls
+                for k in range(parallel):
+                    name = draw(st.sampled_from(names))
+                    spelled = _spelled(draw, draw(tool_s))
+                    cut_here = cut and k == parallel - 1
+                    content.append(ToolUseBlock(name, _deltas(draw, _cut_at(draw, spelled) if cut_here else spelled)))
+            else:
+                content.extend(_draw_server_tool(draw, cut=cut))
+        input_tokens = draw(st.sampled_from((12, 450, 2039)))
+        delta_usage = draw(st.booleans())
+        made = message_stream(
+            content,
+            model=model,
+            input_tokens=input_tokens,
+            cache_read_input_tokens=draw(st.sampled_from((0, 1024))),
+            stop_reason=stop,
+            stop_sequence=draw(st.sampled_from(_STOP_SEQUENCES)) if stop == "stop_sequence" else None,
+            ping=False,
+            open_last=open_last,
+            delta_usage=delta_usage,
+            delta_input_tokens=input_tokens + draw(st.sampled_from((0, 8384))) if delta_usage else None,
+        )
+        where = tuple(sorted(draw(st.lists(st.integers(1, len(made.events) - 1), max_size=3)))) if ping else ()
+        events = insert_pings(made.events, where)
+        texts = [b for b in content if isinstance(b, TextBlock)]
+        thoughts = [b for b in content if isinstance(b, ThinkingBlock)]
+        base = Cassette.from_events(events, path="/v1/messages", end=End(t=0.0, reason="complete"))
+        return StreamCassette(
+            interactions=base.interactions,
+            provider="anthropic",
+            text="".join(d for b in texts for d in b.deltas) if texts else None,
+            text_deltas=tuple(d for b in texts for d in b.deltas),
+            thinking="".join(d for b in thoughts for d in b.deltas) if thoughts else None,
+            thinking_deltas=tuple(d for b in thoughts for d in b.deltas),
+            message=made.message,
+            blocks=tuple(content),
+            stop_reason=stop,
+            pings=where,
+            open_last=open_last,
+        )
+
+    return build()
+
+
+CHOICE_KINDS = ("text", "tool_calls", "text_and_tool_calls", "refusal")
+"""What one choice of :func:`openai_chat_streams` streams, gentlest first: content, parallel
+tool calls, content then tool calls, a refusal."""
+
+_REFUSALS = ("I'm sorry, but I can't help with that.", "I can’t assist with that request.", "Désolé, je ne peux pas 👎")
+
+
+def _finishes_for(kind: str) -> set[str]:
+    return {"tool_calls", "length"} if "tool_calls" in kind else {"stop", "length", "content_filter"}
+
+
+def _interleaved(draw: Callable[[SearchStrategy[Any]], Any], items: list[int]) -> list[int]:
+    """``items`` reordered by drawn keys, keeping the order of equal ones; shrinks to unchanged."""
+    keys = draw(st.lists(st.integers(0, 3), min_size=len(items), max_size=len(items)))
+    return [item for _, _, item in sorted(zip(keys, range(len(items)), items))]
+
+
+def _schedule(draw: Callable[[SearchStrategy[Any]], Any], calls: Sequence[ToolCall]) -> tuple[tuple[ToolCall, ...], tuple[tuple[int, ...], ...]]:
+    """The calls, and which calls' next piece each chunk carries: interleaved, some chunks
+    carrying several. Calls are numbered by where they first appear, as the API numbers them
+    (the openai SDK relies on it)."""
+    order = _interleaved(draw, [i for chunk in sequential_schedule(calls) for i in chunk])
+    first_seen = list(dict.fromkeys(order))
+    order = [first_seen.index(i) for i in order]
+    joins = draw(st.lists(st.booleans(), min_size=len(order), max_size=len(order)))
+    chunks: list[list[int]] = []
+    for i, join in zip(order, joins):
+        if join and chunks and i not in chunks[-1]:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return tuple(calls[i] for i in first_seen), tuple(tuple(c) for c in chunks)
+
+
+def openai_chat_streams(
+    *,
+    kinds: Sequence[str] = CHOICE_KINDS,
+    max_choices: int = 1,
+    max_tool_calls: int = 3,
+    text: str | SearchStrategy[str] = _DEFAULT,
+    tool_input: dict[str, Any] | SearchStrategy[dict[str, Any]] = _DEFAULT,
+    tool_names: Sequence[str] = ("get_weather", "make_file"),
+    finish_reasons: Sequence[str] = FINISH_REASONS,
+    usage: bool | None = None,
+    model: str = "gpt-4o-2024-08-06",
+) -> SearchStrategy[StreamCassette]:
+    """Any valid OpenAI Chat Completions stream, with the ``chat.completion`` it encodes as ``.message``.
+
+    Up to ``max_choices`` choices (``n``), their chunks interleaved (each choice starts after
+    the one before it, as the API sends them); each streams one of
+    ``kinds`` (see :data:`CHOICE_KINDS`): content, a refusal, or up to ``max_tool_calls``
+    parallel tool calls keyed by ``index`` (interleaved, several in one chunk, the first
+    riding on the role chunk), and ends with a finish reason from ``finish_reasons`` that
+    fits (``tool_calls`` after calls; ``length`` cuts what streamed last, a call's JSON
+    included). A usage chunk with ``"choices": []`` comes before ``data: [DONE]`` when
+    ``usage`` is True, never when False, drawn when None. The request matches any
+    ``POST /v1/chat/completions``. Shrinks toward one choice of one content delta.
+    """
+    chosen = _check_kinds_of("openai_chat_streams(kinds=...)", kinds, CHOICE_KINDS)
+    finishes = _check_kinds_of("openai_chat_streams(finish_reasons=...)", finish_reasons, FINISH_REASONS)
+    fitting = tuple(k for k in chosen if _finishes_for(k) & set(finishes))
+    if not fitting:
+        raise _fail(f"openai_chat_streams: no choice of kinds={list(chosen)!r} can end with finish_reasons={list(finishes)!r}")
+    _check_count("openai_chat_streams(max_choices=...)", max_choices, 1)
+    _check_count("openai_chat_streams(max_tool_calls=...)", max_tool_calls, 1)
+    text_s = _required("openai_chat_streams", "text", text, markdown_texts(), _check_text, "choice")
+    tool_s = _required("openai_chat_streams", "tool_input", tool_input, tool_inputs(), _check_tool_input, "choice")
+    names = _check_names("openai_chat_streams(tool_names=...)", tool_names)
+    if usage is not None:
+        _check_flag("openai_chat_streams(usage=...)", usage)
+    model = _check_name("model", model)
+
+    @st.composite
+    def choice(draw: Callable[[SearchStrategy[Any]], Any]) -> Choice:
+        kind = draw(st.sampled_from(fitting))
+        finish = draw(st.sampled_from(tuple(f for f in finishes if f in _finishes_for(kind))))
+        cut = finish == "length"
+        calls = []
+        if "tool_calls" in kind:
+            count = draw(st.integers(1, max_tool_calls))
+            for i in range(count):
+                spelled = _spelled(draw, draw(tool_s))
+                calls.append(ToolCall(draw(st.sampled_from(names)), _deltas(draw, _cut_at(draw, spelled) if cut and i == count - 1 else spelled)))
+        content = refusal = None
+        if kind == "refusal":
+            refusal = _deltas(draw, _cut_at(draw, draw(st.sampled_from(_REFUSALS))) if cut else draw(st.sampled_from(_REFUSALS)))
+        elif kind != "tool_calls":
+            value = draw(text_s)
+            content = _deltas(draw, _cut_at(draw, value) if cut and not calls else value)
+        ordered, schedule = _schedule(draw, calls) if calls else ((), None)
+        return Choice(content=content, refusal=refusal, tool_calls=ordered, finish_reason=finish, schedule=schedule)
+
+    @st.composite
+    def build(draw: Callable[[SearchStrategy[Any]], Any]) -> StreamCassette:
+        drawn = draw(st.lists(choice(), min_size=1, max_size=max_choices))
+        order = _interleaved(draw, [i for i, c in enumerate(drawn) for _ in range(chunk_count(c))])
+        # The API starts the choices in index order (the openai SDK relies on it): number
+        # them by where each first appears.
+        first_seen = list(dict.fromkeys(order))
+        choices = [drawn[i] for i in first_seen]
+        order = [first_seen.index(i) for i in order]
+        with_usage = draw(st.booleans()) if usage is None else usage
+        made = chat_stream(choices, model=model, order=order, usage=with_usage)
+        base = Cassette.from_events(made.events, path="/v1/chat/completions", end=End(t=0.0, reason="complete"))
+        first = choices[0]
+        return StreamCassette(
+            interactions=base.interactions,
+            provider="openai",
+            text="".join(first.content) if first.content is not None else None,
+            text_deltas=first.content or (),
+            message=made.completion,
+            choices=tuple(choices),
+            usage=with_usage,
+        )
+
+    return build()
+
+
+# ---------------------------------------------------------------- the Responses API
+
+RESPONSE_ITEM_KINDS = ("message", "function_call", "reasoning", "file_search_call", "web_search_call", "apply_patch_call", "shell_call", "mcp_call")
+"""The output items :func:`openai_responses_streams` draws, gentlest first (``mcp_call`` comes
+after the server's ``mcp_list_tools``)."""
+
+_PATCHES = ("+## Shopping Checklist\n+\n+- [ ] Milk\n", "@@ -1 +1 @@\n-old\n+new 👍\n")
+_COMMANDS = ("ls -a ~/Desktop", "grep -rn \"TODO\" src | head", "echo 'naïve café'")
+
+
+_ANNOTATIONS = (
+    {"type": "file_citation", "file_id": "file-9RhPAs9YqVajpGXRfcgavJ", "filename": "notes.txt", "index": 0},
+    {"type": "url_citation", "url": "https://en.wikipedia.org/wiki/Paris", "title": "Paris - Wikipedia", "start_index": 0, "end_index": 5},
+)
+
+
+def openai_responses_streams(
+    *,
+    kinds: Sequence[str] = RESPONSE_ITEM_KINDS,
+    max_items: int = 3,
+    text: str | SearchStrategy[str] = _DEFAULT,
+    tool_input: dict[str, Any] | SearchStrategy[dict[str, Any]] = _DEFAULT,
+    tool_names: Sequence[str] = ("get_weather", "make_file"),
+    annotations: bool = True,
+    statuses: Sequence[str] = ("completed", "incomplete"),
+    model: str = "gpt-4o-2024-08-06",
+) -> SearchStrategy[StreamCassette]:
+    """Any valid OpenAI Responses API stream, with the ``response`` it encodes as ``.message``.
+
+    Up to ``max_items`` output items of ``kinds`` (see :data:`RESPONSE_ITEM_KINDS`): messages
+    whose text streams as ``output_text.delta`` s with annotations (``annotations``) arriving
+    between them, function calls whose arguments stream in pieces, reasoning with a summary,
+    file and web search calls, patches and shell commands streamed in pieces, MCP calls after
+    their server's tool list; every event numbered by ``sequence_number``; sometimes queued
+    first (a background response); ending with ``response.completed`` or
+    ``response.incomplete`` (``statuses``). The request matches any
+    ``POST /v1/responses``. Shrinks toward one message of one delta, completed.
+    """
+    chosen = _check_kinds_of("openai_responses_streams(kinds=...)", kinds, RESPONSE_ITEM_KINDS)
+    ends = _check_kinds_of("openai_responses_streams(statuses=...)", statuses, ("completed", "incomplete"))
+    _check_count("openai_responses_streams(max_items=...)", max_items, 1)
+    text_s = _required("openai_responses_streams", "text", text, markdown_texts(), _check_text, "item")
+    tool_s = _required("openai_responses_streams", "tool_input", tool_input, tool_inputs(), _check_tool_input, "item")
+    names = _check_names("openai_responses_streams(tool_names=...)", tool_names)
+    annotate = _check_flag("openai_responses_streams(annotations=...)", annotations)
+    model = _check_name("model", model)
+
+    @st.composite
+    def build(draw: Callable[[SearchStrategy[Any]], Any]) -> StreamCassette:
+        items: list[Item] = []
+        for kind in draw(st.lists(st.sampled_from(chosen), min_size=1, max_size=max_items)):
+            if kind == "message":
+                deltas = _deltas(draw, draw(text_s)) or ("",)
+                notes = draw(st.lists(st.tuples(st.integers(0, len(deltas)), st.sampled_from(_ANNOTATIONS)), max_size=2)) if annotate else []
+                items.append(MessageItem(deltas, annotations=tuple(notes)))
+            elif kind == "function_call":
+                items.append(FunctionCallItem(draw(st.sampled_from(names)), _deltas(draw, _spelled(draw, draw(tool_s)))))
+            # A reasoning or search item draws its words in two parts, so that it costs the
+            # shrinker more than a message: a failure that needs any item shrinks to a message.
+            elif kind == "reasoning":
+                summary = "".join(draw(st.sampled_from(part)) for part in (("", "Thinking about ", "Looking up "), ("", "**the** question.", "日本語")))
+                plan = draw(_SPLIT_PLANS)
+                encrypted = "gAAAAABo" + hashlib.sha256(summary.encode()).hexdigest() if draw(st.booleans()) else None
+                items.append(ReasoningItem(_split(plan, summary) if summary else (), encrypted_content=encrypted))
+            elif kind in ("file_search_call", "web_search_call"):
+                query = " ".join(draw(st.sampled_from(part)) for part in (("weather", "capital", "naïve"), ("in Paris", "of France", 'café "👍"')))
+                items.append(SearchCallItem(kind, query, results=draw(st.booleans())))
+            elif kind == "apply_patch_call":
+                path = draw(st.sampled_from(("shopping-checklist.md", "src/app.py")))
+                items.append(PatchCallItem(path, _deltas(draw, draw(st.sampled_from(_PATCHES))), operation=draw(st.sampled_from(("create_file", "update_file")))))
+            elif kind == "shell_call":
+                commands = draw(st.lists(st.sampled_from(_COMMANDS), min_size=1, max_size=2))
+                items.append(ShellCallItem(tuple(_deltas(draw, c) for c in commands)))
+            else:
+                name = draw(st.sampled_from(names))
+                items.append(McpListToolsItem("zip1", (name,)))
+                items.append(McpCallItem("zip1", name, _deltas(draw, _spelled(draw, draw(tool_s))), output="✅ done"))
+        status = draw(st.sampled_from(ends))
+        events = response_events(items, status=status, model=model, background=draw(st.booleans()))
+        base = Cassette.from_events(events, path="/v1/responses", end=End(t=0.0, reason="complete"))
+        texts = [d for item in items if isinstance(item, MessageItem) for d in item.deltas]
+        return StreamCassette(
+            interactions=base.interactions,
+            provider="openai",
+            text="".join(texts) if texts else None,
+            text_deltas=tuple(texts),
+            message=final_response(events),
+            blocks=tuple(items),
+            stop_reason=status,
+        )
+
+    return build()
+
+
 # ---------------------------------------------------------------- interruptions
 
 INTERRUPTIONS = ("upstream_disconnect", "timeout")
@@ -534,17 +1162,30 @@ def interrupted(
 
     @st.composite
     def build(draw: Callable[[SearchStrategy[Any]], Any]) -> Cassette:
-        whole_cassette = _streamable(draw(source))
+        whole_cassette = _described(_streamable(draw(source)))
         whole = whole_cassette.interactions[0]
         events = whole.response.events or ()
         broken = []
+        breaks = []
         for _ in range(attempts):
             kept = len(events) - 1 - draw(st.integers(0, len(events) - 2))
             end = End(t=events[kept - 1].t, reason=draw(st.sampled_from(ends)))
             broken.append(replace(whole, response=replace(whole.response, events=events[:kept], end=end)))
-        return replace(whole_cassette, interactions=(*broken, whole))
+            breaks.append((kept, end.reason))
+        return replace(whole_cassette, interactions=(*broken, whole), breaks=(*whole_cassette.breaks, *breaks))
 
     return build()
+
+
+def _described(cassette: Cassette) -> StreamCassette:
+    """A cassette as a :class:`StreamCassette`, so that a falsifying example prints in a line."""
+    if isinstance(cassette, StreamCassette):
+        return cassette
+    first = cassette.interactions[0] if cassette.interactions else None
+    events = len(first.response.events or ()) if first is not None else 0
+    label = repr(cassette.path) if cassette.path else f"{len(cassette.interactions)} interaction(s), {events} events"
+    provider = detect_provider(first) if first is not None else "sse"
+    return StreamCassette(interactions=cassette.interactions, faults=cassette.faults, path=cassette.path, provider=provider, label=label)
 
 
 def _streamable(cassette: Any) -> Cassette:
@@ -703,6 +1344,7 @@ def faulted(
         size = sum(len(e.wire) for e in events or ())
         plan = draw(fault_plans(kinds=chosen, max_faults=max_faults, events=max(1, len(events or ())), stream_bytes=max(1, size)))
         plan = _fitting(cas, plan)
-        return replace(cas, faults=(*cas.faults, *plan)) if plan else cas
+        described = _described(cas)
+        return replace(described, faults=(*cas.faults, *plan)) if plan else described
 
     return build()

@@ -534,3 +534,42 @@ def test_reel_load_passes_matching_options_through(reel: Any) -> None:
     reel.load(cas, ignore_body_keys=["metadata"])
     assert httpx2.post(f"{reel.url}/v1/messages", json={"model": "m", "metadata": {"ts": 2}}).status_code == 200
     assert reel.responses[0].status == 200
+
+
+CLIENT_FIXTURES = [
+    "anthropic_client", "async_anthropic_client", "openai_client", "async_openai_client",
+    "inprocess_anthropic_client", "inprocess_async_anthropic_client", "inprocess_openai_client", "inprocess_async_openai_client",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CLIENT_FIXTURES)
+async def test_every_client_fixture_reads_what_the_reel_serves_with_no_retries(name: str, reel: Any, request: pytest.FixtureRequest) -> None:
+    from streamreel.providers.openai import chat_events
+
+    client = request.getfixturevalue(name)
+    assert client.max_retries == 0
+    assert request.getfixturevalue(name) is client, "one client per session"
+    if "anthropic" in name:
+        reel.load(Cassette.from_events(message_events([TextBlock(("Hello", " there"))])), faults=["http:status=529"])
+        request_args: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+        make = lambda: client.messages.create(**request_args, stream=True)  # noqa: E731
+        overloaded = __import__("anthropic").InternalServerError
+    else:
+        reel.load(Cassette.from_events(chat_events(["Hello", " there"]), path="/v1/chat/completions"), faults=["http:status=529"])
+        make = lambda: client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True)  # noqa: E731
+        overloaded = __import__("openai").InternalServerError
+    with pytest.raises(overloaded):  # not retried: the 529 reaches the test
+        result = make()
+        if hasattr(result, "__await__"):
+            await result
+    reel.load(reel.cassette)
+    result = make()
+    if hasattr(result, "__await__"):
+        result = await result
+    events = [event async for event in result] if hasattr(result, "__aiter__") else list(result)
+    if "anthropic" in name:
+        text = "".join(e.delta.text for e in events if e.type == "content_block_delta")
+    else:
+        text = "".join(e.choices[0].delta.content or "" for e in events if e.choices)
+    assert text == "Hello there"
+    assert len(reel.requests) == 1 and (await reel.asettle())[0].ending == "end"

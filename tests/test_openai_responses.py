@@ -14,6 +14,11 @@ from streamreel import Cassette, Replayer
 from streamreel.metrics import interaction_metrics
 from streamreel.providers import detect_provider, get, provider_of_events
 from streamreel.providers.openai_responses import (
+    McpCallItem,
+    McpListToolsItem,
+    PatchCallItem,
+    SearchCallItem,
+    ShellCallItem,
     FunctionCallItem,
     MessageItem,
     ReasoningItem,
@@ -174,3 +179,43 @@ def test_metrics_count_every_delta_kind_and_read_the_final_usage():
     first = next(i for i, ev in enumerate(events) if ev.event == "response.reasoning_summary_text.delta")
     assert m.ttft_ms == float(first)
     assert (m.output_tokens, m.tokens_from, m.stop_reason, m.provider) == (40, "usage", "completed", "openai-responses")
+
+
+def test_annotations_arrive_between_the_text_deltas_and_stay_in_the_part() -> None:
+    note = {"type": "url_citation", "url": "https://e/", "title": "E", "start_index": 0, "end_index": 2}
+    events = response_events([MessageItem(("Pa", "ris"), annotations=((1, note), (2, note)))])
+    kinds = [e.event for e in events]
+    first = kinds.index("response.output_text.delta")
+    assert kinds[first : first + 4] == ["response.output_text.delta", "response.output_text.annotation.added", "response.output_text.delta", "response.output_text.annotation.added"]
+    assert [e.json()["annotation_index"] for e in events if e.event == "response.output_text.annotation.added"] == [0, 1]
+    (message,) = final_response(events)["output"]
+    assert message["content"][0]["annotations"] == [note, note] and message["content"][0]["text"] == "Paris"
+
+
+@pytest.mark.parametrize("kind", ["file_search_call", "web_search_call"])
+def test_a_search_call_runs_in_progress_searching_completed(kind: str) -> None:
+    events = response_events([SearchCallItem(kind, "capital of France", results=True)])
+    assert [e.event for e in events][3:6] == [f"response.{kind}.in_progress", f"response.{kind}.searching", f"response.{kind}.completed"]
+    (item,) = final_response(events)["output"]
+    assert item["type"] == kind and item["status"] == "completed"
+    assert (item["results"] if kind == "file_search_call" else item["action"]["sources"])
+    with pytest.raises(ValueError, match="a search call is one of file_search_call, web_search_call"):
+        response_events([SearchCallItem("code_interpreter_call", "x")])
+
+
+def test_patch_shell_and_mcp_items_stream_their_pieces_and_end_whole() -> None:
+    items = [
+        PatchCallItem("notes.md", ("+## To", "do\n")),
+        ShellCallItem((("ls", " -a"), ("pwd",))),
+        McpListToolsItem("zip1", ("shorten",)),
+        McpCallItem("zip1", "shorten", ('{"url"', ': "https://e/"}'), output="ok"),
+    ]
+    events = response_events(items, background=True)
+    kinds = [e.event for e in events]
+    assert kinds[:3] == ["response.created", "response.queued", "response.in_progress"]
+    assert json.loads(events[0].data)["response"]["status"] == "queued"
+    assert kinds.count("response.apply_patch_call_operation_diff.delta") == 2 and kinds.count("response.shell_call_command.added") == 2
+    assert kinds.index("response.mcp_call_arguments.delta") > kinds.index("response.mcp_call.in_progress")
+    patch, shell, tools, call = final_response(events)["output"]
+    assert patch["operation"]["diff"] == "+## Todo\n" and shell["action"]["commands"] == ["ls -a", "pwd"]
+    assert [t["name"] for t in tools["tools"]] == ["shorten"] and (call["arguments"], call["output"], call["status"]) == ('{"url": "https://e/"}', "ok", "completed")

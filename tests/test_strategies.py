@@ -3,24 +3,28 @@ boundary, and shrinks to the harmless case; bad arguments fail at once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import unicodedata
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import anthropic
 import openai
 import pytest
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from streamreel import Cassette, StreamreelError
 from streamreel.cassette import dumps, loads
+from streamreel.providers.anthropic import TextBlock, ToolUseBlock, message_events
 from streamreel.sse import Decoder
 from streamreel.strategies import (
     InvalidStrategyArgument,
     StreamCassette,
+    anthropic_messages,
     anthropic_streams,
     chunkings,
     markdown_texts,
@@ -28,10 +32,16 @@ from streamreel.strategies import (
     fault_plans,
     faulted,
     interrupted,
+    openai_chat_streams,
+    openai_responses_streams,
     openai_streams,
     splits,
     tool_inputs,
 )
+
+
+SHRINK = settings(max_examples=1000, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+"""``find`` for 'this is what a failure shrinks to': seeded, so the example is the same every run."""
 
 FIND = settings(max_examples=1000, database=None, suppress_health_check=list(HealthCheck))
 """``find`` budget for 'this boundary is reachable': far above what the strategies need."""
@@ -180,18 +190,6 @@ def test_tool_inputs_are_json_objects_that_round_trip(value: dict[str, Any]) -> 
 
 
 # ---------------------------------------------------------------- through the real SDKs
-
-
-@pytest.fixture(scope="module")
-def anthropic_client(reel_session: Any) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=reel_session.url, api_key="sk-test", max_retries=0) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def openai_client(reel_session: Any) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=reel_session.url + "/v1", api_key="sk-test", max_retries=0) as client:
-        yield client
 
 
 @settings(max_examples=60, deadline=None)
@@ -361,3 +359,434 @@ def test_a_content_strategy_that_draws_the_wrong_type_fails_naming_it() -> None:
 
     with pytest.raises(InvalidStrategyArgument, match="the text strategy drew 0: expected a string"):
         prop()
+
+
+# ---------------------------------------------------------------- the whole protocol
+
+
+def comparable(value: Any, drop: frozenset[str] = frozenset()) -> Any:
+    """``value`` without None-valued keys (the SDKs add theirs: ``stop_details``, ``audio``...) or ``drop`` keys."""
+    if isinstance(value, dict):
+        return {k: comparable(v, drop) for k, v in value.items() if v is not None and k not in drop}
+    if isinstance(value, list):
+        return [comparable(v, drop) for v in value]
+    return value
+
+
+OPENAI_ONLY = frozenset({"parsed", "parsed_arguments"})
+"""What the openai SDK's accumulated completion adds to the API's shape: its parsing slots (and
+each tool call's stream ``index``, which :func:`final_completion` takes out: the list position says it)."""
+
+CHAT: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def final_message(client: anthropic.Anthropic) -> dict[str, Any]:
+    with client.messages.stream(**MESSAGE) as stream:
+        return stream.get_final_message().to_dict()
+
+
+def final_completion(client: openai.OpenAI) -> dict[str, Any]:
+    """The completion the SDK accumulated (it raises on ``length`` and ``content_filter``,
+    carrying the completion: its parse step refuses those, the accumulation does not)."""
+    try:
+        with client.chat.completions.stream(**CHAT) as stream:
+            completion = stream.get_final_completion().to_dict()
+    except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as e:
+        completion = e.completion.to_dict()
+    for choice in completion["choices"]:
+        for position, call in enumerate(choice["message"].get("tool_calls") or ()):
+            assert call.pop("index") == position
+    return completion
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream=anthropic_messages(max_blocks=6))
+def test_the_anthropic_sdk_rebuilds_the_message_every_drawn_stream_encodes(reel_session: Any, inprocess_anthropic_client: anthropic.Anthropic, stream: StreamCassette) -> None:
+    reel_session.load(stream)
+    assert comparable(final_message(inprocess_anthropic_client)) == comparable(stream.message)
+
+
+@settings(max_examples=30, deadline=None)
+@given(stream=anthropic_messages())
+def test_the_anthropic_sdk_rebuilds_it_over_a_socket_too(reel_session: Any, anthropic_client: anthropic.Anthropic, stream: StreamCassette) -> None:
+    reel_session.load(stream)
+    assert comparable(final_message(anthropic_client)) == comparable(stream.message)
+
+
+@settings(max_examples=30, deadline=None)
+@given(stream=anthropic_messages())
+def test_the_async_anthropic_sdk_rebuilds_it(reel_session: Any, inprocess_async_anthropic_client: anthropic.AsyncAnthropic, stream: StreamCassette) -> None:
+    async def final() -> dict[str, Any]:
+        async with inprocess_async_anthropic_client.messages.stream(**MESSAGE) as s:
+            return (await s.get_final_message()).to_dict()
+
+    reel_session.load(stream)
+    assert comparable(asyncio.run(final())) == comparable(stream.message)
+
+
+@settings(max_examples=200, deadline=None)
+@given(stream=openai_chat_streams(max_choices=3))
+def test_the_openai_sdk_rebuilds_the_completion_every_drawn_stream_encodes(reel_session: Any, inprocess_openai_client: openai.OpenAI, stream: StreamCassette) -> None:
+    reel_session.load(stream)
+    assert comparable(final_completion(inprocess_openai_client), OPENAI_ONLY) == comparable(stream.message)
+
+
+@settings(max_examples=30, deadline=None)
+@given(stream=openai_chat_streams(max_choices=2))
+def test_the_openai_sdk_rebuilds_it_over_a_socket_too(reel_session: Any, openai_client: openai.OpenAI, stream: StreamCassette) -> None:
+    reel_session.load(stream)
+    assert comparable(final_completion(openai_client), OPENAI_ONLY) == comparable(stream.message)
+
+
+def anthropic_kinds(stream: StreamCassette) -> set[str]:
+    """What a drawn Messages stream exercises: block, delta and stop kinds, pings, usage fields."""
+    out: set[str] = set()
+    starts = stops = tools = 0
+    for event in stream.events:
+        payload = event.json()
+        kind = payload["type"]
+        if kind == "content_block_start":
+            out.add("block:" + payload["content_block"]["type"])
+            starts += 1
+            tools += payload["content_block"]["type"] == "tool_use"
+        elif kind == "content_block_delta":
+            out.add("delta:" + payload["delta"]["type"])
+        elif kind == "content_block_stop":
+            stops += 1
+        elif kind == "message_delta":
+            out.add("stop:" + payload["delta"]["stop_reason"])
+            out.update("delta usage:" + k for k in payload["usage"])
+        elif kind == "ping":
+            out.add("ping")
+    if tools > 1:
+        out.add("several tool calls")
+    if starts > stops:
+        last = stream.message["content"][-1]
+        out.add(f"max_tokens inside a {last['type']} block")
+        spelled = "".join(stream.blocks[-1].json_deltas) if last["type"] == "tool_use" else ""
+        if spelled and not _parses(spelled):
+            out.add("max_tokens inside a tool's JSON")
+    return out
+
+
+def _parses(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+ANTHROPIC_KINDS = {
+    *(f"block:{k}" for k in ("text", "thinking", "redacted_thinking", "tool_use", "server_tool_use", "web_search_tool_result", "tool_search_tool_result")),
+    *(f"delta:{k}" for k in ("text_delta", "citations_delta", "thinking_delta", "signature_delta", "input_json_delta")),
+    *(f"stop:{k}" for k in ("end_turn", "tool_use", "max_tokens", "stop_sequence", "pause_turn", "refusal")),
+    *(f"delta usage:{k}" for k in ("output_tokens", "input_tokens", "cache_read_input_tokens", "server_tool_use")),
+    "ping",
+    "several tool calls",
+    "max_tokens inside a text block",
+    "max_tokens inside a tool_use block",
+    "max_tokens inside a tool's JSON",
+}
+
+
+def chat_kinds(stream: StreamCassette) -> set[str]:
+    """What a drawn chat stream exercises: choices, parallel calls keyed by index, refusals, usage."""
+    out: set[str] = set()
+    for event in stream.events:
+        if event.data == "[DONE]":
+            out.add("[DONE]")
+            continue
+        payload = event.json()
+        if not payload["choices"]:
+            out.add("usage chunk")
+            continue
+        (choice,) = payload["choices"]
+        if choice["index"] > 0:
+            out.add("several choices")
+        if choice["finish_reason"]:
+            out.add("finish:" + choice["finish_reason"])
+        delta = choice["delta"]
+        if delta.get("refusal"):
+            out.add("refusal")
+        calls = delta.get("tool_calls") or ()
+        if len(calls) > 1:
+            out.add("several calls in one chunk")
+        if any(call["index"] != position for position, call in enumerate(calls)):
+            out.add("a call whose index is not its position")
+        if calls and "role" in delta:
+            out.add("a call on the role chunk")
+    if any(len(c.tool_calls) > 1 for c in stream.choices):
+        out.add("parallel calls")
+    return out
+
+
+CHAT_KINDS = {
+    "[DONE]", "usage chunk", "several choices", "refusal", "several calls in one chunk", "a call whose index is not its position",
+    "a call on the role chunk", "parallel calls", *(f"finish:{k}" for k in ("stop", "length", "tool_calls", "content_filter")),
+}  # fmt: skip
+
+COVERAGE = settings(max_examples=300, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def drawn(strategy: Any, summarize: Callable[[Any], set[str]], examples: int = 300) -> set[str]:
+    """Everything ``summarize`` finds over a fixed seed's few hundred draws."""
+    seen: set[str] = set()
+
+    @settings(COVERAGE, max_examples=examples)
+    @given(strategy)
+    def collect(stream: StreamCassette) -> None:
+        seen.update(summarize(stream))
+
+    collect()
+    return seen
+
+
+def test_a_few_hundred_messages_cover_every_block_delta_and_stop_reason() -> None:
+    assert ANTHROPIC_KINDS - drawn(anthropic_messages(), anthropic_kinds) == set()
+
+
+def test_a_few_hundred_chat_streams_cover_choices_parallel_calls_refusals_and_usage() -> None:
+    assert CHAT_KINDS - drawn(openai_chat_streams(max_choices=3), chat_kinds) == set()
+
+
+def shape_tokens(events: Sequence[Any]) -> list[str]:
+    """Each event as its shape: its type, and for a block start or delta which kind; for a chat
+    chunk which delta fields it carries and whether it finishes its choice."""
+    out = []
+    for event in events:
+        if event.is_comment:
+            continue
+        if event.data == "[DONE]":
+            out.append("[DONE]")
+            continue
+        payload = event.json()
+        kind = payload.get("type") or payload.get("object")
+        if kind == "content_block_start":
+            out.append("start:" + payload["content_block"]["type"])
+        elif kind == "content_block_delta":
+            out.append("delta:" + payload["delta"]["type"])
+        elif kind == "chat.completion.chunk":
+            if not payload["choices"]:
+                out.append("usage chunk")
+                continue
+            (choice,) = payload["choices"]
+            fields = ",".join(sorted(k for k, v in choice["delta"].items() if v is not None))
+            out.append(f"chunk:{fields}" + (":finish" if choice["finish_reason"] else ""))
+        else:
+            out.append(kind)
+    return out
+
+
+def transitions(events: Sequence[Any]) -> set[tuple[str, str]]:
+    """The shape of a stream as the pairs of event shapes that follow each other in it."""
+    tokens = ["^", *shape_tokens(events), "$"]
+    return set(zip(tokens, tokens[1:]))
+
+
+def real_streams(provider: str) -> list[tuple[str, Any]]:
+    from streamreel.importer import import_file
+    from streamreel.providers import provider_of_events
+
+    found = []
+    for path in sorted((Path(__file__).parent / "data").glob("*/*")):
+        if path.name == "README.md":
+            continue
+        for interaction in import_file(path).interactions:
+            events = interaction.response.events or ()
+            if events and provider_of_events(events) == provider:
+                found.append((f"{path.parent.name}/{path.name}", events))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("provider", "strategy"),
+    [("anthropic", anthropic_messages(max_blocks=6)), ("openai", openai_chat_streams(max_choices=3)), ("openai-responses", openai_responses_streams())],
+)
+def test_every_real_stream_has_a_shape_the_strategies_draw(provider: str, strategy: Any) -> None:
+    """Every pair of consecutive event shapes in every real capture in tests/data (block kinds,
+    delta kinds, pings, chunk fields, where choices and calls start) is one the strategy draws."""
+    reals = real_streams(provider)
+    assert len(reals) >= (1 if provider == "openai-responses" else 5)
+    drawn_pairs = drawn(strategy, lambda s: transitions(s.events))  # type: ignore[arg-type]
+    missing = {name: sorted(transitions(events) - drawn_pairs) for name, events in reals}
+    assert {name: pairs for name, pairs in missing.items() if pairs} == {}
+
+
+def test_protocol_streams_shrink_to_one_text_block_of_one_delta_and_no_pings() -> None:
+    assert repr(find(anthropic_messages(), lambda s: True)) == "anthropic_message(blocks=[text(('hello',))], stop_reason='end_turn')"
+    assert repr(find(openai_chat_streams(max_choices=3), lambda s: True)) == "openai_chat(choices=[choice(content=('hello',), finish_reason='stop')])"
+
+
+def test_a_failure_that_needs_a_second_tool_call_shrinks_to_two_empty_calls() -> None:
+    two = find(anthropic_messages(blocks=["text", "tool_use"], max_blocks=3), lambda s: sum(isinstance(b, ToolUseBlock) for b in s.blocks) >= 2, settings=SHRINK)
+    calls = [b for b in two.blocks if isinstance(b, ToolUseBlock)]
+    assert calls == [ToolUseBlock("get_weather", ("{}",))] * 2 and two.stop_reason == "tool_use" and not two.pings
+    assert all(b == TextBlock(("hello",)) for b in two.blocks if not isinstance(b, ToolUseBlock))
+    calls = find(openai_chat_streams(kinds=["text", "tool_calls"]), lambda s: len(s.choices[0].tool_calls) >= 2, settings=SHRINK)
+    (choice,) = calls.choices
+    assert [(c.name, c.arguments) for c in choice.tool_calls] == [("get_weather", ("{}",))] * 2 and choice.finish_reason == "tool_calls"
+
+
+def test_a_failure_at_max_tokens_shrinks_to_the_smallest_cut() -> None:
+    cut = find(anthropic_messages(blocks=["tool_use"]), lambda s: s.open_last and not _parses("".join(s.blocks[-1].json_deltas)), settings=SHRINK)
+    *whole, last = cut.blocks
+    assert last.json_deltas == ("{",) and all(b.json_deltas == ("{}",) for b in whole)
+    assert cut.message["content"][-1]["input"] == {} and cut.message["stop_reason"] == "max_tokens"
+
+
+@given(stream=anthropic_messages(max_blocks=6))
+def test_a_drawn_message_is_what_its_events_say(stream: StreamCassette) -> None:
+    """The events follow the protocol; ``.message`` holds each block's content as the deltas join up."""
+    events = stream.events
+    unpinged = [e.event for e in events if e.event != "ping"]
+    assert unpinged[0] == "message_start" and unpinged[-2:] == ["message_delta", "message_stop"]
+    assert [i for i, e in enumerate(events) if e.event == "ping"] == [p + k for k, p in enumerate(stream.pings)]
+    content = stream.message["content"]
+    assert len(content) == len(stream.blocks)
+    for block, final in zip(stream.blocks, content):
+        if isinstance(block, TextBlock):
+            assert final["text"] == "".join(block.deltas) and len(final.get("citations", ())) == len(block.citations)
+        elif isinstance(block, ToolUseBlock) and not stream.open_last:
+            assert final["input"] == json.loads("".join(block.json_deltas))
+    assert stream.message["stop_reason"] == stream.stop_reason
+    starts = sum(e.event == "content_block_start" for e in events)
+    assert sum(e.event == "content_block_stop" for e in events) == starts - stream.open_last
+    if stream.stop_reason == "tool_use":
+        assert content[-1]["type"] == "tool_use"
+    if stream.stop_reason == "pause_turn":
+        assert content[-1]["type"].endswith("tool_result") or content[-1]["type"] == "server_tool_use"
+
+
+@given(stream=openai_chat_streams(max_choices=3))
+def test_a_drawn_completion_is_what_its_chunks_say(stream: StreamCassette) -> None:
+    events = stream.events
+    assert events[-1].data == "[DONE]"
+    chunks = [e.json() for e in events[:-1]]
+    assert (chunks[-1]["choices"] == []) == stream.usage
+    firsts = list(dict.fromkeys(c["choices"][0]["index"] for c in chunks if c["choices"]))
+    assert firsts == list(range(len(stream.choices))), "choices start in index order"
+    for index, choice in enumerate(stream.message["choices"]):
+        pieces = [c["choices"][0]["delta"] for c in chunks if c["choices"] and c["choices"][0]["index"] == index]
+        text = "".join(p.get("content") or "" for p in pieces)
+        assert (choice["message"]["content"] or "") == text
+        calls: dict[int, str] = {}
+        for p in pieces:
+            for call in p.get("tool_calls") or ():
+                calls[call["index"]] = calls.get(call["index"], "") + call["function"]["arguments"]
+        assert [c["function"]["arguments"] for c in choice["message"].get("tool_calls", ())] == [calls[i] for i in sorted(calls)]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "holds", "printed"),
+    [
+        (anthropic_messages(), lambda s: s is None, "s=anthropic_message(blocks=[text(('hello',))], stop_reason='end_turn'),"),
+        (openai_chat_streams(), lambda s: s is None, "s=openai_chat(choices=[choice(content=('hello',), finish_reason='stop')]),"),
+        (faulted(anthropic_messages(), kinds=["disconnect"]), lambda s: not s.faults, "s=anthropic_message(blocks=[text(('hello',))], stop_reason='end_turn', faults=['disconnect:after=5,how=eof']),"),
+        (interrupted(anthropic_messages()), lambda s: not s.breaks, "s=anthropic_message(blocks=[text(('hello',))], stop_reason='end_turn', breaks=[upstream_disconnect after 5 of 6 events]),"),
+        (interrupted(Cassette.from_events(message_events([TextBlock(("a", "b"))]))), lambda s: not s.breaks, "s=cassette(1 interaction(s), 8 events, breaks=[upstream_disconnect after 7 of 8 events]),"),
+        (chunkings(b"data: hello" * 2), lambda s: len(s) < 2, "s=chunkings(22 bytes, cuts at [4 b'data'|b': he']),"),
+    ],
+)
+def test_a_falsifying_example_reads_in_a_line(strategy: Any, holds: Callable[[Any], bool], printed: str) -> None:
+    """What hypothesis prints for a failure: the content, deltas, cuts and faults, not the cassette."""
+
+    @settings(database=None, derandomize=True, phases=[Phase.generate, Phase.shrink])
+    @given(s=strategy)
+    def fails(s: Any) -> None:
+        assert holds(s)
+
+    with pytest.raises(AssertionError) as info:
+        fails()
+    notes = "\n".join(getattr(info.value, "__notes__", ())).split("Explanation:")[0]
+    assert printed in notes, notes
+    assert "_cut(" not in notes and "Interaction(" not in notes and len(notes.splitlines()) <= 6
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: anthropic_messages(blocks=["text", "nosuch"]), "anthropic_messages(blocks=...): unknown 'nosuch'; choose from text, tool_use"),
+        (lambda: anthropic_messages(blocks="text"), "anthropic_messages(blocks=...): expected a list of names"),
+        (lambda: anthropic_messages(blocks=[]), "anthropic_messages(blocks=...): empty"),
+        (lambda: anthropic_messages(max_blocks=0), "anthropic_messages(max_blocks=...): expected a whole number >= 1, got 0"),
+        (lambda: anthropic_messages(stop_reasons=["pause_turn"], blocks=["text"]), "stop reason 'pause_turn' needs 'server_tool_use' blocks to end on"),
+        (lambda: anthropic_messages(stop_reasons=["end_turn"], blocks=["tool_use"]), "stop reason 'end_turn' cannot follow a tool call"),
+        (lambda: anthropic_messages(stop_reasons=["done"]), "anthropic_messages(stop_reasons=...): unknown 'done'"),
+        (lambda: anthropic_messages(text=None), "leave a kind of block out with blocks=[...]"),
+        (lambda: anthropic_messages(text=3), "text=3: expected a string"),
+        (lambda: anthropic_messages(tool_input=[1]), "tool_input=[1]: a tool input is a JSON object"),
+        (lambda: anthropic_messages(tool_names=[]), "anthropic_messages(tool_names=...): expected a non-empty list of non-empty strings"),
+        (lambda: anthropic_messages(citations="yes"), "anthropic_messages(citations=...): expected True or False, got 'yes'"),
+        (lambda: anthropic_messages(pings=1), "anthropic_messages(pings=...): expected True or False, got 1"),
+        (lambda: openai_chat_streams(kinds=["text"], finish_reasons=["tool_calls"]), "no choice of kinds=['text'] can end with finish_reasons=['tool_calls']"),
+        (lambda: openai_chat_streams(kinds=["audio"]), "openai_chat_streams(kinds=...): unknown 'audio'"),
+        (lambda: openai_chat_streams(max_choices=0), "openai_chat_streams(max_choices=...): expected a whole number >= 1, got 0"),
+        (lambda: openai_chat_streams(max_tool_calls=0), "openai_chat_streams(max_tool_calls=...): expected a whole number >= 1, got 0"),
+        (lambda: openai_chat_streams(usage="always"), "openai_chat_streams(usage=...): expected True or False, got 'always'"),
+        (lambda: openai_chat_streams(tool_input=None), "leave a kind of choice out with kinds=[...]"),
+        (lambda: openai_responses_streams(kinds=["image"]), "openai_responses_streams(kinds=...): unknown 'image'"),
+        (lambda: openai_responses_streams(statuses=["failed"]), "openai_responses_streams(statuses=...): unknown 'failed'"),
+        (lambda: openai_responses_streams(max_items=0), "openai_responses_streams(max_items=...): expected a whole number >= 1, got 0"),
+        (lambda: openai_responses_streams(annotations=None), "openai_responses_streams(annotations=...): expected True or False, got None"),
+    ],
+)
+def test_bad_protocol_arguments_fail_when_the_strategy_is_built(build: Callable[[], Any], message: str) -> None:
+    with pytest.raises(InvalidStrategyArgument, match=re.escape(message)):
+        build()
+
+
+def test_narrowed_kinds_leave_out_what_they_cannot_end_on() -> None:
+    assert find(anthropic_messages(blocks=["tool_use"]), lambda s: True).stop_reason == "tool_use"
+    stops = drawn(anthropic_messages(blocks=["text"]), lambda s: {s.stop_reason}, examples=100)
+    assert stops == {"end_turn", "max_tokens", "stop_sequence", "refusal"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(stream=openai_responses_streams(statuses=["completed"]))
+def test_the_openai_sdk_rebuilds_the_response_every_drawn_stream_encodes(reel_session: Any, inprocess_openai_client: openai.OpenAI, stream: StreamCassette) -> None:
+    reel_session.load(stream)
+    with inprocess_openai_client.responses.stream(model="gpt-4o", input="hi") as s:
+        response = s.get_final_response().to_dict()
+    assert comparable(response) == comparable(stream.message)
+
+
+@settings(max_examples=30, deadline=None)
+@given(stream=openai_responses_streams(statuses=["incomplete"]))
+def test_an_incomplete_response_is_the_last_event_the_sdk_reads(reel_session: Any, inprocess_openai_client: openai.OpenAI, stream: StreamCassette) -> None:
+    """``responses.stream()`` gives no final response without ``response.completed``: the raw
+    events end with ``response.incomplete``, which carries it."""
+    reel_session.load(stream)
+    with inprocess_openai_client.responses.create(model="gpt-4o", input="hi", stream=True) as events:
+        last = list(events)[-1]
+    assert last.type == "response.incomplete"
+    assert comparable(last.response.to_dict()) == comparable(stream.message)
+
+
+def response_kinds(stream: StreamCassette) -> set[str]:
+    out = {e.event or "" for e in stream.events}
+    numbers = [e.json()["sequence_number"] for e in stream.events]
+    if numbers == list(range(len(numbers))):
+        out.add("sequence numbers from 0")
+    if sum(e.event == "response.output_item.added" for e in stream.events) > 1:
+        out.add("several items")
+    return out
+
+
+RESPONSE_KINDS = {
+    "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+    "response.output_text.delta", "response.output_text.annotation.added", "response.output_text.done",
+    "response.content_part.done", "response.function_call_arguments.delta", "response.function_call_arguments.done",
+    "response.reasoning_summary_text.delta", "response.file_search_call.searching", "response.web_search_call.searching",
+    "response.output_item.done", "response.completed", "response.incomplete", "sequence numbers from 0", "several items",
+    "response.queued", "response.apply_patch_call_operation_diff.delta", "response.shell_call_command.delta",
+    "response.mcp_list_tools.completed", "response.mcp_call_arguments.delta",
+}  # fmt: skip
+
+
+def test_a_few_hundred_responses_cover_every_item_and_ending() -> None:
+    assert RESPONSE_KINDS - drawn(openai_responses_streams(), response_kinds) == set()
+
+
+def test_responses_shrink_to_one_message_of_one_delta() -> None:
+    assert repr(find(openai_responses_streams(), lambda s: True)) == "openai_response(blocks=[message(('hello',))], stop_reason='completed')"

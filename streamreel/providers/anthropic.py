@@ -1,16 +1,19 @@
 """Anthropic Messages API: error types, bodies, headers and the mid-stream ``event: error`` as
 the API sends them, and protocol-valid stream synthesis.
 
-:func:`message_events` builds the event sequence the API sends for a message made of
-thinking, text and tool-use blocks, each given as the deltas it streams in: message_start
-first, block indices in order, a ping after the first block start, cumulative usage, then
-message_delta and message_stop. Strategies, ``streamreel synth`` and tests all build on it.
+:func:`message_stream` builds the event sequence the API sends for a message made of
+content blocks (text with citations, thinking with its signature, redacted thinking, tool
+calls, server tool calls and their results), each given as the deltas it streams in, and
+the final ``Message`` those events encode. :func:`message_events` gives the events alone.
+Strategies, ``streamreel synth`` and tests all build on them.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Union
 
@@ -26,11 +29,20 @@ __all__ = [
     "error_event_data",
     "error_event",
     "request_id",
+    "Citation",
     "TextBlock",
     "ThinkingBlock",
+    "RedactedThinkingBlock",
     "ToolUseBlock",
+    "ServerToolUseBlock",
+    "ServerToolResultBlock",
     "Block",
+    "STOP_REASONS",
+    "MessageStream",
     "message_events",
+    "message_stream",
+    "tool_input",
+    "insert_pings",
     "estimate_tokens",
     "Anthropic",
     "DIALECT",
@@ -104,14 +116,65 @@ def error_event(t: float, error_type: str = "overloaded_error", message: str | N
 
 
 @dataclass(frozen=True)
+class Citation:
+    """A citation a text block streams as its own ``citations_delta``.
+
+    ``kind`` is ``web_search_result_location`` (a web search result: ``url``, ``title``) or
+    ``char_location`` (a passage of a document from the request: ``document_index``,
+    ``title`` as the document title, and the passage's character offsets).
+    """
+
+    cited_text: str
+    url: str = "https://example.com/"
+    title: str = "Example"
+    kind: str = "web_search_result_location"
+    document_index: int = 0
+    start_char_index: int = 0
+
+    def payload(self) -> dict[str, Any]:
+        """The citation as the API writes it in the delta and in the final text block."""
+        if self.kind == "char_location":
+            return {
+                "type": "char_location",
+                "cited_text": self.cited_text,
+                "document_index": self.document_index,
+                "document_title": self.title,
+                "start_char_index": self.start_char_index,
+                "end_char_index": self.start_char_index + len(self.cited_text),
+            }
+        if self.kind != "web_search_result_location":
+            raise ValueError(f"citation kind must be web_search_result_location or char_location, got {self.kind!r}")
+        token = base64.b64encode(hashlib.sha256(f"{self.url}{self.cited_text}".encode()).digest()).decode()
+        return {"type": "web_search_result_location", "cited_text": self.cited_text, "url": self.url, "title": self.title, "encrypted_index": "Eo8B" + token}
+
+
+@dataclass(frozen=True)
 class TextBlock:
+    """Text streamed as ``text_delta`` s; each of ``citations`` comes first as a ``citations_delta``
+    (the API starts a cited passage with its citation, and the block's start then carries
+    ``"citations": []``)."""
+
     deltas: tuple[str, ...]
+    citations: tuple[Citation, ...] = ()
+
+
+SYNTHETIC_SIGNATURE = "EqQBCkYIBxgCKkDsynthesizedsignaturebystreamreel=="
 
 
 @dataclass(frozen=True)
 class ThinkingBlock:
+    """Thinking streamed as ``thinking_delta`` s, then its ``signature_delta`` (None: no signature,
+    as when ``max_tokens`` cuts the block)."""
+
     deltas: tuple[str, ...]
-    signature: str = "EqQBCkYIBxgCKkDsynthesizedsignaturebystreamreel=="
+    signature: str | None = SYNTHETIC_SIGNATURE
+
+
+@dataclass(frozen=True)
+class RedactedThinkingBlock:
+    """Encrypted thinking: arrives whole in its ``content_block_start``, with no deltas."""
+
+    data: str = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpPkNRj2YfWXGmKDxH4mPnZ5sQ7vB5URj"
 
 
 @dataclass(frozen=True)
@@ -123,7 +186,42 @@ class ToolUseBlock:
     id: str = ""
 
 
-Block = Union[TextBlock, ThinkingBlock, ToolUseBlock]
+@dataclass(frozen=True)
+class ServerToolUseBlock:
+    """A server tool call (``web_search``, ``tool_search_tool_regex``...): the API runs it itself;
+    its input streams like a tool call's, and a :class:`ServerToolResultBlock` follows."""
+
+    name: str = "web_search"
+    json_deltas: tuple[str, ...] = ()
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class ServerToolResultBlock:
+    """A server tool's result (``web_search_tool_result``...), whole in its ``content_block_start``.
+
+    ``content`` is the JSON the API puts there (a list of ``web_search_result`` s, or an error
+    object); ``tool_use_id`` defaults to the id of the server tool call before it.
+    """
+
+    content: Any = ()
+    kind: str = "web_search_tool_result"
+    tool_use_id: str = ""
+
+
+Block = Union[TextBlock, ThinkingBlock, RedactedThinkingBlock, ToolUseBlock, ServerToolUseBlock, ServerToolResultBlock]
+
+STOP_REASONS = ("end_turn", "tool_use", "max_tokens", "stop_sequence", "pause_turn", "refusal")
+"""Every ``stop_reason`` the Messages API ends a stream with."""
+
+
+@dataclass(frozen=True)
+class MessageStream:
+    """A synthesized message: the ``events`` the API streams and the ``message`` they encode
+    (the final ``Message`` in the API's JSON shape, which a correct accumulator rebuilds)."""
+
+    events: tuple[Event, ...]
+    message: dict[str, Any]
 
 
 def estimate_tokens(text: str) -> int:
@@ -143,84 +241,272 @@ def _stable_id(prefix: str, seed: str) -> str:
     return prefix + hashlib.sha256(seed.encode()).hexdigest()[:24]
 
 
-def message_events(
+_PING = Event(event="ping", data='{"type": "ping"}')
+
+
+def message_events(blocks: Sequence[Block], **options: Any) -> tuple[Event, ...]:
+    """The events of one streamed message (``t`` = 0; give them times with a timing function).
+
+    Takes the options of :func:`message_stream`, which also gives the message they encode.
+    """
+    return message_stream(blocks, **options).events
+
+
+def message_stream(
     blocks: Sequence[Block],
     *,
     model: str = "claude-sonnet-4-6",
     message_id: str | None = None,
     input_tokens: int = 12,
+    output_tokens: int | None = None,
+    cache_creation_input_tokens: int = 0,
+    cache_read_input_tokens: int = 0,
     stop_reason: str | None = None,
     stop_sequence: str | None = None,
     ping: bool = True,
-    output_tokens: int | None = None,
-) -> tuple[Event, ...]:
-    """The events of one streamed message (``t`` = 0; give them times with a timing function).
+    pings: Sequence[int] | None = None,
+    open_last: bool = False,
+    delta_usage: bool = False,
+    delta_input_tokens: int | None = None,
+) -> MessageStream:
+    """One streamed message: its events in the API's order and the ``Message`` they encode.
 
-    ``stop_reason`` defaults to ``tool_use`` when the last block is a tool call, else ``end_turn``.
-    ``output_tokens`` (the final usage) defaults to an estimate from the streamed text.
-    Ids are derived from the content, so the same input always gives the same bytes.
+    ``message_start`` first, each block's start, deltas and stop with its index, then
+    ``message_delta`` (stop reason and usage) and ``message_stop``. ``stop_reason`` defaults
+    to ``tool_use`` when the last block is a tool call, else ``end_turn``; ``open_last``
+    leaves the last block without its ``content_block_stop``, as ``max_tokens`` does when it
+    cuts a block (a tool's input then holds what its unfinished JSON parses to, as the SDKs
+    read partial JSON). ``pings`` puts a ping before each listed position among the other
+    events (1 = right after ``message_start``; repeats give several); without it, ``ping``
+    puts one after the first block's start, as the API usually does. ``output_tokens`` (the
+    final usage) defaults to an estimate from the streamed text; with ``delta_usage`` the
+    ``message_delta`` repeats the input and cache totals too (``delta_input_tokens`` if given),
+    as newer API versions do. Ids are derived from the content, so the same input always
+    gives the same bytes.
     """
     fingerprint = repr(blocks)
     mid = message_id or _stable_id("msg_01", fingerprint)
+    start_usage: dict[str, Any] = {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": cache_creation_input_tokens,
+        "cache_read_input_tokens": cache_read_input_tokens,
+        "output_tokens": 1,
+    }
     out: list[Event] = [
         _ev(
             "message_start",
             {
                 "type": "message_start",
-                "message": {
-                    "id": mid,
-                    "type": "message",
-                    "role": "assistant",
-                    "model": model,
-                    "content": [],
-                    "stop_reason": None,
-                    "stop_sequence": None,
-                    "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1},
-                },
+                "message": {"id": mid, "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage},
             },
         )
     ]
-    produced = ""
+    content: list[dict[str, Any]] = []
+    produced: list[str] = []
+    server_id = ""
+    web_searches = 0
+    server_tools = False
+    last = len(blocks) - 1
     for index, block in enumerate(blocks):
-        start: dict[str, object]
-        deltas: list[dict[str, str]]
+        start: dict[str, Any]
+        deltas: list[dict[str, Any]] = []
         if isinstance(block, TextBlock):
-            start = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": d} for d in block.deltas]
-            produced += "".join(block.deltas)
+            start = {"citations": [], "type": "text", "text": ""} if block.citations else {"type": "text", "text": ""}
+            cited = [c.payload() for c in block.citations]
+            deltas = [{"type": "citations_delta", "citation": c} for c in cited]
+            deltas += [{"type": "text_delta", "text": d} for d in block.deltas]
+            text = "".join(block.deltas)
+            produced.append(text)
+            final: dict[str, Any] = {"citations": cited, "type": "text", "text": text} if cited else {"type": "text", "text": text}
         elif isinstance(block, ThinkingBlock):
             start = {"type": "thinking", "thinking": "", "signature": ""}
             deltas = [{"type": "thinking_delta", "thinking": d} for d in block.deltas]
-            deltas.append({"type": "signature_delta", "signature": block.signature})
-            produced += "".join(block.deltas)
-        elif isinstance(block, ToolUseBlock):
-            tid = block.id or _stable_id("toolu_01", f"{fingerprint}{index}")
-            start = {"type": "tool_use", "id": tid, "name": block.name, "input": {}}
+            if block.signature is not None:
+                deltas.append({"type": "signature_delta", "signature": block.signature})
+            thinking = "".join(block.deltas)
+            produced.append(thinking)
+            final = {"type": "thinking", "thinking": thinking, "signature": block.signature or ""}
+        elif isinstance(block, RedactedThinkingBlock):
+            start = {"type": "redacted_thinking", "data": block.data}
+            final = dict(start)
+        elif isinstance(block, (ToolUseBlock, ServerToolUseBlock)):
+            server = isinstance(block, ServerToolUseBlock)
+            tid = block.id or _stable_id("srvtoolu_01" if server else "toolu_01", f"{fingerprint}{index}")
+            kind = "server_tool_use" if server else "tool_use"
+            start = {"type": kind, "id": tid, "name": block.name, "input": {}}
             pieces = block.json_deltas if block.json_deltas and block.json_deltas[0] == "" else ("", *block.json_deltas)
             deltas = [{"type": "input_json_delta", "partial_json": d} for d in pieces]
-            produced += "".join(block.json_deltas)
+            spelled = "".join(block.json_deltas)
+            produced.append(spelled)
+            final = {"type": kind, "id": tid, "name": block.name, "input": tool_input(spelled)}
+            if server:
+                server_id, server_tools = tid, True
+                web_searches += block.name == "web_search"
+        elif isinstance(block, ServerToolResultBlock):
+            content_json = list(block.content) if isinstance(block.content, tuple) else block.content
+            start = {"type": block.kind, "tool_use_id": block.tool_use_id or server_id, "content": content_json}
+            final = dict(start)
         else:
             raise TypeError(f"not a content block: {block!r}")
         out.append(_ev("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
-        if ping and index == 0:
-            out.append(Event(event="ping", data='{"type": "ping"}'))
         out.extend(_ev("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas)
-        out.append(_ev("content_block_stop", {"type": "content_block_stop", "index": index}))
+        if not (open_last and index == last):
+            out.append(_ev("content_block_stop", {"type": "content_block_stop", "index": index}))
+        content.append(final)
     if stop_reason is None:
         stop_reason = "tool_use" if blocks and isinstance(blocks[-1], ToolUseBlock) else "end_turn"
-    out.append(
-        _ev(
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                "usage": {"output_tokens": estimate_tokens(produced) if output_tokens is None else output_tokens},
-            },
-        )
-    )
+    final_usage = dict(start_usage)
+    final_usage["output_tokens"] = estimate_tokens("".join(produced)) if output_tokens is None else output_tokens
+    delta_usage_payload: dict[str, Any] = {"output_tokens": final_usage["output_tokens"]}
+    if delta_usage:
+        final_usage["input_tokens"] = input_tokens if delta_input_tokens is None else delta_input_tokens
+        delta_usage_payload = {k: final_usage[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")}
+    if server_tools:
+        final_usage["server_tool_use"] = delta_usage_payload["server_tool_use"] = {"web_search_requests": web_searches}
+    out.append(_ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence}, "usage": delta_usage_payload}))
     out.append(_ev("message_stop", {"type": "message_stop"}))
+    if pings is None:
+        pings = (2,) if ping and blocks else ()
+    events = insert_pings(out, pings)
+    message = {"id": mid, "type": "message", "role": "assistant", "model": model, "content": content, "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": final_usage}
+    return MessageStream(events, message)
+
+
+def insert_pings(events: Sequence[Event], positions: Sequence[int]) -> tuple[Event, ...]:
+    """``events`` with a ping before each listed position (1 = before the second event)."""
+    if not positions:
+        return tuple(events)
+    bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p < len(events)]
+    if bad:
+        raise ValueError(f"ping positions must be between 1 and {len(events) - 1} (pings go between events), got {bad}")
+    out: list[Event] = []
+    at = sorted(positions)
+    k = 0
+    for i, ev in enumerate(events):
+        while k < len(at) and at[k] == i:
+            out.append(_PING)
+            k += 1
+        out.append(ev)
     return tuple(out)
 
+
+# ---------------------------------------------------------------- partial JSON
+
+
+def tool_input(spelled: str) -> Any:
+    """The input a tool call's streamed JSON gives: the parsed value, ``{}`` before any JSON
+    arrived, and for JSON cut short (``max_tokens``) what its complete part says, as the
+    SDKs read it: open objects and lists kept, an unfinished string, number or literal
+    (and a key left without its value) dropped."""
+    if not spelled:
+        return {}
+    try:
+        return json.loads(spelled)
+    except ValueError:
+        pass
+    value, _ = _Partial(spelled).value()
+    return {} if value is _DROP else value
+
+
+_DROP: Any = object()
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_NUMBER_CHARS = frozenset("-+.eE0123456789")
+_LITERALS = {"true": True, "false": False, "null": None}
+
+
+class _Partial:
+    """A reader for a JSON text that may stop anywhere; each method returns (value, finished)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.i = 0
+
+    def _ws(self) -> bool:
+        """Skip whitespace; False at the end of the text."""
+        text, i = self.text, self.i
+        while i < len(text) and text[i] in " \t\r\n":
+            i += 1
+        self.i = i
+        return i < len(text)
+
+    def value(self) -> tuple[Any, bool]:
+        if not self._ws():
+            return _DROP, False
+        ch = self.text[self.i]
+        if ch == "{":
+            return self._object()
+        if ch == "[":
+            return self._array()
+        if ch == '"':
+            return self._string()
+        if ch in "-0123456789":
+            end = self.i
+            while end < len(self.text) and self.text[end] in _NUMBER_CHARS:
+                end += 1
+            token, self.i = self.text[self.i : end], end
+            if end < len(self.text):
+                return json.loads(token), True
+            return (json.loads(token) if _NUMBER.fullmatch(token) else _DROP), False
+        for word, literal in _LITERALS.items():
+            if self.text.startswith(word, self.i):
+                self.i += len(word)
+                return literal, True
+        self.i = len(self.text)
+        return _DROP, False
+
+    def _string(self) -> tuple[Any, bool]:
+        text, i = self.text, self.i + 1
+        while i < len(text):
+            if text[i] == "\\":
+                i += 2
+                continue
+            if text[i] == '"':
+                value = json.loads(text[self.i : i + 1])
+                self.i = i + 1
+                return value, True
+            i += 1
+        self.i = len(text)
+        return _DROP, False
+
+    def _object(self) -> tuple[Any, bool]:
+        out: dict[str, Any] = {}
+        self.i += 1
+        while True:
+            if not self._ws():
+                return out, False
+            if self.text[self.i] == "}":
+                self.i += 1
+                return out, True
+            if self.text[self.i] == ",":
+                self.i += 1
+                continue
+            key, done = self._string()
+            if not done or not self._ws():
+                return out, False
+            self.i += 1  # the colon
+            value, done = self.value()
+            if value is not _DROP:
+                out[key] = value
+            if not done:
+                return out, False
+
+    def _array(self) -> tuple[Any, bool]:
+        out: list[Any] = []
+        self.i += 1
+        while True:
+            if not self._ws():
+                return out, False
+            if self.text[self.i] == "]":
+                self.i += 1
+                return out, True
+            if self.text[self.i] == ",":
+                self.i += 1
+                continue
+            value, done = self.value()
+            if value is not _DROP:
+                out.append(value)
+            if not done:
+                return out, False
 
 # ---------------------------------------------------------------- the dialect
 

@@ -8,12 +8,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ..sse import Event
 from . import Dialect, Synth, register, retry_headers
 
-__all__ = ["ERROR_TYPES", "error_body", "error_headers", "request_id", "stream_error_events", "is_responses_stream", "chat_events", "OpenAIChat", "DIALECT"]
+__all__ = [
+    "ERROR_TYPES",
+    "error_body",
+    "error_headers",
+    "request_id",
+    "stream_error_events",
+    "is_responses_stream",
+    "ToolCall",
+    "Choice",
+    "FINISH_REASONS",
+    "ChatStream",
+    "sequential_schedule",
+    "chunk_count",
+    "chat_stream",
+    "chat_events",
+    "OpenAIChat",
+    "DIALECT",
+]
 
 ERROR_TYPES: dict[int, tuple[str, str | None, str]] = {
     400: ("invalid_request_error", None, "Invalid request."),
@@ -78,6 +96,149 @@ def stream_error_events(events_before: Sequence[Event], t: float, status: int, m
 # ---------------------------------------------------------------- synthesis
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call whose ``arguments`` JSON streams in pieces."""
+
+    name: str
+    arguments: tuple[str, ...]
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One choice of a streamed completion: ``content`` and ``refusal`` pieces (None: no such
+    field), then ``tool_calls``. ``schedule`` says which calls' next piece each chunk carries
+    (a call's first mention is its header: id, type, name); None streams the calls one after
+    another, one piece a chunk. ``finish_reason`` defaults to ``tool_calls`` when there are
+    calls, else ``stop``."""
+
+    content: tuple[str, ...] | None = None
+    refusal: tuple[str, ...] | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    schedule: tuple[tuple[int, ...], ...] | None = None
+
+
+FINISH_REASONS = ("stop", "tool_calls", "length", "content_filter")
+"""Every ``finish_reason`` a Chat Completions stream ends a choice with."""
+
+
+@dataclass(frozen=True)
+class ChatStream:
+    """A synthesized chat completion: the ``events`` the API streams and the ``completion``
+    they encode (the ``chat.completion`` object in the API's JSON shape)."""
+
+    events: tuple[Event, ...]
+    completion: dict[str, Any]
+
+
+def sequential_schedule(calls: Sequence[ToolCall]) -> tuple[tuple[int, ...], ...]:
+    """The schedule that streams calls one after another, one piece a chunk."""
+    return tuple((i,) for i, call in enumerate(calls) for _ in range(1 + len(call.arguments)))
+
+
+def _choice_deltas(choice: Choice, fingerprint: str, index: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The deltas one choice streams (the last carries its finish reason) and its final message."""
+    calls = choice.tool_calls
+    ids = [c.id or "call_" + hashlib.sha256(f"{fingerprint}{index}.{i}".encode()).hexdigest()[:24] for i, c in enumerate(calls)]
+    schedule = sequential_schedule(calls) if choice.schedule is None else choice.schedule
+    mentioned = [0] * len(calls)
+    tool_chunks: list[list[dict[str, Any]]] = []
+    for at, chunk in enumerate(schedule):
+        entries = []
+        for i in chunk:
+            if not 0 <= i < len(calls):
+                raise ValueError(f"schedule chunk {at} names tool call {i}; there are {len(calls)}")
+            n = mentioned[i]
+            if n == 0:
+                entries.append({"index": i, "id": ids[i], "type": "function", "function": {"name": calls[i].name, "arguments": ""}})
+            elif n <= len(calls[i].arguments):
+                entries.append({"index": i, "function": {"arguments": calls[i].arguments[n - 1]}})
+            else:
+                raise ValueError(f"schedule chunk {at} asks tool call {i} for piece {n}; it has {len(calls[i].arguments)}")
+            mentioned[i] = n + 1
+        tool_chunks.append(entries)
+    missing = [i for i, call in enumerate(calls) if mentioned[i] != 1 + len(call.arguments)]
+    if missing:
+        raise ValueError(f"the schedule leaves tool calls {missing} unfinished")
+    first: dict[str, Any] = {"role": "assistant", "content": "" if choice.content is not None else None, "refusal": "" if choice.refusal is not None else None}
+    deltas: list[dict[str, Any]] = [first]
+    deltas.extend({"content": d} for d in choice.content or ())
+    deltas.extend({"refusal": d} for d in choice.refusal or ())
+    if tool_chunks and choice.content is None and choice.refusal is None:
+        first = {"role": "assistant", "content": None, "tool_calls": tool_chunks.pop(0), "refusal": None}
+        deltas[0] = first
+    deltas.extend({"tool_calls": entries} for entries in tool_chunks)
+    reason = choice.finish_reason or ("tool_calls" if calls else "stop")
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(choice.content) if choice.content is not None else None,
+        "refusal": "".join(choice.refusal) if choice.refusal is not None else None,
+    }
+    if calls:
+        message["tool_calls"] = [{"id": ids[i], "type": "function", "function": {"name": c.name, "arguments": "".join(c.arguments)}} for i, c in enumerate(calls)]
+    return deltas + [{"finish_reason": reason}], {"index": index, "message": message, "finish_reason": reason, "logprobs": None}
+
+
+def chunk_count(choice: Choice) -> int:
+    """How many chunks a choice streams (what :func:`chat_stream`'s ``order`` names it by)."""
+    return len(_choice_deltas(choice, "", 0)[0])
+
+
+def chat_stream(
+    choices: Sequence[Choice],
+    *,
+    model: str = "gpt-4o-2024-08-06",
+    completion_id: str | None = None,
+    created: int = 1727346173,
+    order: Sequence[int] | None = None,
+    usage: bool = False,
+    prompt_tokens: int = 12,
+    completion_tokens: int | None = None,
+) -> ChatStream:
+    """One streamed chat completion: its data-only chunks ending in ``data: [DONE]``, and the
+    ``chat.completion`` they encode.
+
+    Each choice streams a role chunk, its content or refusal pieces, its tool-call chunks
+    (keyed by ``index``; a tool-only choice's first call rides on the role chunk, as the API
+    sends it) and a chunk with its finish reason. ``order`` interleaves choices: each entry
+    names the choice whose next chunk goes out (default: one choice after another). With
+    ``usage``, a final chunk with ``"choices": []`` carries the token counts
+    (``completion_tokens`` defaults to an estimate from what streamed). Ids are derived from
+    the content, so the same input always gives the same bytes.
+    """
+    fingerprint = repr(tuple(choices))
+    cid = completion_id or "chatcmpl-" + hashlib.sha256(fingerprint.encode()).hexdigest()[:29]
+    base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": "fp_streamreel"}
+    per_choice = [_choice_deltas(c, fingerprint, i) for i, c in enumerate(choices)]
+    if order is None:
+        order = [i for i, (deltas, _) in enumerate(per_choice) for _ in deltas]
+    taken = [0] * len(per_choice)
+    out: list[Event] = []
+    for i in order:
+        deltas = per_choice[i][0]
+        if taken[i] >= len(deltas):
+            raise ValueError(f"order names choice {i} more often than its {len(deltas)} chunks")
+        delta = deltas[taken[i]]
+        taken[i] += 1
+        finish = delta.get("finish_reason") if len(delta) == 1 and "finish_reason" in delta else None
+        entry = {"index": i, "delta": {} if finish else delta, "logprobs": None, "finish_reason": finish}
+        out.append(Event(data=json.dumps({**base, "choices": [entry]}, ensure_ascii=False, separators=(",", ":"))))
+    short = [i for i, (deltas, _) in enumerate(per_choice) if taken[i] != len(deltas)]
+    if short:
+        raise ValueError(f"order leaves choices {short} unfinished")
+    completion: dict[str, Any] = {**base, "object": "chat.completion", "choices": [final for _, final in per_choice], "usage": None}
+    if usage:
+        produced = "".join("".join(c.content or ()) + "".join(c.refusal or ()) + "".join("".join(t.arguments) for t in c.tool_calls) for c in choices)
+        tokens = completion_tokens if completion_tokens is not None else max(1, (len(produced) + 3) // 4) if produced else 0
+        counts = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens, "total_tokens": prompt_tokens + tokens}
+        out.append(Event(data=json.dumps({**base, "choices": [], "usage": counts}, separators=(",", ":"))))
+        completion["usage"] = counts
+    out.append(Event(data="[DONE]"))
+    return ChatStream(tuple(out), completion)
+
+
 def chat_events(
     text_deltas: Sequence[str] = (),
     *,
@@ -89,35 +250,15 @@ def chat_events(
     usage: bool = False,
     completion_tokens: int | None = None,
 ) -> tuple[Event, ...]:
-    """The data-only events of one streamed chat completion, ending with ``data: [DONE]``.
+    """The data-only events of one streamed chat completion with one choice, ending with ``data: [DONE]``.
 
-    ``tool_calls`` is a list of (function name, argument JSON pieces). Ids are derived from
-    the content, so the same input always gives the same bytes. With ``usage`` a final
-    usage chunk follows, counting ``completion_tokens`` (default: an estimate from the text).
+    ``tool_calls`` is a list of (function name, argument JSON pieces); see :func:`chat_stream`
+    for several choices, refusals, interleaved calls and the completion they encode.
     """
-    fingerprint = repr((tuple(text_deltas), tuple((n, tuple(a)) for n, a in tool_calls)))
-    cid = completion_id or "chatcmpl-" + hashlib.sha256(fingerprint.encode()).hexdigest()[:29]
-    base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": "fp_streamreel"}
-
-    def chunk(delta: dict, finish: str | None = None) -> Event:
-        payload = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
-        return Event(data=json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
-
-    out = [chunk({"role": "assistant", "content": "", "refusal": None})]
-    out.extend(chunk({"content": d}) for d in text_deltas)
-    for i, (name, pieces) in enumerate(tool_calls):
-        call_id = "call_" + hashlib.sha256(f"{fingerprint}{i}".encode()).hexdigest()[:24]
-        out.append(chunk({"tool_calls": [{"index": i, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]}))
-        out.extend(chunk({"tool_calls": [{"index": i, "function": {"arguments": p}}]}) for p in pieces)
-    reason = finish_reason or ("tool_calls" if tool_calls else "stop")
-    out.append(chunk({}, reason))
-    if usage:
-        produced = "".join(text_deltas) + "".join("".join(p) for _, p in tool_calls)
-        tokens = completion_tokens if completion_tokens is not None else max(1, (len(produced) + 3) // 4) if produced else 0
-        payload = {**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": tokens, "total_tokens": 12 + tokens}}
-        out.append(Event(data=json.dumps(payload, separators=(",", ":"))))
-    out.append(Event(data="[DONE]"))
-    return tuple(out)
+    calls = tuple(ToolCall(name, tuple(pieces)) for name, pieces in tool_calls)
+    content = tuple(text_deltas) if text_deltas or not calls else None
+    choice = Choice(content=content, tool_calls=calls, finish_reason=finish_reason)
+    return chat_stream([choice], model=model, completion_id=completion_id, created=created, usage=usage, completion_tokens=completion_tokens).events
 
 
 # ---------------------------------------------------------------- the dialect

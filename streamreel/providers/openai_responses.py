@@ -7,9 +7,9 @@ with its own deltas, and closes with ``response.completed`` (or ``response.incom
 when it fails, ``error`` then ``response.failed``), which carries the whole response and its
 usage. Error bodies and headers are the OpenAI API's (:mod:`streamreel.providers.openai`).
 
-:func:`response_events` builds that stream for a response made of reasoning, message and
-function-call items, each given as the deltas it streams in; strategies, ``streamreel synth``
-and tests build on it. Ids derive from the content, so the same input gives the same bytes.
+:func:`response_events` builds that stream for a response made of reasoning, message
+(with annotations), function-call, search-call, apply-patch, shell and MCP items, each given as the deltas it streams
+in; strategies, ``streamreel synth`` and tests build on it. Ids derive from the content, so the same input gives the same bytes.
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ __all__ = [
     "MessageItem",
     "ReasoningItem",
     "FunctionCallItem",
+    "SearchCallItem",
+    "PatchCallItem",
+    "ShellCallItem",
+    "McpListToolsItem",
+    "McpCallItem",
+    "SEARCH_CALLS",
     "Item",
     "response_events",
     "final_response",
@@ -35,14 +41,20 @@ __all__ = [
 ]
 
 FINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+SEARCH_CALLS = ("file_search_call", "web_search_call")
 
 
 @dataclass(frozen=True)
 class MessageItem:
-    """An assistant message with one ``output_text`` part, streamed as ``response.output_text.delta`` s."""
+    """An assistant message with one ``output_text`` part, streamed as ``response.output_text.delta`` s.
+
+    Each of ``annotations`` is (the number of deltas before it, the annotation: a
+    ``file_citation``, ``url_citation``...), sent as ``response.output_text.annotation.added``.
+    """
 
     deltas: tuple[str, ...]
     id: str = ""
+    annotations: tuple[tuple[int, Mapping[str, Any]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,60 @@ class FunctionCallItem:
     id: str = ""
 
 
-Item = Union[MessageItem, ReasoningItem, FunctionCallItem]
+@dataclass(frozen=True)
+class SearchCallItem:
+    """A search the API runs itself (``kind``: ``file_search_call`` or ``web_search_call``):
+    ``in_progress``, ``searching``, ``completed``, with no deltas. With ``results`` the item
+    carries what the request asked to include (a file search's results, a web search's sources)."""
+
+    kind: str
+    query: str
+    results: bool = False
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class PatchCallItem:
+    """An ``apply_patch_call``: the patch's diff streams as ``apply_patch_call_operation_diff.delta`` s."""
+
+    path: str
+    diff_deltas: tuple[str, ...]
+    operation: str = "create_file"
+    call_id: str = ""
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class ShellCallItem:
+    """A ``shell_call``: each command streams as ``shell_call_command.delta`` s after its ``.added``."""
+
+    commands: tuple[tuple[str, ...], ...]
+    call_id: str = ""
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class McpListToolsItem:
+    """An ``mcp_list_tools`` item: the tools an MCP server offers, in progress then completed, no deltas."""
+
+    server_label: str
+    tools: tuple[str, ...]
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class McpCallItem:
+    """An ``mcp_call`` the API makes itself: its arguments stream as ``mcp_call_arguments.delta`` s
+    between ``mcp_call.in_progress`` events; ``output`` is what the server answered."""
+
+    server_label: str
+    name: str
+    argument_deltas: tuple[str, ...]
+    output: str = ""
+    id: str = ""
+
+
+Item = Union[MessageItem, ReasoningItem, FunctionCallItem, SearchCallItem, PatchCallItem, ShellCallItem, McpListToolsItem, McpCallItem]
 
 
 def _stable_id(prefix: str, seed: str) -> str:
@@ -86,11 +151,14 @@ def response_events(
     input_tokens: int = 12,
     output_tokens: int | None = None,
     reasoning_tokens: int | None = None,
+    background: bool = False,
 ) -> tuple[Event, ...]:
     """The events of one streamed response (``t`` = 0; give them times with a timing function).
 
     ``status`` is ``completed`` (ends in ``response.completed``) or ``incomplete`` (ends in
-    ``response.incomplete`` with ``incomplete_details.reason`` = ``incomplete_reason``).
+    ``response.incomplete`` with ``incomplete_details.reason`` = ``incomplete_reason``). With
+    ``background`` the response is created queued (``response.queued``) before it runs, as a
+    ``background: true`` request's is.
     ``output_tokens`` and ``reasoning_tokens`` (the final usage) default to estimates from
     the streamed text. The final event's ``response`` is :func:`final_response` of the events.
     """
@@ -130,7 +198,13 @@ def response_events(
         "user": None,
         "metadata": {},
     }
-    emit("response.created", response=response)
+    if background:
+        queued = {**response, "status": "queued", "background": True}
+        emit("response.created", response=queued)
+        emit("response.queued", response=queued)
+        response = {**response, "background": True}
+    else:
+        emit("response.created", response=response)
     emit("response.in_progress", response=response)
     done: list[dict[str, Any]] = []
     produced, reasoned = "", ""
@@ -158,9 +232,15 @@ def response_events(
             text = "".join(item.deltas)
             emit("response.output_item.added", output_index=index, item={"id": iid, "type": "message", "status": "in_progress", "content": [], "role": "assistant"})
             emit("response.content_part.added", content_index=0, item_id=iid, output_index=index, part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""})
-            for d in item.deltas:
-                emit("response.output_text.delta", content_index=0, delta=d, item_id=iid, logprobs=[], output_index=index)
-            part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+            notes = sorted(item.annotations, key=lambda a: a[0])
+            k = 0
+            for i, d in enumerate((*item.deltas, None)):
+                while k < len(notes) and notes[k][0] <= i:
+                    emit("response.output_text.annotation.added", annotation=dict(notes[k][1]), annotation_index=k, content_index=0, item_id=iid, output_index=index)
+                    k += 1
+                if d is not None:
+                    emit("response.output_text.delta", content_index=0, delta=d, item_id=iid, logprobs=[], output_index=index)
+            part = {"type": "output_text", "annotations": [dict(a) for _, a in notes], "logprobs": [], "text": text}
             emit("response.output_text.done", content_index=0, item_id=iid, logprobs=[], output_index=index, text=text)
             emit("response.content_part.done", content_index=0, item_id=iid, output_index=index, part=part)
             final = {"id": iid, "type": "message", "status": "completed", "content": [part], "role": "assistant"}
@@ -174,6 +254,69 @@ def response_events(
                 emit("response.function_call_arguments.delta", delta=d, item_id=iid, output_index=index)
             emit("response.function_call_arguments.done", arguments=arguments, item_id=iid, output_index=index)
             final = {"id": iid, "type": "function_call", "status": "completed", "arguments": arguments, "call_id": call_id, "name": item.name}
+            produced += arguments
+        elif isinstance(item, SearchCallItem):
+            if item.kind not in SEARCH_CALLS:
+                raise ValueError(f"a search call is one of {', '.join(SEARCH_CALLS)}, got {item.kind!r}")
+            iid = item.id or _stable_id("fs_" if item.kind == "file_search_call" else "ws_", seed)
+            added = {"id": iid, "type": item.kind, "status": "in_progress"}
+            if item.kind == "file_search_call":
+                added.update(queries=[], results=None)
+                found = [{"file_id": "file-9RhPAs9YqVajpGXRfcgavJ", "filename": "notes.txt", "score": 0.92, "text": item.query, "attributes": {}}] if item.results else None
+                final = {**added, "status": "completed", "queries": [item.query], "results": found}
+            else:
+                action: dict[str, Any] = {"type": "search", "query": item.query}
+                if item.results:
+                    action["sources"] = [{"type": "url", "url": "https://en.wikipedia.org/wiki/Paris"}]
+                final = {**added, "status": "completed", "action": action}
+            emit("response.output_item.added", output_index=index, item=added)
+            for phase in ("in_progress", "searching", "completed"):
+                emit(f"response.{item.kind}.{phase}", output_index=index, item_id=iid)
+        elif isinstance(item, PatchCallItem):
+            iid = item.id or _stable_id("apc_", seed)
+            call_id = item.call_id or "call_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+            diff = "".join(item.diff_deltas)
+            added = {"id": iid, "type": "apply_patch_call", "status": "in_progress", "call_id": call_id, "operation": {"type": item.operation, "diff": "", "path": item.path}}
+            emit("response.output_item.added", output_index=index, item=added)
+            for d in item.diff_deltas:
+                emit("response.apply_patch_call_operation_diff.delta", item_id=iid, output_index=index, delta=d)
+            emit("response.apply_patch_call_operation_diff.done", item_id=iid, output_index=index, diff=diff)
+            final = {**added, "status": "completed", "operation": {**added["operation"], "diff": diff}}
+            produced += diff
+        elif isinstance(item, ShellCallItem):
+            iid = item.id or _stable_id("sh_", seed)
+            call_id = item.call_id or "call_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+            added = {"id": iid, "type": "shell_call", "status": "in_progress", "action": {"commands": [], "max_output_length": None, "timeout_ms": None}, "call_id": call_id}
+            emit("response.output_item.added", output_index=index, item=added)
+            commands = []
+            for k, pieces in enumerate(item.commands):
+                emit("response.shell_call_command.added", output_index=index, command_index=k, command="")
+                for d in pieces:
+                    emit("response.shell_call_command.delta", output_index=index, command_index=k, delta=d)
+                commands.append("".join(pieces))
+                emit("response.shell_call_command.done", output_index=index, command_index=k, command=commands[-1])
+            final = {**added, "status": "completed", "action": {"commands": commands, "max_output_length": 8912, "timeout_ms": None}}
+            produced += "".join(commands)
+        elif isinstance(item, McpListToolsItem):
+            iid = item.id or _stable_id("mcpl_", seed)
+            added = {"id": iid, "type": "mcp_list_tools", "server_label": item.server_label, "tools": []}
+            emit("response.output_item.added", output_index=index, item=added)
+            emit("response.mcp_list_tools.in_progress", output_index=index, item_id=iid)
+            emit("response.mcp_list_tools.completed", output_index=index, item_id=iid)
+            tools = [{"annotations": {"read_only": False}, "description": f"{name} (synthesized)", "input_schema": {"type": "object", "properties": {}}, "name": name} for name in item.tools]
+            final = {**added, "tools": tools}
+        elif isinstance(item, McpCallItem):
+            iid = item.id or _stable_id("mcp_", seed)
+            arguments = "".join(item.argument_deltas)
+            added = {"id": iid, "type": "mcp_call", "status": "in_progress", "arguments": "", "error": None, "name": item.name, "output": None, "server_label": item.server_label}
+            emit("response.output_item.added", output_index=index, item=added)
+            emit("response.mcp_call.in_progress", output_index=index, item_id=iid)
+            for d in item.argument_deltas:
+                emit("response.mcp_call_arguments.delta", output_index=index, item_id=iid, delta=d)
+            emit("response.mcp_call.in_progress", output_index=index, item_id=iid)
+            emit("response.mcp_call_arguments.done", output_index=index, item_id=iid, arguments=arguments)
+            emit("response.mcp_call.completed", output_index=index, item_id=iid)
+            final = {**added, "status": "completed", "arguments": arguments, "output": item.output}
             produced += arguments
         else:
             raise TypeError(f"not an output item: {item!r}")
