@@ -23,7 +23,6 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -75,12 +74,12 @@ class Request:
 
     @property
     def route(self) -> str | None:
-        """The path without its query string."""
-        return None if self.path is None else urlsplit(self.path).path
+        """The path without its query string (a request path has no host, even when it starts with ``//``)."""
+        return None if self.path is None else self.path.partition("#")[0].partition("?")[0]
 
     @property
     def query(self) -> str:
-        return "" if self.path is None else urlsplit(self.path).query
+        return "" if self.path is None else self.path.partition("#")[0].partition("?")[2]
 
 
 @dataclass(frozen=True)
