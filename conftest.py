@@ -36,7 +36,6 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
-from typing import Any
 
 import hypothesis.configuration  # noqa: F401  # its storage directory is the cwd at import: fix it before a page changes directory
 import pytest
