@@ -36,15 +36,21 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
-from typing import Any
 
 import hypothesis.configuration  # noqa: F401  # its storage directory is the cwd at import: fix it before a page changes directory
 import pytest
+from hypothesis import settings
 from sybil import Example, Sybil
 from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers.markdown import CodeBlockParser, SkipParser
 
 ROOT = Path(__file__).resolve().parent
+
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+"""The suite draws the same examples on every run (``ci``), so a red CI is a real failure that
+replays; ``HYPOTHESIS_PROFILE=explore pytest`` draws fresh ones to look for new bugs."""
 COMMAND_TIMEOUT_S = 60
 NOT_COPIED = {"conftest.py", "streamreel"}
 """Top-level entries a page's copy leaves out: this file, and the package, so that code run
