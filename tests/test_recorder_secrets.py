@@ -111,6 +111,7 @@ async def test_a_replayers_404_explanation_quotes_the_request_without_its_keys(t
 
 # ---------------------------------------------------------------- secrets streamed back in pieces
 
+import asyncio
 from functools import partial
 
 from _recorder_helpers import cassette as one_cassette
