@@ -797,6 +797,11 @@ def test_a_falsifying_example_reads_in_a_line(strategy: Any, holds: Callable[[An
         (lambda: anthropic_messages(tool_names=[]), "anthropic_messages(tool_names=...): expected a non-empty list of non-empty strings"),
         (lambda: anthropic_messages(citations="yes"), "anthropic_messages(citations=...): expected True or False, got 'yes'"),
         (lambda: anthropic_messages(pings=1), "anthropic_messages(pings=...): expected True or False, got 1"),
+        (lambda: anthropic_messages(server_tools=["web_search", "calculator"]), "anthropic_messages(server_tools=...): unknown 'calculator'"),
+        (lambda: anthropic_messages(blocks=["text"], server_tools=["web_fetch"]), "no server tool is called without 'server_tool_use' in blocks=['text']"),
+        (lambda: anthropic_messages(blocks=["text"], interleaved_thinking=True), "there is no thinking to place without 'thinking' or 'redacted_thinking'"),
+        (lambda: anthropic_messages(interleaved_thinking="yes"), "anthropic_messages(interleaved_thinking=...): expected True or False, got 'yes'"),
+        (lambda: anthropic_messages(blocks=["compaction"], stop_reasons=["end_turn"]), "stop reason 'end_turn' cannot end a message of a compaction block alone"),
         (lambda: openai_chat_streams(kinds=["text"], finish_reasons=["tool_calls"]), "no choice of kinds=['text'] can end with finish_reasons=['tool_calls']"),
         (lambda: openai_chat_streams(kinds=["audio"]), "openai_chat_streams(kinds=...): unknown 'audio'"),
         (lambda: openai_chat_streams(max_choices=0), "openai_chat_streams(max_choices=...): expected a whole number >= 1, got 0"),
@@ -820,6 +825,24 @@ def test_narrowed_kinds_leave_out_what_they_cannot_end_on() -> None:
     assert stops == {"end_turn", "max_tokens", "stop_sequence", "refusal", "model_context_window_exceeded"}
     shapes = drawn(anthropic_messages(blocks=["compaction"]), lambda s: {f"{[b['type'] for b in s.message['content']]} {s.stop_reason}"}, examples=50)
     assert shapes == {"['compaction'] compaction"}  # a summary alone pauses the turn: nothing else can end it
+
+
+def test_server_tools_narrows_the_tools_called_and_their_results() -> None:
+    def called(s: StreamCassette) -> set[str]:
+        return {b.get("name", b["type"]) for b in s.message["content"] if b["type"] not in ("text", "thinking", "redacted_thinking", "tool_use")}
+
+    seen = drawn(anthropic_messages(blocks=["text", "server_tool_use"], server_tools=["web_fetch", "bash_code_execution"]), called, examples=100)
+    assert seen == {"web_fetch", "web_fetch_tool_result", "bash_code_execution", "bash_code_execution_tool_result"}
+
+
+def test_without_interleaved_thinking_thinking_only_comes_first() -> None:
+    def orders(s: StreamCassette) -> set[str]:
+        kinds = ["thinking" if b["type"] in ("thinking", "redacted_thinking") else "other" for b in s.message["content"]]
+        return {"thinking after another block" if "thinking" in kinds[kinds.index("other"):] else "first"} if "other" in kinds else {"first"}
+
+    every = ["thinking", "redacted_thinking", "text", "server_tool_use"]
+    assert drawn(anthropic_messages(blocks=every, interleaved_thinking=False), orders, examples=200) == {"first"}
+    assert drawn(anthropic_messages(blocks=every), orders, examples=200) == {"first", "thinking after another block"}
 
 
 @settings(max_examples=100, deadline=None)
