@@ -77,6 +77,7 @@ _RECORD_COST = 2048
 _HEADER_COST = 160
 """Bytes one kept header costs beyond its name and value (two bytes objects and a tuple)."""
 _MAX_ERROR_TEXT = 400
+_MAX_RAW_TEXT = 4000
 _MAX_PENDING = 64
 """Automatic dumps queued at most; beyond it (a burst of failures) they are skipped and logged."""
 
@@ -183,6 +184,7 @@ class _Stream:
             return
         size = self.size + len(data) + _CHUNK_COST
         if size > self.credit and not self.capture._ring.grow(self, size):  # type: ignore[union-attr]
+            self.capture._lost()  # type: ignore[union-attr]
             return
         self.size = size
         self.times.append(_now())
@@ -193,7 +195,7 @@ class _Stream:
         self.outcome = outcome
         if error is not None:
             kind = type(error)
-            self.error = (f"{kind.__module__.partition('.')[0]}.{kind.__qualname__}", str(error)[:_MAX_ERROR_TEXT])
+            self.error = (f"{kind.__module__.partition('.')[0]}.{kind.__qualname__}", _clip(str(error), _MAX_RAW_TEXT))
             self.cut = "reset" if isinstance(error, httpx2.ReadError) else "hang" if isinstance(error, httpx2.TimeoutException) else "close"
         capture = self.capture
         if capture is not None:
@@ -258,7 +260,7 @@ class _Stream:
         if self.error is None:
             return None
         kind, text = self.error
-        return scrub.message(f"{kind}: {text}" if text else kind)
+        return _clip(scrub.message(f"{kind}: {text}" if text else kind), _MAX_ERROR_TEXT)
 
 
 class _Chunks(httpx2.SyncByteStream):
@@ -559,11 +561,20 @@ class Capture:
         if not self._ring.admit(rec):
             self._warn_once("too_big", f"a {request.method} response's request and headers alone exceed max_bytes={self.max_bytes}; it is not kept")
             return None
+        if self._ring.dropped:
+            self._lost()
         scope = self._scope_var.get()
         if scope is not None:
             rec.scope = scope
             scope.streams.append(rec)
         return rec
+
+    def _lost(self) -> None:
+        self._warn_once(
+            "in_flight",
+            f"streams are pushed out of the ring while still being read (it keeps {self.max_streams} streams in {self.max_bytes} bytes); "
+            "raise streams= or max_bytes= to keep long or many concurrent streams",
+        )
 
     # ------------------------------------------------------------ what is held
 
@@ -705,7 +716,7 @@ class Capture:
 
     def _queue(self, recs: list[_Stream], why: str | None, directory: Path, *, check: bool = False, app_error: Exception | None = None) -> None:
         snaps = [rec.snapshot() for rec in recs]
-        described = None if app_error is None else self.scrubber.message(f"{type(app_error).__module__}.{type(app_error).__qualname__}: {app_error}")[:_MAX_ERROR_TEXT]
+        described = None if app_error is None else _clip(f"{type(app_error).__module__}.{type(app_error).__qualname__}: {app_error}", _MAX_RAW_TEXT)
         with self._lock:
             if len(self._pending) >= _MAX_PENDING:
                 self._warn_once("backlog", f"more than {_MAX_PENDING} dumps waiting to be written; later ones are skipped until the writer catches up")
@@ -737,7 +748,7 @@ class Capture:
 
     def _write(self, snaps: list[_Stream], why: str, *, directory: Path | None = None, file: Path | None = None, app_error: str | None = None) -> Path | None:
         try:
-            cas, notes = _cassette_of(snaps, self.scrubber)
+            cas, notes, scrub = _cassette_of(snaps, self.scrubber)
             first = snaps[0]
             if file is None:
                 assert directory is not None
@@ -745,7 +756,7 @@ class Capture:
             lines = [f"captured by streamreel from {safe_url(first.origin)} at {_stamp(first.wall, ' ')} UTC ({why.replace('_', ' ')})"]
             lines += notes
             if app_error is not None:
-                lines.append(f"the app raised {app_error}")
+                lines.append(f"the app raised {_clip(scrub.message(app_error), _MAX_ERROR_TEXT)}")
             lines.append(f"replay it: streamreel serve {file.name}")
             _cassette.save(cas, file, comment="\n".join(line.replace("\n", " ") for line in lines))
         except Exception as e:
@@ -781,13 +792,23 @@ class Capture:
         self._pending = set()
 
 
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters at a space, so no half of a secret is left to escape scrubbing."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    cut = max(head.rfind(" "), head.rfind("\n"))
+    return (head[:cut] if cut > 0 else "") + " ..."
+
+
 def _may_hold_error(chunks: list[bytes]) -> bool:
     """Whether the last chunks could hold an error event (the stream's error comes last)."""
     return any(_ERROR_HINT.search(c) for c in chunks[-3:])
 
 
-def _cassette_of(snaps: list[_Stream], base: Scrubber) -> tuple[Cassette, list[str]]:
-    """The streams as one scrubbed cassette, with a line about each for the file's top."""
+def _cassette_of(snaps: list[_Stream], base: Scrubber) -> tuple[Cassette, list[str], Scrubber]:
+    """The streams as one scrubbed cassette, a line about each for the file's top, and the scrubber
+    used (the base one, also blanking every credential the requests carried)."""
     scrub = base
     for snap in snaps:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in snap.request_headers]
@@ -810,7 +831,7 @@ def _cassette_of(snaps: list[_Stream], base: Scrubber) -> tuple[Cassette, list[s
         notes.append(f"interaction {i + 1} was cut by a reset (httpx2.ReadError) but replays as a close: an earlier interaction is as long")
     if faults:
         notes.append("the connection was reset, not closed: the disconnect fault below replays the reset")
-    return Cassette(interactions=tuple(interactions), faults=tuple(faults)), notes
+    return Cassette(interactions=tuple(interactions), faults=tuple(faults)), notes, scrub
 
 
 def _interaction(snap: _Stream, scrub: Scrubber) -> tuple[Interaction, list[Event]]:
