@@ -34,6 +34,7 @@ ARGS: dict[str, tuple[list[str], list[str]]] = {
     "bench_recorder": (["--rounds", "50", "--streams", "6"], ["--rounds", "3", "--streams", "2"]),
     "bench_timing": ([], ["--events", "100", "--gap", "2", "--no-sdk"]),
     "bench_concurrency": ([], ["--streams", "10", "--events", "20", "--gap", "5"]),
+    "bench_capture": (["--rounds", "5"], ["--events", "2000", "--rounds", "1"]),
     "bench_scale": (["--clients", "1,4", "--sequential", "0"], ["--events", "2000", "--clients", "1,2", "--sequential", "1"]),
 }
 

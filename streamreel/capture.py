@@ -89,15 +89,13 @@ _SEQUENCE = itertools.count(1)
 """Dump numbers, process-wide: two dumps in the same microsecond still get different names."""
 
 
+@functools.lru_cache(maxsize=1)
 def _stream_media() -> frozenset[str]:
+    """Content types of streamed bodies: SSE, and each dialect's own framing (Bedrock's event stream)."""
     media = {"text/event-stream"}
     for name in _dialect_names():
         media.add(_dialect(name).content_type.split(";", 1)[0].strip().lower())
     return frozenset(media)
-
-
-_STREAM_MEDIA = _stream_media()
-"""Content types of streamed bodies: SSE, and each dialect's own framing (Bedrock's event stream)."""
 
 
 @dataclass(frozen=True)
@@ -554,7 +552,7 @@ class Capture:
 
     def _tap(self, request: httpx2.Request, response: httpx2.Response, started: float) -> _Stream | None:
         media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        streaming = media in _STREAM_MEDIA
+        streaming = media in _stream_media()
         if not streaming and not self.non_streaming:
             return None
         rec = _Stream(self, request, response, started, media, streaming)

@@ -543,3 +543,58 @@ def test_save_and_load_round_trip_a_dump_with_its_reset(tmp_path: Path) -> None:
     save(cas, tmp_path / "c.yaml")
     assert load(tmp_path / "c.yaml") == cas
     assert cas.interactions[0].response.end == End(t=cas.interactions[0].response.end.t, reason="upstream_disconnect")
+
+
+# ---------------------------------------------------------------- other dialects
+
+
+def _bedrock_read(url: str, http_client: Any) -> Read:
+    from _dialects_matrix import AWS, BEDROCK_MODEL
+
+    seen = Read()
+    client = anthropic.AnthropicBedrock(base_url=url, max_retries=0, http_client=http_client, **AWS)
+    try:
+        with client.messages.create(model=BEDROCK_MODEL, max_tokens=64, messages=MESSAGE["messages"], stream=True) as stream:
+            for event in stream:
+                seen.saw(event)
+    except Exception as e:
+        seen.error = error_name(e)
+    return seen
+
+
+def _gemini_read(url: str, http_client: Any) -> Read:
+    from google import genai
+    from google.genai import types
+
+    seen = Read()
+    options = types.HttpOptions(base_url=url, api_version="v1beta", retry_options=types.HttpRetryOptions(attempts=1), httpx_client=http_client)
+    client = genai.Client(api_key=KEY, http_options=options)
+    try:
+        for chunk in client.models.generate_content_stream(model="gemini-2.0-flash-exp", contents="What is the capital of France?"):
+            seen.times.append(time.monotonic())
+            seen.events.append(chunk.model_dump(mode="json", exclude={"sdk_http_response"}))
+    except Exception as e:
+        seen.error = error_name(e)
+    return seen
+
+
+@pytest.mark.parametrize("dialect", ["bedrock", "gemini"])
+def test_bedrock_and_gemini_streams_are_kept_in_their_own_framing_and_replay_the_same_cut(tmp_path: Path, dialect: str) -> None:
+    """Bedrock's binary event stream and Gemini's SSE, through their own SDKs, cut part way."""
+    from _dialects_matrix import bedrock_capture, gemini_capture
+
+    upstream_cassette, read_with = (bedrock_capture(), _bedrock_read) if dialect == "bedrock" else (gemini_capture(), _gemini_read)
+    events = upstream_cassette.interactions[0].response.events or ()
+    capture = Capture()
+    with Replayer(upstream_cassette, speed=0, faults=[f"disconnect:after={len(events) // 2},how=close"]) as upstream:
+        seen = read_with(upstream.url, capture.http_client())
+    assert seen.error == "httpx2.RemoteProtocolError" and seen.events
+    [held] = capture.streams
+    assert held.ending == "upstream_disconnect" and held.events == len(events) // 2
+    dump = capture.dump(tmp_path / f"{dialect}.yaml")
+    assert dump is not None
+    kept = load(dump).interactions[0].response
+    assert kept.headers["content-type"].startswith("application/vnd.amazon.eventstream" if dialect == "bedrock" else "text/event-stream")
+    with Replayer(dump, speed=0) as replay:
+        again = read_with(replay.url, None)
+    assert (again.events, again.error) == (seen.events, seen.error)
