@@ -8,6 +8,8 @@
   on a control port, and exits when its stdin closes;
 - :func:`arrivals`: a raw aiohttp reader that decodes events incrementally and stamps each
   with the time since the request was sent;
+- :func:`figure`: one result as a ratio against its in-run baseline, PASS or MISS against its
+  target, with the machine's load; ``run.py`` gathers them into one table;
 - small statistics helpers.
 """
 
@@ -29,7 +31,28 @@ from aiohttp import web
 
 from streamreel.sse import Decoder
 
-__all__ = ["Naive", "Child", "serve_child", "arrivals", "open_connections", "rss", "peak_rss", "cpu_seconds", "pct", "dist", "mib", "REQUEST", "HEADERS"]
+__all__ = [
+    "Naive",
+    "Child",
+    "serve_child",
+    "arrivals",
+    "open_connections",
+    "rss",
+    "peak_rss",
+    "reset_peak_rss",
+    "cpu_seconds",
+    "load",
+    "figure",
+    "pct",
+    "dist",
+    "mib",
+    "REQUEST",
+    "HEADERS",
+    "FIGURES_ENV",
+]
+
+FIGURES_ENV = "STREAMREEL_BENCH_FIGURES"
+"""Where :func:`figure` also appends each figure as a JSON line (``run.py`` sets it)."""
 
 REQUEST = json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "bench"}]}).encode()
 HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": "bench"}
@@ -48,9 +71,66 @@ def rss() -> int:
 
 
 def peak_rss() -> int:
-    """This process's peak resident set size so far, in bytes."""
+    """This process's peak resident set size since it started or since :func:`reset_peak_rss`, in bytes."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
+
+
+def reset_peak_rss() -> bool:
+    """Start measuring the peak again from now (Linux: ``clear_refs``); False where the OS cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def load() -> str:
+    """The machine's load, to print next to every figure: 1-minute load average over the CPUs."""
+    try:
+        with open("/proc/loadavg") as f:
+            one = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return "load unknown"
+    return f"load {one:.2f} on {os.cpu_count()} CPUs"
+
+
+def figure(
+    what: str,
+    ours: float,
+    base: float,
+    unit: str,
+    *,
+    baseline: str,
+    target: str = "",
+    ok: bool | None = None,
+    show: str = "{:,.3g}",
+) -> bool:
+    """Print one figure, ``ours`` against the ``baseline`` measured in the same run, as a ratio,
+    and PASS or MISS when it has a ``target`` (``ok`` says whether it was met); the line also
+    goes, as JSON, to the file named by :data:`FIGURES_ENV`, for ``run.py``'s table. Returns ``ok``
+    (True when there is no target)."""
+    ratio = ours / base if base else math.nan
+    verdict = "" if ok is None else ("PASS" if ok else "MISS")
+    text = f"{show.format(ours)} {unit}".strip()
+    line = f"figure: {what}: {text}; {baseline} {show.format(base)}; ratio {ratio:.2f}x"
+    if target:
+        line += f"; target {target}: {verdict}"
+    print(f"{line}  ({load()})", flush=True)
+    out = os.environ.get(FIGURES_ENV)
+    if out:
+        record = {"bench": Path(sys.argv[0]).stem, "what": what, "ours": ours, "base": base, "unit": unit, "baseline": baseline, "ratio": ratio, "target": target, "verdict": verdict, "load": load(), "show": show}
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    return ok is not False
 
 
 def cpu_seconds() -> float:

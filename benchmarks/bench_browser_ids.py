@@ -12,10 +12,16 @@ import asyncio
 import statistics
 import time
 
+import sys
+from pathlib import Path
+
 import aiohttp
 
-from streamreel import Replayer
-from streamreel.synth import synth_cassette
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import figure  # noqa: E402
+
+from streamreel import Replayer  # noqa: E402
+from streamreel.synth import synth_cassette  # noqa: E402
 
 RUNS = 7
 
@@ -51,6 +57,7 @@ async def main(words: int) -> None:
     print(f"plain replay          {plain:8.1f} ms  ({n / plain * 1000:,.0f} events/s)  1.00x")
     print(f"ids + retry (cached)  {ids:8.1f} ms  {ids / plain:.2f}x   first request (encodes the numbered events once): {first_ids:.1f} ms")
     print(f"Last-Event-ID resume  {resumed:8.1f} ms  {resumed / plain:.2f}x")
+    figure(f"browser ids and retry, {n:,} events at speed 0", ids, plain, "ms", baseline="plain replay")
 
 
 if __name__ == "__main__":

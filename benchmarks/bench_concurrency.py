@@ -1,6 +1,6 @@
 """Many streams at once from one replayer, with latency and jitter: do all finish, on time, and in how much memory?
 
-    python benchmarks/bench_concurrency.py [--streams 200] [--events 200] [--gap 20]
+    python benchmarks/bench_concurrency.py [--streams 200] [--events 200] [--gap 20] [--rounds 3]
                                            [--latency first=50ms,each=2ms,jitter=2ms]
 
 ``--streams`` clients start at once against one server, each asking (``x-streamreel-faults``)
@@ -14,6 +14,8 @@ The baseline is the obvious hand-written aiohttp server (``await asyncio.sleep(d
 loop.time())`` before each write) given the same schedules ahead of time (from
 ``streamreel.pipeline.timed_chunks`` with the same faults), in its own process, in the same run.
 
+Each server runs ``--rounds`` times, alternating which goes first, and the rounds are pooled:
+on a shared machine a change in load between two runs would otherwise fall on one server only.
 Reported: streams that completed (all must); per-event timing error against the plan, as
 |(arrival - planned time) - that stream's median of it| (aligned on the stream's usual
 latency rather than its first event, which a burst of 200 requests delays), p50/p99/max
@@ -45,6 +47,8 @@ from _harness import (  # noqa: E402
     Naive,
     arrivals,
     dist,
+    figure,
+    load,
     mib,
     open_connections,
     pct,
@@ -52,6 +56,7 @@ from _harness import (  # noqa: E402
 )
 
 from streamreel import Cassette, Replayer  # noqa: E402
+from streamreel.cli import settle_heap  # noqa: E402
 from streamreel.pipeline import timed_chunks  # noqa: E402
 from streamreel.providers.anthropic import TextBlock, message_events  # noqa: E402
 
@@ -82,6 +87,7 @@ async def child(kind: str, args: argparse.Namespace) -> None:
             return gc.collect()
 
         async with reel:
+            settle_heap()  # as `streamreel serve` does once it is up
             await serve_child({"url": reel.url}, {"clear": clear})
     else:
         plans = {spec(args.latency, i): schedule(cas, spec(args.latency, i)) for i in range(args.streams)}
@@ -90,6 +96,7 @@ async def child(kind: str, args: argparse.Namespace) -> None:
             return plans[request.headers[FAULTS_HEADER]]
 
         async with Naive(pick) as naive:
+            settle_heap()
             await serve_child({"url": naive.url}, {"clear": gc.collect})
 
 
@@ -162,6 +169,24 @@ async def run(kind: str, args: argparse.Namespace, plans: list[list[float]]) -> 
     return Run(completed, aligned, worst, first, idle, at_open["rss"], after["peak"], after["rss"], cpu_us)
 
 
+def pooled(rounds: list[Run]) -> Run:
+    """Several rounds of one server as one: every stream's figures together, the median round's memory and CPU."""
+    if len(rounds) == 1:
+        return rounds[0]
+    mid = sorted(rounds, key=lambda r: r.open - r.idle)[len(rounds) // 2]
+    return Run(
+        completed=min(r.completed for r in rounds),
+        aligned=[x for r in rounds for x in r.aligned],
+        worst=[x for r in rounds for x in r.worst],
+        first=[x for r in rounds for x in r.first],
+        idle=mid.idle,
+        open=mid.open,
+        peak=mid.peak,
+        after=mid.after,
+        cpu_us=statistics.median(r.cpu_us for r in rounds),
+    )
+
+
 def per_stream(value: float, base: float, n: int) -> str:
     return f"{(value - base) / n / 1024:9.1f} KiB"
 
@@ -175,7 +200,13 @@ async def main(args: argparse.Namespace) -> int:
         f"{n} simultaneous streams, {len(plans[0])} events {args.gap:g} ms apart, faults latency:{args.latency},seed=<stream>; "
         f"longest stream {length:.1f} s; server in its own process, {os.cpu_count()} CPUs; ms"
     )
-    runs = {kind: await run(kind, args, plans) for kind in ("naive", "streamreel")}
+    rounds: dict[str, list[Run]] = {"naive": [], "streamreel": []}
+    for i in range(args.rounds):  # alternating which goes first, so a change in the machine's load falls on both
+        for kind in ("naive", "streamreel") if i % 2 == 0 else ("streamreel", "naive"):
+            rounds[kind].append(await run(kind, args, plans))
+    runs = {kind: pooled(rs) for kind, rs in rounds.items()}
+    if args.rounds > 1:
+        print(f"{args.rounds} rounds of each server, alternating; events pooled, memory and CPU the median round")
     for kind, r in runs.items():
         print(f"{kind}:")
         print(f"  completed {r.completed}/{n}")
@@ -190,6 +221,7 @@ async def main(args: argparse.Namespace) -> int:
             f"peak {per_stream(r.peak, r.idle, n)}, still held after all ended {per_stream(r.after, r.idle, n)}"
         )
     base, ours = runs["naive"], runs["streamreel"]
+    ok = ours.completed == n and base.completed == n
     if base.completed and ours.completed:
         print(
             f"ratio streamreel / naive: p99 error {pct(ours.aligned, 99) / pct(base.aligned, 99):.2f}x, "
@@ -198,8 +230,14 @@ async def main(args: argparse.Namespace) -> int:
             f"CPU per event {ours.cpu_us / base.cpu_us:.2f}x, "
             f"peak memory per stream {(ours.peak - ours.idle) / max(base.peak - base.idle, 1):.1f}x"
         )
-    ok = ours.completed == n and base.completed == n
-    print(f"all {n} streams completed: {'yes' if ok else 'NO'}")
+        first, first_base = pct(ours.first, 50), pct(base.first, 50)
+        burst = figure(f"{n} requests at once: request -> first event, p50 late", first, first_base, "ms", baseline="naive server", target="<= 1.2x naive", ok=first <= 1.2 * first_base)
+        figure(f"{n} streams: p99 error per event", pct(ours.aligned, 99), pct(base.aligned, 99), "ms", baseline="naive server")
+        figure(f"{n} streams: server CPU per event", ours.cpu_us, base.cpu_us, "us", baseline="naive server")
+        open_kib, base_kib = (ours.open - ours.idle) / n / 1024, (base.open - base.idle) / n / 1024
+        memory = figure(f"server memory per open stream ({n} open)", open_kib, base_kib, "KiB", baseline="naive server", target="< 16 KiB", ok=open_kib < 16)
+        ok = ok and ((burst and memory) or not args.check)
+    print(f"all {n} streams completed: {'yes' if ours.completed == n and base.completed == n else 'NO'}  ({load()})")
     return 0 if ok else 1
 
 
@@ -209,6 +247,8 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--gap", type=float, default=20.0, help="ms between events in the cassette")
     parser.add_argument("--latency", default="first=50ms,each=2ms,jitter=2ms", help="latency fault fields; each stream adds seed=<its index>")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each server, alternating which goes first")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a figure misses its target (every stream must complete regardless)")
     parser.add_argument("--child", choices=("streamreel", "naive"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

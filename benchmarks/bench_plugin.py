@@ -33,6 +33,8 @@ from streamreel.sse import Decoder
 from streamreel.strategies import StreamCassette, anthropic_streams
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import figure  # noqa: E402
 from markdown_stream import StreamingRenderer, render, stream_reply  # noqa: E402
 
 REQUEST: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "hi"}]}
@@ -88,6 +90,7 @@ def main(examples: int, rounds: int, check: bool) -> int:
         print(f"  {name:<11} {rate:8.0f} examples/s   ({1000 / rate:.2f} ms each; rounds: {spread})")
     overhead = 1000 / med["sdk"] - 1000 / med["in-process"]
     print(f"  per-example overhead of socket + SDK over in-process: {overhead:.2f} ms ({med['in-process'] / med['sdk']:.1f}x)")
+    figure("hypothesis examples through the real SDK and a session server", med["sdk"], med["in-process"], "examples/s", baseline="in process", target=">= 200 examples/s", ok=med["sdk"] >= 200)
     if check and med["sdk"] < 200:
         print("FAIL: the SDK path runs under 200 examples/s", file=sys.stderr)
         return 1

@@ -22,7 +22,7 @@ import anthropic
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import LoopbackApp  # noqa: E402
+from _harness import LoopbackApp, figure  # noqa: E402
 
 from streamreel import Cassette, Replayer  # noqa: E402
 from streamreel.providers.anthropic import TextBlock, message_events  # noqa: E402
@@ -90,6 +90,10 @@ async def main() -> None:
             base = await rate(client, bare.url, len(events), args.repeat)
             ours = await rate(client, reel.url, len(events), args.repeat)
             print(f"{label:<28}{base:>14,.0f}{ours:>14,.0f}{ours / base:>8.2f}x")
+            if client is raw_client:
+                figure(f"replay at speed 0, {len(events):,} events, raw reader", ours, base, "events/s", baseline="bare aiohttp", target=">= 0.95x bare aiohttp", ok=ours >= 0.95 * base)
+            else:
+                figure("the same, read by the anthropic SDK", ours, base, "events/s", baseline="bare aiohttp")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _harness import figure  # noqa: E402
 
 from _soak_helpers import Clients, Snapshot, check_truth, quiesce, run_batch, shots, snapshot, soak_cassette  # noqa: E402
 
@@ -71,6 +73,7 @@ async def run(args: argparse.Namespace) -> int:
                 results[name] = await soak(r, args.streams, args.every, kinds, [me])
     plain, faulted = results["no faults"], results["faulted"]
     print(f"streams/s: no faults {plain[2]:.0f}, faulted {faulted[2]:.0f}, ratio {faulted[2] / plain[2]:.2f}")
+    figure(f"soak, {args.streams:,} mixed faulted streams", faulted[2], plain[2], "streams/s", baseline="no faults")
     failed = False
     for name, (baseline, slices, _, problems) in results.items():
         off = [s.counts() for s in slices if s.counts() != baseline.counts()]

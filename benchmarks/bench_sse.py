@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 from anthropic._streaming import SSEDecoder
 
-from streamreel.providers.anthropic import TextBlock, message_events
-from streamreel.sse import Decoder, encode_all
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import figure  # noqa: E402
+
+from streamreel.providers.anthropic import TextBlock, message_events  # noqa: E402
+from streamreel.sse import Decoder, encode_all  # noqa: E402
 
 
 def stream_bytes(n: int) -> bytes:
@@ -60,6 +65,7 @@ def main() -> None:
         chunks = chunked(data, size)
         a, b = best_rate(ours, chunks, args.repeat), best_rate(sdk, chunks, args.repeat)
         print(f"{label:<22}{a:>18,.0f}{b:>22,.0f}{a / b:>8.2f}x")
+        figure(f"SSE decoder, {label}", a, b, "events/s", baseline="anthropic SDK decoder")
 
 
 if __name__ == "__main__":

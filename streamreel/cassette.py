@@ -20,14 +20,14 @@ import stat
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
-from urllib.parse import urlsplit
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 
 import yaml
 
 from .errors import CassetteError
-from .sse import Event
+from .sse import LINE_ENDINGS, Event, encode, usual_line_ending
 
 __all__ = [
     "Cassette",
@@ -74,12 +74,12 @@ class Request:
 
     @property
     def route(self) -> str | None:
-        """The path without its query string."""
-        return None if self.path is None else urlsplit(self.path).path
+        """The path without its query string (a request path has no host, even when it starts with ``//``)."""
+        return None if self.path is None else self.path.partition("#")[0].partition("?")[0]
 
     @property
     def query(self) -> str:
-        return "" if self.path is None else urlsplit(self.path).query
+        return "" if self.path is None else self.path.partition("#")[0].partition("?")[2]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,12 @@ class Response:
     @property
     def is_stream(self) -> bool:
         return self.events is not None
+
+    @cached_property
+    def line_ending(self) -> str:
+        """The line ending most of the stream's events use (LF without events): what events
+        made up on replay (a fault's ``ping``, an ``error``) end their lines with."""
+        return usual_line_ending(self.events or ())
 
     def body_bytes(self) -> bytes:
         """The non-streaming body as it goes on the wire."""
@@ -191,8 +197,25 @@ def bundled(name: str) -> Path:
 
 
 def load(path: PathLike) -> Cassette:
-    """Read and validate a cassette file."""
+    """Read and validate a cassette file.
+
+    A file in the layout streamreel writes is read line by line, its events without the full
+    YAML machinery; anything else (a hand-edited file) goes through the full loader, which
+    gives the same result, or the error naming file, line and field.
+    """
     name = os.fspath(path)
+    from ._fastyaml import load_lines
+
+    try:
+        with open(name, encoding="utf-8", newline="") as f:
+            fast = load_lines(f, name)
+    except OSError:
+        fast = None
+    return fast if fast is not None else _load_full(name)
+
+
+def _load_full(name: str) -> Cassette:
+    """:func:`load` through the full YAML loader, whatever the layout."""
     try:
         data = Path(name).read_bytes()
     except FileNotFoundError:
@@ -204,11 +227,17 @@ def load(path: PathLike) -> Cassette:
     except UnicodeDecodeError as e:
         line = _line_at(data[: e.start].decode("utf-8"), e.start)
         raise CassetteError(f"not UTF-8 text ({e.reason}: byte {data[e.start]:#04x} at offset {e.start})", path=name, line=line) from None
-    return loads(text, path=name)
+    with _collector_paused():
+        return _loads(text, name)
 
 
 def loads(text: str, *, path: str | None = None) -> Cassette:
     """Parse and validate cassette YAML text; ``path`` only names the source in errors."""
+    from ._fastyaml import iter_lines, load_lines
+
+    fast = load_lines(iter_lines(text), path)
+    if fast is not None:
+        return fast
     with _collector_paused():
         return _loads(text, path)
 
@@ -228,6 +257,12 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _loads(text: str, path: str | None) -> Cassette:
+    node, raw = _parse(text, path)
+    return _Reader(node, path).cassette(raw)
+
+
+def _parse(text: str, path: str | None) -> tuple[yaml.Node | None, Any]:
+    """The checked node tree and the plain data it holds (errors name the file and line)."""
     try:
         loader = _Loader(text)
     except UnicodeEncodeError as e:
@@ -252,7 +287,7 @@ def _loads(text: str, path: str | None) -> Cassette:
         raise CassetteError(f"not valid YAML: nested deeper than {MAX_DEPTH} levels", path=path, line=1) from None
     finally:
         loader.dispose()
-    return _Reader(node, path).cassette(raw)
+    return node, raw
 
 
 _EXPONENT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)e[-+]?[0-9]+", re.IGNORECASE)
@@ -539,19 +574,24 @@ class _Reader:
         return self.json_value(value, where)
 
     def response(self, raw: Any, where: tuple[str | int, ...]) -> Response:
-        res = self.mapping(raw, where, ("status", "headers", "headers_at", "events", "body", "end"))
+        res = self.mapping(raw, where, ("status", "headers", "headers_at", "line_ending", "events", "body", "end"))
         status = res.get("status", 200)
         if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
             raise self.fail((*where, "status"), f"expected an HTTP status code (100-599), got {status!r}")
         if "events" in res and "body" in res:
             raise self.fail(where, "has both 'events' and 'body'; a response is either a stream or a plain body")
         headers_at = self.number(res.get("headers_at", 0.0), (*where, "headers_at"))
+        line_ending = "\n"
+        if "line_ending" in res:
+            if "events" not in res:
+                raise self.fail((*where, "line_ending"), "line_ending is how a stream's events end their lines; this response has no events")
+            line_ending = self.line_end(res["line_ending"], (*where, "line_ending"))
         events: tuple[Event, ...] | None = None
         if "events" in res:
             raw_events = [] if res["events"] is None else res["events"]
             if not isinstance(raw_events, list):
                 raise self.fail((*where, "events"), f"expected a list, got {_kind(raw_events)}")
-            events = self.events(raw_events, (*where, "events"), headers_at)
+            events = self.events(raw_events, (*where, "events"), headers_at, line_ending)
         body = self.body(res.get("body"), (*where, "body"))
         end = self.end(res.get("end"), (*where, "end"), events, headers_at)
         return Response(
@@ -563,12 +603,31 @@ class _Reader:
             end=end,
         )
 
-    def events(self, raw: list[Any], where: tuple[str | int, ...], headers_at: float) -> tuple[Event, ...]:
+    def line_end(self, value: Any, where: tuple[str | int, ...]) -> str:
+        if isinstance(value, str) and value in _LINE_END_NAMES:
+            return _LINE_END_NAMES[value]
+        raise self.fail(where, f"expected one of {', '.join(_LINE_END_NAMES)}, got {_kind(value)}")
+
+    def event_line_ending(self, value: Any, where: tuple[str | int, ...], ev: Event) -> Event:
+        """``ev`` with its own line ending: one name, or a list with one per line (an event that mixes them)."""
+        if not isinstance(value, list):
+            return replace(ev, line_ending=self.line_end(value, where))
+        ends = tuple(self.line_end(v, (*where, i)) for i, v in enumerate(value))
+        ev = replace(ev, line_ending=ends)
+        try:
+            encode(ev)
+        except ValueError as e:
+            raise self.fail(where, str(e).replace(repr(ends), "[" + ", ".join(_LINE_END_NAME[e] for e in ends) + "]")) from None
+        if ends[-2:] == ("\r", "\n"):
+            raise self.fail(where, "a line ending in cr followed by the blank line ending in lf is one crlf on the wire; the event would not end there")
+        return ev
+
+    def events(self, raw: list[Any], where: tuple[str | int, ...], headers_at: float, line_ending: str = "\n") -> tuple[Event, ...]:
         out: list[Event] = []
         prev = headers_at
         for i, item in enumerate(raw):
             at = (*where, i)
-            ev = self.mapping(item, at, ("t", "event", "data", "id", "retry", "comment"))
+            ev = self.mapping(item, at, ("t", "event", "data", "id", "retry", "comment", "line_ending"))
             t = prev if ev.get("t") is None else self.number(ev["t"], (*at, "t"))
             if t < prev and out:
                 raise self.fail((*at, "t"), f"{t:g} ms is earlier than the event before it ({prev:g} ms); events must be in time order")
@@ -587,7 +646,10 @@ class _Reader:
                     fields[key] = self.text_field(value, (*at, key), single_line=key != "comment")
             if data is None and all(v is None for v in fields.values()) and retry is None:
                 raise self.fail(at, "an event needs at least one of: event, data, id, retry, comment")
-            out.append(Event(t=t, event=fields["event"], data=data, id=fields["id"], retry=retry, comment=fields["comment"]))
+            event = Event(t=t, event=fields["event"], data=data, id=fields["id"], retry=retry, comment=fields["comment"], line_ending=line_ending)
+            if "line_ending" in ev:
+                event = self.event_line_ending(ev["line_ending"], (*at, "line_ending"), event)
+            out.append(event)
         return tuple(out)
 
     def end(self, raw: Any, where: tuple[str | int, ...], events: tuple[Event, ...] | None, headers_at: float) -> End:
@@ -605,6 +667,10 @@ class _Reader:
             raise self.fail((*where, "t"), f"{t:g} ms is earlier than the last event ({last:g} ms)")
         return End(t=t, reason=reason)
 
+
+_LINE_END_NAMES = {"lf": "\n", "crlf": "\r\n", "cr": "\r"}
+_LINE_END_NAME = {v: k for k, v in _LINE_END_NAMES.items()}
+assert tuple(_LINE_END_NAMES.values()) == LINE_ENDINGS
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -661,6 +727,10 @@ class _Flow(dict):
     """A mapping written on one line (events)."""
 
 
+class _FlowList(list):
+    """A list written on one line (an event's per-line line ends)."""
+
+
 class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
     pass
 
@@ -679,6 +749,7 @@ def _represent_dict(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
 
 
 _Dumper.add_representer(_Flow, _represent_flow)
+_Dumper.add_representer(_FlowList, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
 _Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(dict, _represent_dict)
 
@@ -688,16 +759,20 @@ def _ms(value: float) -> float | int:
     return int(value) if abs(value) < 1e15 and value == int(value) else value
 
 
-def _event_data(ev: Event) -> _Flow:
+def _event_data(ev: Event, usual: str = "\n") -> _Flow:
     out = _Flow(t=_ms(ev.t))
     for key in ("event", "id", "retry", "comment", "data"):
         value = getattr(ev, key)
         if value is not None:
             out[key] = value
+    le = ev.line_ending
+    if le != usual:
+        out["line_ending"] = _LINE_END_NAME[le] if type(le) is str else _FlowList(_LINE_END_NAME[e] for e in le)
     return out
 
 
-def _interaction_data(item: Interaction) -> dict[str, Any]:
+def _interaction_data(item: Interaction, events: Callable[[Response], Any] | None = None) -> dict[str, Any]:
+    """The plain data one interaction is written as; ``events`` may stand in for its events' list."""
     req: dict[str, Any] = {}
     for key in ("method", "path"):
         value = getattr(item.request, key)
@@ -713,7 +788,10 @@ def _interaction_data(item: Interaction) -> dict[str, Any]:
         out_res["headers"] = dict(res.headers)
     out_res["headers_at"] = _ms(res.headers_at)
     if res.events is not None:
-        out_res["events"] = [_event_data(e) for e in res.events]
+        usual = res.line_ending
+        if usual != "\n":
+            out_res["line_ending"] = _LINE_END_NAME[usual]
+        out_res["events"] = [_event_data(e, usual) for e in res.events] if events is None or not res.events else events(res)
     if res.body is not None:
         out_res["body"] = res.body
     if res.events is not None or res.end != End():
@@ -726,39 +804,57 @@ def _interaction_data(item: Interaction) -> dict[str, Any]:
 
 def dumps(cassette: Cassette, *, comment: str | None = None) -> str:
     """The cassette as version-1 YAML; ``comment`` lines (provenance, licence) go on top."""
+    from ._fastyaml import dump_pieces
+
+    return "".join(dump_pieces(cassette, comment))
+
+
+def _dumps_full(cassette: Cassette, comment: str | None = None) -> str:
+    """:func:`dumps` through PyYAML's emitter for every value: what the fast writer must equal."""
     doc: dict[str, Any] = {"streamreel": VERSION, "interactions": [_interaction_data(i) for i in cassette.interactions]}
     if cassette.faults:
         doc["faults"] = list(cassette.faults)
     with _collector_paused():
-        text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=2**31 - 1, default_flow_style=False)
+        text = _dump_yaml(doc)
     if comment:
         text = "".join(f"# {line}\n".replace("# \n", "#\n") for line in comment.splitlines()) + text
     return text
 
 
+def _dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=2**31 - 1, default_flow_style=False)  # type: ignore[no-any-return]
+
+
 def save(cassette: Cassette, path: PathLike, *, comment: str | None = None) -> None:
     """Write atomically: a temp file in the same directory, fsync, then rename over ``path``."""
-    write_atomic(path, dumps(cassette, comment=comment))
+    from ._fastyaml import dump_pieces
+
+    _write_atomic_pieces(path, dump_pieces(cassette, comment))
 
 
 def write_atomic(path: PathLike, text: str) -> None:
     """Replace ``path`` with ``text`` all at once: readers (and a crash, a kill or a full disk) see the
     old file or the new one, never half of one, and no temp file is left behind on an error.
     The new file keeps the old one's permissions (0o644 for a new file)."""
+    _write_atomic_pieces(path, (text,))
+
+
+def _write_atomic_pieces(path: PathLike, pieces: Iterable[str]) -> None:
+    """:func:`write_atomic` of the text the pieces make, each written as it comes (a large cassette is never one string)."""
     target = Path(os.fspath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = stat.S_IMODE(target.stat().st_mode)
     except OSError:
         mode = 0o644
-    data = text.encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         try:
             os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            for piece in pieces:
+                view = memoryview(piece.encode("utf-8"))
+                while view:
+                    view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -41,6 +42,24 @@ class _Fault(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
+class _Speed(click.ParamType):
+    """A ``--speed``: 0 (no waiting) or a playback rate within the range a timer can keep."""
+
+    name = "factor"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from .fault_injection import check_speed
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"expected a number, got {value!r}", param, ctx)
+        try:
+            return check_speed(number)
+        except StreamreelError as e:
+            self.fail(str(e), param, ctx)
+
+
 def _fault_list(values: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
     return tuple(f for group in values for f in group)
 
@@ -49,6 +68,14 @@ def _fault_list(values: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
 @click.version_option(package_name="streamreel")
 def main() -> None:
     """Record LLM streams with their timing; replay them with faults."""
+
+
+def settle_heap() -> None:
+    """Once a server is up, move what it loaded (modules, the cassette) out of the cycle collector's
+    sight (``gc.freeze``): none of it becomes garbage, and a full collection walking a large
+    cassette in the middle of a burst of requests stalled every stream for tens of ms."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
@@ -73,6 +100,7 @@ def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
                 click.echo(f"warning: {w.message}", err=True)
             else:
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        settle_heap()
         click.echo(banner())
         sys.stdout.flush()
         try:
@@ -87,7 +115,7 @@ def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
 @click.argument("cassette")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default; others warn).")
 @click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
-@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Playback rate: 2 = twice as fast, 0 = no waiting.")
+@click.option("--speed", default=1.0, show_default=True, type=_Speed(), help="Playback rate: 2 = twice as fast, 0 = no waiting (0.001 to 1000).")
 @click.option("--fault", "faults", multiple=True, type=_Fault(), help="Fault spec, e.g. 'disconnect:after=5'; repeatable.")
 @click.option("--ids", is_flag=True, help="Number the events (id: N) so a browser's EventSource resumes with Last-Event-ID.")
 @click.option("--retry-ms", default=None, type=click.IntRange(min=0), help="Send `retry:` with this reconnect delay (1000 with --ids).")
@@ -181,10 +209,10 @@ class _ResponseLog:
 @click.option("--seed", default=0, show_default=True, help="Seed for the jitter.")
 @click.option("--first-ms", default=None, type=float, help="Time to the first event (default: one gap after the headers).")
 @click.option("--headers-ms", default=0.0, show_default=True, help="Time to the response headers.")
-@click.option("--end", type=click.Choice(_cassette.END_REASONS), default=None, help="Override how the stream ended.")
+@click.option("--end", type=click.Choice(_cassette.END_REASONS), default=None, help="How the stream ended, whatever the capture says: complete (clean end of body), upstream_disconnect (cut), timeout (silence).")
 @click.option("--method", default=None, help="Request method to match (default from the provider).")
 @click.option("--path", "req_path", default=None, help="Request path to match, e.g. /v1/messages or /stream?q=1.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "sse", "chunks", "vcrpy", "eventstream"]), default="auto", show_default=True, help="What SOURCE holds.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "sse", "log", "har", "chunks", "vcrpy", "eventstream"]), default="auto", show_default=True, help="What SOURCE holds.")
 def import_(
     source: str,
     output: str,
@@ -198,11 +226,14 @@ def import_(
     req_path: str | None,
     fmt: str,
 ) -> None:
-    """Turn a capture into a cassette: raw SSE text, JSON chunks per line, a raw Bedrock event stream, or a vcrpy / pytest-recording cassette.
+    """Turn a capture into a cassette: raw SSE text, a log with a timestamp on each SSE line, a HAR
+    file, JSON chunks per line, a raw Bedrock event stream, or a vcrpy / pytest-recording cassette.
 
-    Given a directory, imports every vcrpy cassette under it into OUTPUT, keeping relative paths.
+    Several responses back to back become several interactions. Prints what it restored or
+    guessed, one line each. Given a directory, imports every vcrpy cassette under it into
+    OUTPUT, keeping relative paths.
     """
-    from .importer import Timing, import_directory, import_file
+    from .importer import Timing, import_capture, import_directory
 
     timing = Timing(gap_ms=gap_ms, jitter_ms=jitter_ms, seed=seed, first_ms=first_ms, headers_ms=headers_ms)
     if Path(source).is_dir():
@@ -220,13 +251,36 @@ def import_(
             raise click.ClickException(f"{source}: no vcrpy cassettes imported")
         return
     try:
-        cas = import_file(source, format=fmt, timing=timing, end=end, method=method, path=req_path)
+        imported = import_capture(source, format=fmt, timing=timing, end=end, method=method, path=req_path)
     except StreamreelError as e:
         raise click.ClickException(str(e)) from None
-    _cassette.save(cas, output, comment=f"imported from {Path(source).name} by `streamreel import` (synthetic timing, {gap_ms:g} ms gaps)")
+    cas = imported.cassette
+    _cassette.save(cas, output, comment=f"imported from {Path(source).name} by `streamreel import` ({imported.timing})")
     n = sum(len(i.response.events or ()) for i in cas.interactions)
     reasons = ", ".join(sorted({i.response.end.reason for i in cas.interactions}))
     click.echo(f"wrote {output}: {len(cas.interactions)} interaction(s), {n} events, ended {reasons}")
+    for note in imported.notes:
+        click.echo(f"note: {note}")
+
+
+@main.command(name="merge")
+@click.argument("cassettes", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cassette to write.")
+def merge_(cassettes: tuple[str, ...], output: str) -> None:
+    """Join CASSETTES into one, their interactions in the order given (a failed attempt, then its retry).
+
+    Each is checked as it loads; the result is scrubbed as a recording is, and its faults
+    must still apply to some response.
+    """
+    from .importer import merge
+
+    try:
+        merged = merge([_cassette.load(path) for path in cassettes])
+        _cassette.save(merged, output, comment=f"merged by `streamreel merge` from {', '.join(Path(p).name for p in cassettes)}")
+    except (StreamreelError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    n = sum(len(i.response.events or ()) for i in merged.interactions)
+    click.echo(f"wrote {output}: {len(merged.interactions)} interaction(s) from {len(cassettes)} cassette(s), {n} events")
 
 
 
@@ -426,7 +480,7 @@ def record(
 
 
 @main.command()
-@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Playback rate of the bundled recordings.")
+@click.option("--speed", default=1.0, show_default=True, type=_Speed(), help="Playback rate of the bundled recordings (0 = no waiting, 0.001 to 1000).")
 def demo(speed: float) -> None:
     """Replay bundled recordings through the real anthropic SDK and show what a user sees."""
     from .demo import run

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-
 from typing import Any
 
 from rich.console import Console
@@ -14,6 +13,12 @@ from .replayer import Replayer
 __all__ = ["run"]
 
 _PROMPT: Any = [{"role": "user", "content": "demo"}]
+
+
+def _warm_up(client: Any) -> None:
+    """One unhurried request first, so the SDK's own first-call setup does not count as time to first token."""
+    with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1024, messages=_PROMPT, extra_headers={"x-streamreel-faults": "speed:0"}) as stream:
+        stream.until_done()
 
 
 def run(*, speed: float = 1.0, console: Console | None = None) -> int:
@@ -27,6 +32,8 @@ def run(*, speed: float = 1.0, console: Console | None = None) -> int:
     out.print(f"[bold]streamreel demo[/] - bundled recordings replayed through the real anthropic SDK {anthropic.__version__}\n")
     with Replayer(bundled("text"), speed=speed) as reel:
         client = anthropic.Anthropic(base_url=reel.url, api_key="sk-demo-not-a-real-key", max_retries=0)
+        _warm_up(client)
+        reel.clear()
         out.print(f"[dim]replaying text.yaml on {reel.url}[/]")
         start = time.monotonic()
         first = None

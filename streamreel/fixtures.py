@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 import pytest
 
 from .cassette import Cassette
-from .errors import CassetteError, StreamreelError
+from .errors import CassetteError, FaultSpecError, StreamreelError
+from .fault_injection.speed import check_speed
 from .library import confine
 from .recorder import MODES
 from .replayer import Replayer
@@ -274,8 +275,10 @@ def _settings(config: pytest.Config) -> tuple[str, str | None, float]:
     mode = config.getoption("reel_mode", None) or ("once" if upstream else "none")
     speed = config.getoption("reel_speed", None)
     speed = 0.0 if speed is None else speed
-    if not speed >= 0:
-        raise pytest.UsageError(f"--reel-speed must be >= 0, got {speed!r}")
+    try:
+        check_speed(speed, "--reel-speed")
+    except FaultSpecError as e:
+        raise pytest.UsageError(str(e)) from None
     if mode in ("new_episodes", "all") and not upstream:
         raise pytest.UsageError(f"--reel-mode={mode} records, so it needs --reel-upstream URL (the API to record through)")
     if mode == "none" and upstream:

@@ -1,13 +1,19 @@
-"""Turn captures made elsewhere into cassettes: raw SSE text, JSON chunks per line, vcrpy cassettes.
+"""Turn captures made elsewhere into cassettes: raw SSE text, logs, HAR files, JSON chunks per line, vcrpy cassettes.
 
-Four formats, told apart by their content (:func:`detect_format`):
+The formats are told apart by their content (:func:`detect_format`):
 
 - ``sse``: a stream's body as logged or copied from devtools (``event:``/``data:`` lines),
-  including OpenAI's data-only streams ending in ``data: [DONE]``.
+  including OpenAI's data-only streams ending in ``data: [DONE]``. Data-only Anthropic and
+  OpenAI Responses streams get their ``event:`` names back from each JSON ``type`` (the
+  anthropic SDK ignores an event without one), and a file of ``data:`` lines without blank
+  lines between them is one event per line.
+- ``log``: an application log with a timestamp on each SSE line (see :mod:`streamreel.logs`);
+  event times come from the timestamps, so the gaps are the real ones.
+- ``har``: a browser's HAR file; every ``text/event-stream`` entry becomes an interaction
+  with its request (see :mod:`streamreel.har`).
 - ``chunks``: one JSON payload per line, the SSE framing stripped (vercel/ai fixtures).
   The framing comes back as the API sends it: ``event:`` names for Anthropic and OpenAI
-  Responses, ``data: [DONE]`` after an OpenAI chat stream that finished, and several
-  responses back to back become several interactions.
+  Responses, ``data: [DONE]`` after an OpenAI chat stream that finished.
 - ``eventstream``: the raw body of a Bedrock ``invoke-with-response-stream`` response
   (AWS event-stream frames); each frame becomes an event (see :mod:`streamreel.providers.bedrock`).
 - ``vcrpy``: a vcrpy / pytest-recording YAML cassette, whose SSE bodies are one string
@@ -18,11 +24,15 @@ Four formats, told apart by their content (:func:`detect_format`):
   so no tag can run code (``!!binary`` is a standard tag); credentials (``authorization``,
   ``x-api-key``, cookies, organization ids, ``key=`` query parameters) are scrubbed.
 
-Timing is synthetic (a :class:`Timing`: headers, first event, then seeded, jittered gaps)
-since none of these formats has any. Every event is kept, including a last event that
-a capture does not close with a blank line. A stream that stops before its provider's
-final event (``message_stop``, ``[DONE]``) was cut, and imports with
-``end.reason: upstream_disconnect`` so the replay cuts it the same way.
+Several responses back to back in one raw file, log or chunk file (a failed attempt and
+its retry) become several interactions, in order: a new one starts at a second
+``message_start`` / ``response.created``, or after ``data: [DONE]``. Timing is synthetic
+(a :class:`Timing`: headers, first event, then seeded, jittered gaps) where the capture has
+none. Every event is kept, including a last event that a capture does not close with a
+blank line. A stream that stops before its provider's final event (``message_stop``,
+``[DONE]``) was cut, and imports with ``end.reason: upstream_disconnect`` so the replay
+cuts it the same way. :func:`import_capture` also says, one line each, what it had to
+restore or guess.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ import re
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import yaml
@@ -57,11 +67,18 @@ __all__ = [
     "import_eventstream",
     "import_vcr",
     "import_file",
+    "import_capture",
     "import_directory",
+    "Imported",
     "ImportResult",
+    "merge",
+    "scrubbed",
+    "clean_request_headers",
+    "clean_response_headers",
+    "scrub_target",
 ]
 
-FORMATS = ("sse", "chunks", "vcrpy", "eventstream")
+FORMATS = ("sse", "log", "har", "chunks", "vcrpy", "eventstream")
 
 _ANTHROPIC_TYPES = frozenset(
     {"message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop", "ping", "error"}
@@ -72,14 +89,21 @@ _SCRUB = Scrubber()
 
 
 def detect_format(data: bytes) -> str:
-    """``vcrpy``, ``chunks``, ``eventstream`` (AWS binary frames, Bedrock) or ``sse``, from the start of a capture."""
+    """One of :data:`FORMATS` (``eventstream`` is AWS binary frames, Bedrock), from the start of a capture."""
     if looks_like_frames(data):
         return "eventstream"
+    from .har import looks_like_har
+    from .logs import looks_like_log
+
     text = data[:65536].decode("utf-8", "replace").lstrip("\ufeff")
     if re.search(r"^streamreel:", text, re.M):
         return "streamreel"
     if re.search(r"^interactions:", text, re.M) and re.search(r"^\s*-?\s*(request|response):", text, re.M):
         return "vcrpy"
+    if looks_like_har(text):
+        return "har"
+    if looks_like_log(text):
+        return "log"
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     if first.startswith("{") and not re.search(r"^(data|event|id|retry):", text, re.M):
         return "chunks"
@@ -111,6 +135,15 @@ class Timing:
             out.append(replace(e, t=round(t, 3)))
         return tuple(out)
 
+    def shifted(self, raw: Sequence[Event]) -> tuple[Event, ...]:
+        """Events that carry real times (a log's), moved so the first comes when :meth:`apply`
+        would put it; the gaps between them stay as they were."""
+        if not raw:
+            return ()
+        start = self.headers_ms + self.gap_ms if self.first_ms is None else self.first_ms
+        origin = raw[0].t
+        return tuple(replace(e, t=round(start + (e.t - origin), 3)) for e in raw)
+
 
 def _stream_response(
     raw: Sequence[Event],
@@ -119,12 +152,13 @@ def _stream_response(
     end: str | None,
     status: int = 200,
     headers: Mapping[str, str] | None = None,
+    timed: bool = False,
 ) -> tuple[Response, str]:
     provider = provider_of_events(raw)
     media = (headers or {}).get("content-type", "").split(";", 1)[0].strip().lower()
     if media == EVENTSTREAM:
         provider = "anthropic-bedrock"
-    events = timing.apply(raw)
+    events = timing.shifted(raw) if timed else timing.apply(raw)
     last = events[-1].t if events else timing.headers_ms
     reason = end or ("complete" if is_complete(events, provider) else "upstream_disconnect")
     response = Response(
@@ -163,9 +197,99 @@ def import_sse(
     path: str | None = None,
     status: int = 200,
 ) -> Cassette:
-    """A one-interaction cassette from the raw bytes of an SSE stream."""
-    response, provider = _stream_response(decode(data), timing=timing, end=end, status=status)
-    return Cassette(interactions=(Interaction(request=_default_request(provider, method, path, response.events or ()), response=response),))
+    """A cassette from the raw bytes of an SSE stream (several back to back become several interactions)."""
+    return _imported_sse(data, timing=timing, end=end, method=method, path=path, status=status).cassette
+
+
+def _imported_sse(data: bytes, *, timing: Timing, end: str | None, method: str | None, path: str | None, status: int) -> Imported:
+    framed = _one_event_per_data_line(data)
+    imported = _grouped(decode(framed), timing=timing, end=end, method=method, path=path, status=status)
+    return _cut_inside(imported, framed if framed is data else None, end)
+
+
+def _cut_inside(imported: Imported, raw: bytes | None, end: str | None, index: int | None = None) -> Imported:
+    """A cut capture whose bytes stop inside its last event (half a JSON line, no blank line
+    after it) replays the same bytes and then cuts: the cassette gets the fault that cuts
+    there (``disconnect:inside=N,keep=B,how=close``). That is possible when the cut stream is
+    the cassette's first response (``times=1`` when others follow); otherwise a note says
+    which fault to serve it with. ``index`` is the interaction ``raw`` is the body of (default: the last)."""
+    cassette = imported.cassette
+    if raw is None or end is not None or not cassette.interactions:
+        return imported
+    k = len(cassette.interactions) - 1 if index is None else index
+    res = cassette.interactions[k].response
+    if res.end.reason != "upstream_disconnect" or not res.events:
+        return imported
+    body = raw.rstrip(b" \t")
+    if body.endswith((b"\n\n", b"\r\n\r\n", b"\r\r")):
+        return imported
+    tail = re.split(rb"\r\n\r\n|\n\n|\r\r", body)[-1].lstrip(b"\r\n")
+    last = res.events[-1]
+    if not tail or not last.wire.startswith(tail) or len(tail) >= len(last.wire):
+        return imported
+    n = len(res.events)
+    spec = f"disconnect:inside={n},keep={len(tail)},how=close"
+    if k == 0:
+        spec += ",times=1" if len(cassette.interactions) > 1 else ""
+        note = (
+            f"{'the stream' if len(cassette.interactions) == 1 else 'interaction 0'} stops {len(tail)} bytes into event {n}: "
+            f"it replays those bytes and cuts, with the fault {spec} kept in the cassette; import with --end complete for a clean end of body instead, or --end timeout to hold it silent"
+        )
+        kept = tuple(x for x in imported.notes if "replays as a cut" not in x)
+        fixed = replace(cassette, faults=(*cassette.faults, spec))
+        return replace(imported, cassette=fixed, notes=(*kept, *_cut_notes(fixed, end, skip=0), note))
+    note = f"interaction {k} stops {len(tail)} bytes into event {n}; to cut there as the capture did, serve it with the fault {spec}"
+    return replace(imported, notes=(*imported.notes, note))
+
+
+def _one_event_per_data_line(data: bytes) -> bytes:
+    """``data:`` lines with no blank line anywhere between them (JSON per line that kept its
+    ``data: ``, a log of SSE lines) are one event each: their blank lines come back."""
+    lines = re.split(rb"\r\n|\r|\n", data.removeprefix(b"\xef\xbb\xbf"))
+    used = [i for i, line in enumerate(lines) if line]
+    if not used or sum(1 for i in used if lines[i].startswith(b"data:")) < 2 or len(used) != used[-1] - used[0] + 1:
+        return data
+    out: list[bytes] = []
+    for i in used:
+        out.append(lines[i])
+        if lines[i].startswith(b"data:"):
+            out.append(b"")
+    return b"\n".join(out) + b"\n"
+
+
+def _import_log(data: bytes, *, timing: Timing, end: str | None, method: str | None, path: str | None, status: int) -> Imported:
+    from .logs import parse_log
+
+    parsed = parse_log(data)
+    imported = _grouped(list(parsed.events), timing=timing, end=end, method=method, path=path, status=status, timed=True)
+    skipped = f"; {parsed.skipped} line(s) that were not SSE skipped" if parsed.skipped else ""
+    return replace(imported, notes=(f"event times taken from the log's timestamps{skipped}", *imported.notes), timing="times from the log's timestamps")
+
+
+def _import_har(data: bytes, *, end: str | None, source: str | None) -> Imported:
+    from . import har
+
+    streams, total, skipped = har.har_streams(data, source=source)
+    interactions: list[Interaction] = []
+    notes: list[str] = []
+    restored = False
+    partial: list[tuple[int, bytes]] = []
+    for stream in streams:
+        events, was_restored = _named(decode_body(stream.headers, stream.body))
+        restored |= was_restored
+        for group in _split_responses(events):
+            reason = end or ("complete" if is_complete(group, provider_of_events(group)) else "upstream_disconnect")
+            interactions.append(har.interaction(stream, group, reason))
+        partial.append((len(interactions) - 1, stream.body))
+    notes.append(f"{len(streams)} event-stream entr{'y' if len(streams) == 1 else 'ies'} of {total} imported" + (f"; {len(skipped)} skipped ({skipped[0]}{', ...' if len(skipped) > 1 else ''})" if skipped else ""))
+    notes.append("HAR keeps no per-event times: each entry's events are spread evenly over its receive time")
+    if restored:
+        notes.append(_RESTORED_NOTE)
+    cassette = Cassette(interactions=tuple(interactions))
+    imported = Imported(cassette, (*notes, *_cut_notes(cassette, end)), "HAR: events spread evenly over each entry's receive time")
+    for index, body in partial:
+        imported = _cut_inside(imported, body, end, index)
+    return imported
 
 
 def import_eventstream(
@@ -203,11 +327,13 @@ def _finished_chat(events: Sequence[Event]) -> bool:
 
 
 def _split_responses(events: list[Event]) -> list[list[Event]]:
-    """Several responses saved back to back: a new one starts at each message_start / response.created."""
+    """Several responses saved back to back: a new one starts at each further message_start /
+    response.created, and at the first data after ``[DONE]``."""
     starts = {"message_start", "response.created"}
     groups: list[list[Event]] = []
     for ev in events:
-        if ev.event in starts and groups and any(e.event in starts for e in groups[-1]):
+        after_done = groups and any(e.data == "[DONE]" for e in groups[-1]) and ev.data is not None
+        if groups and (after_done or (ev.event in starts and any(e.event in starts for e in groups[-1]))):
             groups.append([])
         if not groups:
             groups.append([])
@@ -226,6 +352,10 @@ def import_chunks(
     source: str | None = None,
 ) -> Cassette:
     """A cassette from JSON payloads one per line (the ``data:`` of each event, framing stripped)."""
+    return _imported_chunks(data, timing=timing, end=end, method=method, path=path, status=status, source=source).cassette
+
+
+def _imported_chunks(data: bytes, *, timing: Timing, end: str | None, method: str | None, path: str | None, status: int, source: str | None) -> Imported:
     events: list[Event] = []
     for number, line in enumerate(data.decode("utf-8").lstrip("\ufeff").splitlines(), 1):
         line = line.rstrip("\r")
@@ -236,14 +366,67 @@ def import_chunks(
         except json.JSONDecodeError as e:
             raise CassetteError(f"line {number} is not JSON ({e.msg} at column {e.colno}); expected one JSON payload per line", path=source, line=number) from None
         events.append(_chunk_event(line, payload))
+    return _grouped(events, timing=timing, end=end, method=method, path=path, status=status, finish_chat=True)
+
+
+_RESTORED_NOTE = "restored each `event:` line from its JSON `type` (the capture had `data:` lines only, and the anthropic SDK ignores an event without a name)"
+
+
+def _named(events: Sequence[Event]) -> tuple[list[Event], bool]:
+    """Data-only Anthropic / OpenAI Responses events with their ``event:`` names back, and whether any was missing."""
+    out: list[Event] = []
+    restored = False
+    for ev in events:
+        if ev.event is None and ev.data and ev.data != "[DONE]":
+            kind = ev.type
+            if isinstance(kind, str) and (kind in _ANTHROPIC_TYPES or kind.startswith("response.")):
+                ev = replace(ev, event=kind)
+                restored = True
+        out.append(ev)
+    return out, restored
+
+
+def _grouped(
+    events: list[Event],
+    *,
+    timing: Timing,
+    end: str | None,
+    method: str | None,
+    path: str | None,
+    status: int,
+    timed: bool = False,
+    finish_chat: bool = False,
+) -> Imported:
+    """Events of one or several responses as interactions, each timed by ``timing`` (or, ``timed``,
+    keeping the gaps between their own times), with notes on what was restored."""
+    named, restored = _named(events)
+    groups = _split_responses(named)
     interactions = []
-    for group in _split_responses(events):
-        if provider_of_events(group) == "openai" and _finished_chat(group):
+    for group in groups:
+        if finish_chat and provider_of_events(group) == "openai" and _finished_chat(group):
             group.append(Event(data="[DONE]"))
         group = list(dialect_named(provider_of_events(group)).unframed(group))
-        response, provider = _stream_response(group, timing=timing, end=end, status=status)
+        response, provider = _stream_response(group, timing=timing, end=end, status=status, timed=timed)
         interactions.append(Interaction(request=_default_request(provider, method, path, group), response=response))
-    return Cassette(interactions=tuple(interactions))
+    cassette = Cassette(interactions=tuple(interactions))
+    notes = [_RESTORED_NOTE] if restored else []
+    if len(groups) > 1:
+        notes.append(f"{len(groups)} responses back to back, imported as {len(groups)} interactions in order")
+    gap = f"synthetic timing, {timing.gap_ms:g} ms gaps"
+    return Imported(cassette, (*notes, *_cut_notes(cassette, end)), gap)
+
+
+def _cut_notes(cassette: Cassette, end: str | None, skip: int | None = None) -> list[str]:
+    """One line naming the interactions that stop before their final event (but ``skip``), and how to end them otherwise."""
+    if end is not None:
+        return []
+    cut = [i for i, item in enumerate(cassette.interactions) if item.response.is_stream and item.response.end.reason == "upstream_disconnect" and i != skip]
+    if not cut:
+        return []
+    which = f"interaction {cut[0]}" if len(cut) == 1 else f"interactions {', '.join(map(str, cut))}"
+    if len(cassette.interactions) == 1:
+        which = "the stream"
+    return [f"{which} ends without its final event, so it replays as a cut (the connection closes after the last event); import with --end complete for a clean end of body instead, or --end timeout to hold it silent"]
 
 
 # ---------------------------------------------------------------- vcrpy
@@ -259,7 +442,25 @@ def _header_map(raw: Any, where: str, source: str | None) -> dict[str, str]:
 
 def _target(uri: str) -> str:
     parts = urlsplit(uri)
-    return _SCRUB.target(f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/")
+    return scrub_target(f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/")
+
+
+def scrub_target(target: str) -> str:
+    """A request path and query with credentials (``key=``...) blanked."""
+    return _SCRUB.target(target)
+
+
+def clean_request_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Recorded request headers as a cassette keeps them: credentials scrubbed; transport, HTTP/2
+    pseudo-headers, ``user-agent`` and the SDK's ``x-stainless-*`` left out (they never matter to matching)."""
+    headers = _SCRUB.header_map((k, v) for k, v in pairs if not k.startswith(":"))
+    return {k: v for k, v in headers.items() if k not in _TRANSPORT_HEADERS and k != "user-agent" and not k.startswith("x-stainless-")}
+
+
+def clean_response_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Recorded response headers as a cassette keeps them: credentials scrubbed, transport headers left out."""
+    headers = _SCRUB.header_map((k, v) for k, v in pairs if not k.startswith(":"))
+    return {k: v for k, v in headers.items() if k not in _TRANSPORT_HEADERS}
 
 
 def _json_or_none(body: Any) -> Any:
@@ -341,7 +542,7 @@ def _vcr_interaction(req: dict, res: dict, where: str, source: str | None, *, ti
     request = Request(
         method=str(req.get("method") or "GET").upper(),
         path=_target(uri),
-        headers={k: v for k, v in raw_headers.items() if k not in _TRANSPORT_HEADERS and k != "user-agent" and not k.startswith("x-stainless-")},
+        headers=clean_request_headers(raw_headers.items()),
         body=_json_or_none(req["parsed_body"] if "parsed_body" in req else req.get("body")),
     )
     status = res.get("status")
@@ -373,11 +574,26 @@ def _vcr_interaction(req: dict, res: dict, where: str, source: str | None, *, ti
 # ---------------------------------------------------------------- files
 
 
+@dataclass(frozen=True)
+class Imported:
+    """A capture as a cassette, with one line for each thing the import restored or guessed
+    (``notes``), and how its event times were made (``timing``, for the cassette's comment)."""
+
+    cassette: Cassette
+    notes: tuple[str, ...] = ()
+    timing: str = ""
+
+
 def import_file(source: str | os.PathLike[str], *, format: str = "auto", **options: Any) -> Cassette:
-    """Import a capture file in any of :data:`FORMATS` (``auto`` tells them apart).
+    """Import a capture file in any of :data:`FORMATS` (``auto`` tells them apart); see :func:`import_capture`."""
+    return import_capture(source, format=format, **options).cassette
+
+
+def import_capture(source: str | os.PathLike[str], *, format: str = "auto", **options: Any) -> Imported:
+    """Import a capture file in any of :data:`FORMATS` (``auto`` tells them apart), saying what it restored.
 
     Raises :class:`CassetteError` naming the file when it holds no events, and when
-    ``method``/``path`` are given for a vcrpy cassette (it keeps each recorded request).
+    ``method``/``path`` are given for a file that keeps its own requests (vcrpy, HAR).
     """
     name = os.fspath(source)
     try:
@@ -389,25 +605,34 @@ def import_file(source: str | os.PathLike[str], *, format: str = "auto", **optio
     kind = detect_format(data) if format == "auto" else format
     if kind == "streamreel":
         raise CassetteError("already a streamreel cassette; serve or inspect it as it is", path=name)
-    if kind == "vcrpy":
+    timing = options.get("timing", Timing())
+    if kind in ("vcrpy", "har"):
         given = [k for k in ("method", "path", "status") if options.get(k) is not None]
         if given:
-            raise CassetteError(f"{', '.join(given)} apply to raw captures; a vcrpy cassette keeps each recorded request and status", path=name)
-        options = {k: v for k, v in options.items() if k not in ("method", "path", "status")}
-        cassette = import_vcr(data, source=name, **options)
+            raise CassetteError(f"{', '.join(given)} apply to raw captures; a {kind} file keeps each recorded request and status", path=name)
+        if kind == "har":
+            imported = _import_har(data, end=options.get("end"), source=name)
+            if not imported.cassette.interactions:
+                raise CassetteError(f"no event-stream entries in the HAR file ({imported.notes[0]})", path=name)
+            return imported
+        cassette = import_vcr(data, source=name, timing=timing, end=options.get("end"))
         if not cassette.interactions:
             raise CassetteError("the vcrpy cassette has no interactions", path=name)
-        return cassette
+        return Imported(cassette, tuple(_cut_notes(cassette, options.get("end"))), f"synthetic timing, {timing.gap_ms:g} ms gaps")
     options = {k: v for k, v in options.items() if not (k == "status" and v is None)}
+    raw = {"timing": timing, "end": None, "method": None, "path": None, "status": 200, **options}
     if kind == "eventstream":
         cassette = import_eventstream(data, **options)
+        imported = Imported(cassette, tuple(_cut_notes(cassette, options.get("end"))), f"synthetic timing, {timing.gap_ms:g} ms gaps")
     elif kind == "chunks":
-        cassette = import_chunks(data, source=name, **options)
+        imported = _imported_chunks(data, source=name, **raw)
+    elif kind == "log":
+        imported = _import_log(data, **raw)
     else:
-        cassette = import_sse(data, **options)
-    if not any(item.response.events for item in cassette.interactions):
+        imported = _imported_sse(data, **raw)
+    if not any(item.response.events for item in imported.cassette.interactions):
         raise CassetteError("no server-sent events found (expected `event:`/`data:` lines, or one JSON payload per line)", path=name)
-    return cassette
+    return imported
 
 
 @dataclass(frozen=True)
@@ -447,3 +672,45 @@ def import_directory(source: str | os.PathLike[str], output: str | os.PathLike[s
         save(cassette, dest, comment=f"imported from {path.relative_to(root)} by `streamreel import` (synthetic timing, {gap:g} ms gaps)")
         results.append(ImportResult(path, dest, len(cassette.interactions)))
     return results
+
+
+# ---------------------------------------------------------------- merging
+
+
+def scrubbed(interaction: Interaction, scrubber: Scrubber | None = None) -> Interaction:
+    """``interaction`` with credentials blanked as a recording is before it is written: the
+    credential headers, ``key=``-style query parameters, secret JSON keys of the request body,
+    and every default secret pattern in the events and bodies."""
+    sc = scrubber or _SCRUB
+    req, res = interaction.request, interaction.response
+    body = req.body
+    if isinstance(body, (dict, list)):
+        body = sc.request_body(json.dumps(body).encode("utf-8"))
+    elif isinstance(body, (str, bytes)):
+        body = sc.request_body(body.encode("utf-8") if isinstance(body, str) else body)
+    request = replace(req, path=sc.target(req.path) if req.path is not None else None, headers=sc.header_map(req.headers), body=body)
+    out_body = res.body
+    if isinstance(out_body, bytes):
+        out_body = sc.body(out_body)
+    elif out_body is not None:
+        out_body = sc.data(out_body)
+    events = None if res.events is None else tuple(sc.event(e) for e in res.events)
+    return Interaction(request=request, response=replace(res, headers=sc.header_map(res.headers), events=events, body=out_body))
+
+
+def merge(cassettes: Sequence[Cassette], *, scrubber: Scrubber | None = None) -> Cassette:
+    """One cassette holding the interactions of ``cassettes`` in the order given, scrubbed as a
+    recording is, with their ``faults:`` in order (each once).
+
+    Raises :class:`~streamreel.errors.FaultSpecError` when one of those faults cannot apply to
+    any response of the merged cassette (see :func:`streamreel.pipeline.check_fit`).
+    """
+    from .pipeline import check_fit
+
+    if not cassettes:
+        raise CassetteError("nothing to merge: give at least one cassette")
+    interactions = tuple(scrubbed(item, scrubber) for cas in cassettes for item in cas.interactions)
+    faults = tuple(dict.fromkeys(f for cas in cassettes for f in cas.faults))
+    merged = Cassette(interactions=interactions, faults=faults)
+    check_fit(merged.interactions, merged.faults, source="the merged cassette")
+    return merged

@@ -112,6 +112,7 @@ class Matcher:
         self.ignore_body_keys = frozenset(ignore_body_keys)
         self._used = [False] * len(self.interactions)
         self._lock = threading.Lock()
+        self._queries: dict[str, tuple[tuple[str, str], ...]] = {}
 
     def differences(self, request: ReceivedRequest, interaction: Interaction) -> list[Difference]:
         """Every matcher that fails between ``request`` and ``interaction``'s recorded request."""
@@ -122,7 +123,7 @@ class Matcher:
         if "path" in self.match_on and rec.route is not None and rec.route.rstrip("/") != request.path.rstrip("/") and not _scrubbed_match(rec.route, request.path):
             out.append(Difference("path", f"path: recorded {rec.route}, asked {request.path}"))
         if "query" in self.match_on and rec.path is not None:
-            want, got = self._query(rec.query), self._query(request.query)
+            want, got = self._recorded_query(rec.query), self._query(request.query)
             if want != got and not _scrubbed_pairs_match(want, got):
                 out.append(Difference("query", f"query: recorded {_show_query(want)}, asked {_show_query(got)}"))
         if "body" in self.match_on and rec.body is not None:
@@ -132,7 +133,16 @@ class Matcher:
         return out
 
     def _query(self, query: str) -> tuple[tuple[str, str], ...]:
+        if not query:
+            return ()
         return tuple(sorted((k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in self.ignore_query))
+
+    def _recorded_query(self, query: str) -> tuple[tuple[str, str], ...]:
+        """A recorded request's query, parsed once (every request compares against it)."""
+        known = self._queries.get(query)
+        if known is None:
+            known = self._queries[query] = self._query(query)
+        return known
 
     def _body_difference(self, recorded: Any, request: ReceivedRequest) -> str | None:
         if isinstance(recorded, (str, bytes)):

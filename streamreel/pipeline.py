@@ -18,8 +18,11 @@ Byte faults only delay, split and cut the encoded bytes, so after them every chu
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence, Sized
+from functools import lru_cache
+from operator import add
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .cassette import Cassette, End, Interaction
 from .providers import get as dialect_named
@@ -29,7 +32,7 @@ from .sse import Event
 if TYPE_CHECKING:
     from .fault_injection import Fault, FaultOutcome
 
-__all__ = ["Chunk", "EventChunks", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for", "cut", "MAX_SCHEDULE_MS"]
+__all__ = ["Chunk", "EventChunks", "Ending", "Plan", "plan", "timed_chunks", "ENDINGS", "ending_for", "cut", "MAX_SCHEDULE_MS", "check_fit"]
 
 ENDINGS = ("end", "close", "reset", "hang")
 """How a response ends on the wire: ``end`` the chunked terminator (a clean end of body),
@@ -87,6 +90,13 @@ class Plan:
     @property
     def is_stream(self) -> bool:
         return self.body is None
+
+    def but(self, **changes: Any) -> Plan:
+        """This plan with ``changes``: :func:`dataclasses.replace` without its per-field checks,
+        which cost more than the rest of a plan's making (a plan is made per request)."""
+        new = object.__new__(Plan)
+        new.__dict__.update(self.__dict__, **changes)
+        return new
 
 
 def ending_for(end: End) -> Ending:
@@ -151,7 +161,8 @@ def _counted(chunks: Iterable[Chunk], events: Sequence[Event]) -> Iterator[Chunk
 
 @dataclass(frozen=True, slots=True)
 class EventChunks:
-    """The unfaulted stream: one chunk per event, its own bytes at ``t / factor`` (0: all at once).
+    """One chunk per event, its own bytes at ``t / factor`` (0: all at once), later by ``start_ms``
+    and by the running sum of ``delays()`` (one added before each event: ``latency``).
 
     A view over the events, not a list of chunks: iterating it yields :class:`Chunk` s like any
     other plan, while the replayer recognises it and sends each event's cached ``wire`` with no
@@ -160,13 +171,27 @@ class EventChunks:
 
     events: tuple[Event, ...]
     factor: float
+    delays: Callable[[], Iterator[float]] | None = None
+    start_ms: float = 0.0
 
     def __len__(self) -> int:
         return len(self.events)
 
+    def shifted(self, delays: Callable[[], Iterator[float]], start_ms: float) -> EventChunks:
+        """These chunks, each later by ``start_ms`` plus the running sum of ``delays()``."""
+        before = self.delays
+        both = delays if before is None else (lambda: map(add, before(), delays()))
+        return EventChunks(self.events, self.factor, both, self.start_ms + start_ms)
+
     def __iter__(self) -> Iterator[Chunk]:
         factor = self.factor
-        if factor == 1.0:
+        if self.delays is not None:
+            k = 0.0 if factor == 0.0 else 1.0 / factor
+            shift = self.start_ms
+            for i, (ev, d) in enumerate(zip(self.events, self.delays()), 1):
+                shift += d
+                yield Chunk(ev.t * k + shift, ev.wire, i)
+        elif factor == 1.0:
             for i, ev in enumerate(self.events, 1):
                 yield Chunk(ev.t, ev.wire, i)
         elif factor == 0.0:
@@ -197,10 +222,7 @@ def plan(
     applies N times and then the stream is served clean). Each fault's outcome (whether it
     fired, and what it did or why it could not) is in :attr:`Plan.outcomes`.
     """
-    # Imported here: every fault module builds on this module's Chunk and Plan.
-    from .fault_injection import parse
-
-    fault_list = parse(faults)
+    fault_list = _faults().parse(faults)
     res = interaction.response
     if not fault_list and res.is_stream:
         events = dialect_named(provider or detect_provider(interaction)).framed(res.events or ())
@@ -214,7 +236,7 @@ def plan(
             headers_at_ms=res.headers_at * k,
             events=events,
             chunks=EventChunks(events, factor),
-            ending=ending if ending.at_ms is None else replace(ending, at_ms=ending.at_ms * k),
+            ending=ending if ending.at_ms is None else Ending(ending.how, ending.at_ms * k),
         )
     return _Planner(interaction, fault_list, speed, attempts or {}, provider).run()
 
@@ -223,32 +245,41 @@ class _Planner:
     """One response's plan under faults, with each fault's outcome."""
 
     def __init__(self, interaction: Interaction, faults: tuple[Fault, ...], speed: float, used: Mapping[int, int], provider: str | None) -> None:
-        from .fault_injection import Context, FaultOutcome
-
+        fi = _faults()
         self.interaction = interaction
         self.faults = faults
         self.speed = speed
         self.used = used
-        self.ctx = Context(interaction=interaction, provider=provider or detect_provider(interaction))
+        self.ctx = fi.Context(interaction=interaction, provider=provider or detect_provider(interaction))
         self.outcomes: list[FaultOutcome | None] = [None] * len(faults)
         self.unfit: list[int] = []
         self.active: set[int] = set()
-        self.outcome = FaultOutcome
+        self.outcome = fi.FaultOutcome
 
     def note(self, i: int, fired: bool, detail: str, *, unfit: bool = False) -> None:
         self.outcomes[i] = self.outcome(str(self.faults[i]), fired, detail)
         if unfit:
             self.unfit.append(i)
 
-    def done(self, p: Plan) -> Plan:
-        from .fault_injection import RequestFault
+    def attempt(self, i: int, f: Any, target: Any, apply: Any) -> Any:
+        """``apply(target, ctx)`` when fault ``i`` can change ``target``, noting what it did; else None, noting why not."""
+        why = f.why_not(target, self.ctx)
+        if why is not None:
+            self.note(i, False, why, unfit=True)
+            return None
+        detail = f.describe(target, self.ctx) or "applied"
+        out = apply(target, self.ctx)
+        self.note(i, True, detail)
+        return out
 
+    def done(self, p: Plan) -> Plan:
+        RequestFault = _faults().RequestFault
         used = tuple(i for i, o in enumerate(self.outcomes) if o is not None and (o.fired or (isinstance(self.faults[i], RequestFault) and i in self.active)))
-        return replace(p, faults=self.faults, outcomes=tuple(o for o in self.outcomes if o is not None), unfit=tuple(self.unfit), used=used)
+        return p.but(faults=self.faults, outcomes=tuple(o for o in self.outcomes if o is not None), unfit=tuple(self.unfit), used=used)
 
     def run(self) -> Plan:
-        from .fault_injection import ByteFault, EventFault, RequestFault, Speed
-
+        fi = _faults()
+        ByteFault, EventFault, RequestFault, Speed = fi.ByteFault, fi.EventFault, fi.RequestFault, fi.Speed
         faults, ctx = self.faults, self.ctx
         active: list[int] = []
         for i, f in enumerate(faults):
@@ -261,10 +292,10 @@ class _Planner:
         for i in speeds:
             if i == speeds[-1]:
                 factor = faults[i].factor  # type: ignore[attr-defined]
-                self.note(i, True, "played with no waiting" if factor == 0 else f"played at {factor:g}x the recorded pace")
+                self.note(i, True, "played with no waiting" if factor == 0 else f"played at {factor:.15g}x the recorded pace")
             else:
                 self.note(i, False, f"overridden by {faults[speeds[-1]]}, given later")
-        scale = faults[speeds[-1]] if speeds else Speed(factor=self.speed)
+        scale = faults[speeds[-1]] if speeds else _speed(self.speed)
         for i in active:
             f = faults[i]
             if isinstance(f, RequestFault):
@@ -273,7 +304,7 @@ class _Planner:
                 if answer is None:
                     self.note(i, False, "let the request through")
                     continue
-                self.note(i, True, f.describe(attempt, ctx))
+                self.note(i, True, f.describe(attempt, ctx) or "answered instead of the recording")
                 for j in active:
                     if self.outcomes[j] is None:
                         self.note(j, False, f"not applied: {f} answered instead of the recording")
@@ -290,15 +321,12 @@ class _Planner:
         for i in rest:
             f = faults[i]
             if isinstance(f, EventFault):
-                why = f.why_not(events, ctx)
-                if why is not None:
-                    self.note(i, False, why, unfit=True)
-                    continue
-                detail = f.describe(events, ctx)
-                events = f.apply_events(events, ctx)
-                self.note(i, True, detail)
-                reframe = True
+                changed = self.attempt(i, f, events, f.apply_events)
+                if changed is not None:
+                    events, reframe = changed, True
         if reframe:
+            if res.line_ending != "\n":
+                events = _with_stream_line_ends(events, res.events or (), res.line_ending)
             events = dialect.framed(events)
         factor = scale.factor  # type: ignore[attr-defined]
         ending = ending_for(res.end)
@@ -308,7 +336,7 @@ class _Planner:
             headers_at_ms=scale.scale(res.headers_at),  # type: ignore[attr-defined]
             events=events,
             chunks=EventChunks(events, factor),
-            ending=ending if ending.at_ms is None else replace(ending, at_ms=scale.scale(ending.at_ms)),  # type: ignore[attr-defined]
+            ending=ending if ending.at_ms is None else Ending(ending.how, scale.scale(ending.at_ms)),  # type: ignore[attr-defined]
         )
         byte_faults = sorted((i for i in rest if isinstance(faults[i], ByteFault) and not isinstance(faults[i], Speed)), key=lambda i: faults[i].stage)
         fired: list[ByteFault] = []
@@ -317,24 +345,93 @@ class _Planner:
             assert isinstance(f, ByteFault)
             if f.needs_chunks and not isinstance(out.chunks, Sized):
                 out = replace(out, chunks=list(out.chunks))
-            why = f.why_not(out, ctx)
-            if why is not None:
-                self.note(i, False, why, unfit=True)
-                continue
-            detail = f.describe(out, ctx)
-            out = f.apply(out, ctx)
-            self.note(i, True, detail)
-            fired.append(f)
-        _check_schedule(factor, res.headers_at, events, res.end.t, fired)
+            applied = self.attempt(i, f, out, f.apply)
+            if applied is not None:
+                out = applied
+                fired.append(f)
+        _check_schedule(factor, res.headers_at, events, res.end.t, fired, recorded=not reframe)
         for i in active:
             if self.outcomes[i] is None:
                 self.note(i, False, "this kind of fault does not apply to a response", unfit=True)
-        if not fired:
+        if not fired or type(out.chunks) is EventChunks:  # only delayed (latency): still one whole event per chunk
             return self.done(out)
         return self.done(replace(out, chunks=_counted(out.chunks, events)))
 
 
-def _check_schedule(factor: float, headers_at: float, events: Sequence[Event], end_t: float | None, byte_faults: Sequence[Fault] = ()) -> None:
+def check_fit(interactions: Sequence[Interaction], faults: Sequence[Fault] | str | None, *, speed: float = 1.0, source: str | None = None) -> None:
+    """Refuse faults that could not apply to any of ``interactions`` (a test under them would test nothing).
+
+    Raises :class:`~streamreel.errors.FaultSpecError` naming the fault, the cassette
+    (``source``) and, for each response, what the stream holds and why the fault cannot
+    apply to it; also when a response could not be planned at all (a schedule too long to
+    keep). Request faults (``http``) and ``speed`` always apply. Nothing to check without
+    interactions (a cassette still to be recorded).
+    """
+    from .errors import FaultSpecError
+    from .fault_injection import RequestFault, parse
+
+    fault_list = parse(faults)
+    checked = tuple(f for f in fault_list if not isinstance(f, RequestFault))
+    if not interactions or not checked:
+        return
+    where = f" of {source}" if source else ""
+    fired: set[int] = set()
+    why: dict[int, list[str]] = {}
+    for k, interaction in enumerate(interactions):
+        try:
+            p = plan(interaction, checked, speed=speed)
+        except (FaultSpecError, ValueError) as e:
+            reason = e.reason if isinstance(e, FaultSpecError) else str(e)
+            raise FaultSpecError(f"the faults {[str(f) for f in checked]} cannot be applied to interaction {k}{where}: {reason}") from None
+        for i, outcome in enumerate(p.outcomes):
+            if outcome.fired:
+                fired.add(i)
+            else:
+                why.setdefault(i, []).append(f"interaction {k}: {outcome.detail}" if len(interactions) > 1 else outcome.detail)
+    for i, f in enumerate(checked):
+        if i not in fired:
+            reasons = why.get(i, [])
+            shown = "; ".join(reasons[:3]) + (f"; ... ({len(reasons) - 3} more)" if len(reasons) > 3 else "")
+            raise FaultSpecError(f"cannot apply to any response{where}, so a test under it would test nothing: {shown}", spec=str(f))
+
+
+def _with_stream_line_ends(events: tuple[Event, ...], recorded: Sequence[Event], usual: str) -> tuple[Event, ...]:
+    """Events a fault made up (a ping, an error) end their lines like the recorded event before them."""
+    ids = {id(e) for e in recorded}
+    last = usual
+    out: list[Event] = []
+    for ev in events:
+        le = ev.line_ending
+        if id(ev) in ids:
+            if type(le) is str:
+                last = le
+        elif le == "\n" and last != "\n":
+            ev = replace(ev, line_ending=last)
+        out.append(ev)
+    return tuple(out)
+
+
+def _faults() -> Any:
+    """The fault package, imported on first use (every fault module builds on this module's Chunk
+    and Plan, so it cannot be imported at the top), then looked up as a name: a plan is made per request."""
+    global _FAULTS
+    if _FAULTS is None:
+        from . import fault_injection
+
+        _FAULTS = fault_injection
+    return _FAULTS
+
+
+_FAULTS: Any = None
+
+
+@lru_cache(maxsize=64)
+def _speed(factor: float) -> Any:
+    """The replay's own speed as a fault, made once per value."""
+    return _faults().Speed(factor=factor)
+
+
+def _check_schedule(factor: float, headers_at: float, events: Sequence[Event], end_t: float | None, byte_faults: Sequence[Fault] = (), *, recorded: bool = True) -> None:
     """Refuse a plan whose latest byte could come later than :data:`MAX_SCHEDULE_MS` after the request.
 
     An upper bound, cheap to take: the recorded times at ``factor``, plus the most each byte fault can add.
@@ -342,17 +439,33 @@ def _check_schedule(factor: float, headers_at: float, events: Sequence[Event], e
     last = max(headers_at, events[-1].t if events else 0.0, end_t or 0.0)
     total = 0.0 if factor == 0 else last / factor
     if byte_faults:
-        size = sum(len(e.wire) for e in events)
+        size = _encoded_size(events) if recorded else sum(len(e.wire) for e in events)
         for f in byte_faults:
             total += f.max_delay_ms(len(events), size)  # type: ignore[attr-defined]
     if not total <= MAX_SCHEDULE_MS:
         from .errors import FaultSpecError
 
-        culprits = ", ".join(str(f) for f in byte_faults) or f"speed {factor:g}"
+        culprits = ", ".join(str(f) for f in byte_faults) or f"speed {factor:.15g}"
         raise FaultSpecError(
             f"this response would send its last byte {_duration(total)} after the request ({culprits} on {len(events)} events recorded over {_duration(last)}); "
-            f"a replay may last at most {_duration(MAX_SCHEDULE_MS)}"
+            "a replay may last at most 365 days"
         )
+
+
+_SIZES: dict[int, tuple[Sequence[Event], int]] = {}
+
+
+def _encoded_size(events: Sequence[Event]) -> int:
+    """The bytes recorded ``events`` encode to, summed once per tuple (the same tuple on every
+    request: adding up 100,000 sizes per request would cost more than the rest of the plan)."""
+    known = _SIZES.get(id(events))
+    if known is not None and known[0] is events:
+        return known[1]
+    size = sum(len(e.wire) for e in events)
+    if len(_SIZES) >= 64:
+        _SIZES.pop(next(iter(_SIZES)))
+    _SIZES[id(events)] = (events, size)
+    return size
 
 
 def _duration(ms: float) -> str:

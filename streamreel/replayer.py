@@ -42,7 +42,7 @@ from .fault_injection.base import FaultOutcome
 from .library import CASSETTE_PARAM, Library
 from .library import Refusal as LibraryRefusal
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, Matcher, ReceivedRequest
-from .pipeline import EventChunks, Plan, plan
+from .pipeline import EventChunks, Plan, check_fit, plan
 from .providers import decode_body, detect_provider
 from .providers.anthropic import error_body, error_headers
 from .sse import Event
@@ -138,13 +138,13 @@ class SentResponse:
 class _Live:
     """The mutable record the server updates while a response goes out."""
 
-    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames", "view", "cassette", "quiet_since", "quiet_s")
+    __slots__ = ("request_index", "interaction", "status", "data", "events_done", "ending", "client_hung_up", "faults", "started", "finished", "headers", "answered_by", "frames", "view", "sent_bytes", "cassette", "quiet_since", "quiet_s")
 
     def __init__(self, request_index: int, started: float) -> None:
         self.request_index = request_index
         self.interaction: int | None = None
         self.status = 0
-        self.data = bytearray()  # what went out when it is not a plain run of events (faulted pieces, a body)
+        self.data = bytearray()  # what went out when it is not a stream of events (a body, an error)
         self.events_done = 0
         self.ending: str | None = None
         self.client_hung_up = False
@@ -155,15 +155,27 @@ class _Live:
         self.answered_by: str | None = None
         self.frames = array("q")  # body bytes after each part written (kept only when a reset is planned)
         self.cassette: str | None = None
-        self.view: Sequence[Event] | None = None  # an unfaulted stream: what went out is its first events_done events
+        self.view: Sequence[Event] | None = None  # a stream: what went out is the start of these events' bytes
+        self.sent_bytes: int | None = None  # how many of them (None: its first events_done events)
         self.quiet_since: float | None = None  # when the server went quiet (None: writing, or not tracked)
         self.quiet_s: float | None = None  # the longest silence that has ended (None: not tracked)
 
     def sent(self) -> bytes:
-        """The body bytes sent, joined only when asked for: an unfaulted stream's ground truth shares the cassette's bytes."""
-        if self.view is not None:
-            return b"".join([ev.wire for ev in self.view[: self.events_done]])
-        return bytes(self.data)
+        """The body bytes sent, joined only when asked for: a stream's ground truth shares the cassette's
+        bytes (byte faults only delay, split and cut them), so it costs a count while it goes out."""
+        view, size = self.view, self.sent_bytes
+        if view is None:
+            return bytes(self.data)
+        if size is None:
+            return b"".join([ev.wire for ev in view[: self.events_done]])
+        parts: list[bytes] = []
+        total = 0
+        for ev in view:
+            if total >= size:
+                break
+            parts.append(ev.wire)
+            total += len(ev.wire)
+        return b"".join(parts)[:size]
 
     def silence(self, now: float) -> float | None:
         """The longest silence so far in ms, counting the one still going on until the end (or ``now``)."""
@@ -318,10 +330,9 @@ class Replayer:
     # ------------------------------------------------------------ configuration
 
     def _make_state(self, cassette: CassetteLike, *, faults: Sequence[Any] | str, speed: float, match: Mapping[str, Any] | None = None) -> _State:
-        from .fault_injection import parse
+        from .fault_injection import check_speed, parse
 
-        if not speed >= 0:
-            raise ValueError(f"speed must be >= 0, got {speed!r}")
+        check_speed(speed)
         if cassette is None:
             cas = Cassette()
             match = {**(match or {}), "empty": NOTHING_LOADED}
@@ -329,7 +340,11 @@ class Replayer:
             cas = cassette
         else:
             cas = _cassette.load(cassette)
-        parsed = parse(list(cas.faults)) + parse(faults)
+        own, given = parse(list(cas.faults)), parse(faults)
+        # A fault that cannot apply is refused where the cassette is known; on a directory
+        # server only the cassette's own faults are (the server's are checked per response).
+        check_fit(cas.interactions, own if self._library is not None else own + given, speed=speed, source=cas.path)
+        parsed = own + given
         browser = BrowserState(cas.interactions, ids=self.ids, retry_ms=self.retry_ms)
         return _State(
             cassette=cas,
@@ -443,6 +458,7 @@ class Replayer:
         """Start serving on the running loop."""
         if self._runner is not None:
             return
+        self._state.attempts.clear()  # a new serve counts every fault's times afresh
         self._loop = asyncio.get_running_loop()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -774,8 +790,9 @@ class Replayer:
 
 
 async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, start: float, clock: Clock) -> None:
-    """The unfaulted stream, the hot path: each event's cached bytes, framed as one HTTP chunk,
-    straight to the transport at its time; the ground truth is a count of events.
+    """A stream of whole events, only delayed (unfaulted, ``speed``, ``latency``), the hot path:
+    each event's cached bytes, framed as one HTTP chunk, straight to the transport at its time;
+    the ground truth is a count of events.
 
     aiohttp's ``resp.write`` would frame the same bytes through four calls and a join per
     event; at speed 0 that was a fifth of the replayer's time (``benchmarks/bench_replay.py``).
@@ -789,11 +806,16 @@ async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, 
         send_headers()  # aiohttp >= 3.12 holds them back to coalesce with the first write
     live.view = chunks.events
     k = 1.0 / chunks.factor if chunks.factor else 0.0
+    delays = chunks.delays() if chunks.delays is not None else None
+    shift = chunks.start_ms
+    timed = bool(k) or delays is not None
     elapsed_ms = 0.0
     n = 0
     for ev in chunks.events:
-        if k:
-            at_ms = ev.t * k
+        if timed:
+            if delays is not None:
+                shift += next(delays)
+            at_ms = ev.t * k + shift
             if at_ms > elapsed_ms:
                 elapsed_ms = (loop.time() - start) * 1000.0
                 if at_ms > elapsed_ms:
@@ -818,12 +840,23 @@ def _frames_itself(request: web.Request) -> bool:
 
 
 async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan, live: _Live, start: float, clock: Clock) -> None:
-    """Any plan: each chunk at its time, recording what went out (and, before a reset, where each chunk ended)."""
+    """Any plan: each chunk at its time, counting what went out (and, before a reset, where each chunk ended).
+
+    A chunked body is framed here and written straight to the transport, as on the hot path.
+    """
     loop = asyncio.get_running_loop()
-    protocol, writer = request.protocol, request.writer
-    data, frames = live.data, live.frames
+    protocol, writer, transport = request.protocol, request.writer, request.transport
+    write = closing = None
+    if transport is not None and _frames_itself(request):
+        write, closing = transport.write, transport.is_closing
+        send_headers = getattr(writer, "send_headers", None)
+        if send_headers is not None:
+            send_headers()
+    frames = live.frames
     track = p.ending.how == "reset"
     separate = p.separate_writes
+    live.view = p.events
+    live.sent_bytes = sent = 0
     elapsed_ms = 0.0
     for chunk in p.chunks:
         at_ms = chunk.at_ms
@@ -838,12 +871,20 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
                 await asyncio.sleep(0)
         elif separate:
             await asyncio.sleep(0)
-        await resp.write(chunk.data)
-        if protocol.writing_paused:
-            await writer.drain()
-        data += chunk.data
-        if track:
-            frames.append(len(data))
+        data = chunk.data
+        if data:
+            if write is not None and closing is not None:
+                if closing():
+                    raise ConnectionResetError("the client left mid-stream")
+                write(b"%x\r\n%b\r\n" % (len(data), data))
+            else:
+                await resp.write(data)
+            if protocol.writing_paused:
+                await writer.drain()
+            sent += len(data)
+            live.sent_bytes = sent
+            if track:
+                frames.append(sent)
         live.events_done = chunk.events_done
 
 
@@ -956,7 +997,7 @@ def _forget_unacked(live: _Live, unacked: int, events: Sequence[Event]) -> None:
     framed as ``<hex length>CRLF<data>CRLF``.
     """
     frames = live.frames
-    keep = len(live.data)
+    keep = live.sent_bytes or 0
     left = unacked
     for i in range(len(frames) - 1, -1, -1):
         end = frames[i]
@@ -974,7 +1015,7 @@ def _forget_unacked(live: _Live, unacked: int, events: Sequence[Event]) -> None:
         if left <= prefix:
             break
         left -= prefix
-    del live.data[keep:]
+    live.sent_bytes = keep
     live.events_done = bisect_right(list(accumulate(len(e.wire) for e in events)), keep)
 
 

@@ -7,18 +7,29 @@ A block is dispatched when *any* field was set (as the SDKs' decoders do, so an
 ``event: ping`` with no data is not lost), a missing ``data`` line is ``None`` rather
 than ``""``, and comments come out as events of their own, so that a recording
 replays as it was captured.
+
+Line ends are kept too: each event remembers the ones its lines had on the wire
+(:attr:`Event.line_ending`), so a CRLF stream (Gemini) or a CR one replays with the bytes
+it was recorded with, while ``data`` holds the lines joined by ``\n`` as every SSE client
+reads them.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterable, Iterator
 
-__all__ = ["Event", "Decoder", "decode", "iter_decode", "encode", "encode_all"]
+__all__ = ["Event", "Decoder", "decode", "iter_decode", "encode", "encode_all", "LINE_ENDINGS", "usual_line_ending"]
 
 _BOM = "\ufeff"
+
+LINE_ENDINGS = ("\n", "\r\n", "\r")
+"""The line ends SSE allows: LF, CRLF and CR."""
+
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,13 @@ class Event:
     ``data`` is kept verbatim as a string (real captures pad their JSON with spaces), so a
     recording replays byte for byte. A comment line (``: keep-alive``) is an ``Event`` with
     only ``comment`` set.
+
+    ``line_ending`` is how its lines end on the wire: one of :data:`LINE_ENDINGS` for every
+    line, the blank line that dispatches it included, or (an event whose lines mix them) a
+    tuple with one per line in the order they are encoded: comment lines, ``id``,
+    ``event``, ``retry``, each ``data`` line, the blank line. A ``\r`` or ``\r\n`` written
+    inside ``data`` or ``comment`` ends that line as written; a ``\n`` there ends it with
+    the event's line ending.
     """
 
     t: float = 0.0
@@ -36,6 +54,7 @@ class Event:
     id: str | None = None
     retry: int | None = None
     comment: str | None = field(default=None)
+    line_ending: str | tuple[str, ...] = "\n"
 
     @property
     def is_comment(self) -> bool:
@@ -70,30 +89,66 @@ class Event:
 
 
 def encode(event: Event) -> bytes:
-    """Encode one event as SSE bytes, ending with the blank line that dispatches it."""
-    out: list[str] = []
+    """Encode one event as SSE bytes, ending with the blank line that dispatches it, each line
+    ended as :attr:`Event.line_ending` says."""
+    le = event.line_ending
+    per_line = type(le) is tuple
+    if not per_line and le not in LINE_ENDINGS:
+        raise ValueError(f"line_ending must be one of {LINE_ENDINGS} or a tuple of them, got {le!r}")
+    lines: list[str] = []
+    ends: list[str | None] = []  # None: the event's line ending; else a break written in the text
     if event.comment is not None:
-        out.extend(f": {line}\n" if line else ":\n" for line in _split_lines(event.comment))
+        _add(lines, ends, ": ", event.comment, blank=":")
     if event.id is not None:
-        out.append(f"id: {event.id}\n")
+        lines.append(f"id: {event.id}")
+        ends.append(None)
     if event.event is not None:
-        out.append(f"event: {event.event}\n")
+        lines.append(f"event: {event.event}")
+        ends.append(None)
     if event.retry is not None:
-        out.append(f"retry: {event.retry}\n")
+        lines.append(f"retry: {event.retry}")
+        ends.append(None)
     if event.data is not None:
-        out.extend(f"data: {line}\n" for line in _split_lines(event.data))
-    out.append("\n")
-    return "".join(out).encode("utf-8")
+        _add(lines, ends, "data: ", event.data)
+    lines.append("")
+    ends.append(None)
+    if per_line:
+        if len(le) != len(lines) or any(e not in LINE_ENDINGS for e in le):
+            raise ValueError(f"line_ending has {len(le)} line ends for an event of {len(lines)} lines (blank line included): {le!r}")
+        return "".join([line + end for line, end in zip(lines, le)]).encode("utf-8")
+    return "".join([line + (le if end is None else end) for line, end in zip(lines, ends)]).encode("utf-8")
+
+
+_BREAKS = re.compile("(\r\n|\r|\n)")
+
+
+def _add(lines: list[str], ends: list[str | None], prefix: str, text: str, blank: str | None = None) -> None:
+    """One line per line of ``text``; a CR or CRLF in it is kept as that line's end."""
+    if "\n" not in text and "\r" not in text:
+        lines.append(prefix + text if text or blank is None else blank)
+        ends.append(None)
+        return
+    parts = _BREAKS.split(text)
+    for i in range(0, len(parts), 2):
+        line = parts[i]
+        lines.append(prefix + line if line or blank is None else blank)
+        sep = parts[i + 1] if i + 1 < len(parts) else None
+        ends.append(None if sep in (None, "\n") else sep)
 
 
 def encode_all(events: Iterable[Event]) -> bytes:
     return b"".join(e.wire for e in events)
 
 
-def _split_lines(text: str) -> list[str]:
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text.split("\n")
+def usual_line_ending(events: Iterable[Event]) -> str:
+    """The line ending most of ``events`` use throughout (the first such on a tie); LF if none do."""
+    counts: Counter[str] = Counter(e.line_ending for e in events if type(e.line_ending) is str)  # type: ignore[misc]
+    if not counts:
+        return "\n"
+    if len(counts) == 1:
+        return next(iter(counts))
+    best = max(counts.values())
+    return next(le for le, n in counts.items() if n == best)
 
 
 class Decoder:
@@ -102,14 +157,23 @@ class Decoder:
     ``feed(chunk, t)`` stamps every event it completes with ``t`` (the recorder passes the
     arrival time). ``flush()`` ends the stream: a last event that was not closed by a blank
     line is returned too, so a capture's final event is never lost.
+
+    Each event records its lines' ends (:attr:`Event.line_ending`). A chunk that ends in CR
+    dispatches what that CR completes at once, as a browser does; if the next chunk starts
+    with LF the two were one CRLF, and the line ending of the event already returned is
+    corrected in place (a line end not written on the wire yet cannot be known sooner).
+    Lines whose end is never seen (the last line of a stream) take the stream's usual one.
     """
 
-    __slots__ = ("_parts", "_skip_lf", "_started", "_event", "_data", "_id", "_retry", "_dirty")
+    __slots__ = ("_parts", "_cr", "_started", "_event", "_data", "_id", "_retry", "_dirty", "_ends", "_usual", "_just_dispatched", "_last_field")
 
     def __init__(self) -> None:
         self._parts: list[bytes] = []
-        self._skip_lf = False
+        self._cr: Event | bool = False  # the chunk before ended in CR: the event that CR completed, or True
         self._started = False
+        self._usual = "\n"
+        self._just_dispatched = False
+        self._last_field: str | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -118,12 +182,14 @@ class Decoder:
         self._id: str | None = None
         self._retry: int | None = None
         self._dirty = False
+        self._ends: _LineEnds | None = None  # once a line of this event did not end in LF
 
     def feed(self, chunk: bytes, t: float = 0.0) -> list[Event]:
-        if self._skip_lf:
-            self._skip_lf = False
+        if self._cr is not False:
+            cr, self._cr = self._cr, False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
+                self._crlf(cr)
         if b"\n" not in chunk:
             if b"\r" in chunk:
                 return self._feed_cr(chunk, t)
@@ -152,21 +218,44 @@ class Decoder:
         if cut < 0:
             self._parts.append(buf)
             return []
+        out = self._ended_lines(buf[: cut + 1].splitlines(keepends=True), t)
         if cut + 1 < len(buf):
             self._parts.append(buf[cut + 1 :])
         elif buf[cut] == 13:  # a CR that ends the chunk: an LF starting the next one belongs to it
-            self._skip_lf = True
-        return self._lines(_split_wire_lines(buf[: cut + 1]), t)
+            self._cr = out[-1] if out and self._just_dispatched else True
+        return out
+
+    def _crlf(self, cr: Event | bool) -> None:
+        """The CR that ended the last chunk was half of a CRLF: correct what it ended."""
+        if cr is True:
+            ends = self._ends
+            if ends is not None and self._last_field == "data" and ends.data:
+                ends.data[-1] = "\r\n"
+            elif ends is not None and self._last_field in ends.fields:
+                ends.fields[self._last_field] = "\r\n"
+            return
+        assert isinstance(cr, Event)
+        le = cr.line_ending
+        if cr.is_comment:
+            fixed: str | tuple[str, ...] = "\r\n"
+        else:
+            ends = le if type(le) is tuple else (le,) * _line_count(cr)
+            fixed = _collapse((*ends[:-1], "\r\n"))
+        cr.__dict__["line_ending"] = fixed
+        cr.__dict__.pop("wire", None)
+        if type(fixed) is str:
+            self._usual = fixed
 
     def flush(self, t: float = 0.0) -> list[Event]:
         """End of stream: decode what is buffered, including a last unterminated line, and dispatch."""
+        self._cr = False
         out: list[Event] = []
         if self._parts:
             raw = b"".join(self._parts)
             self._parts = []
-            out = self._lines(_split_wire_lines(raw), t)
+            out = self._ended_lines(raw.splitlines(keepends=True), t)
         if self._dirty:
-            out.append(self._dispatch(t))
+            out.append(self._dispatch(t, None))
         return out
 
     @property
@@ -175,6 +264,7 @@ class Decoder:
         return bool(self._parts) or self._dirty
 
     def _lines(self, lines: list[str], t: float) -> list[Event]:
+        """Lines that all ended in LF (the common case: nothing to record about their ends)."""
         if not self._started and lines:
             self._started = True
             if lines[0].startswith(_BOM):
@@ -197,7 +287,54 @@ class Decoder:
                 self._field(line)
         return out
 
-    def _field(self, line: str) -> None:
+    def _ended_lines(self, raw_lines: list[bytes], t: float) -> list[Event]:
+        """Lines with their ends (CR, LF or CRLF; none for a last unterminated one), recorded per field."""
+        out: list[Event] = []
+        for raw in raw_lines:
+            if raw[-2:] == b"\r\n":
+                end: str | None = "\r\n"
+                raw = raw[:-2]
+            elif raw[-1:] in (b"\r", b"\n"):
+                end = chr(raw[-1])
+                raw = raw[:-1]
+            else:
+                end = None
+            line = raw.decode("utf-8", "replace")
+            if not self._started:
+                self._started = True
+                if line.startswith(_BOM):
+                    line = line[1:]
+            dispatched = False
+            if not line:
+                if self._dirty:
+                    out.append(self._dispatch(t, end))
+                    dispatched = True
+            elif line[0] == ":":
+                ev = Event(t=t, comment=line[2:] if line[1:2] == " " else line[1:], line_ending=end or self._usual)
+                out.append(ev)
+                dispatched = True
+            else:
+                name = line.partition(":")[0]
+                before = len(self._data) if self._data is not None else 0
+                if self._field(line):
+                    if end is None:
+                        end = self._fallback()
+                    ends = self._ends
+                    if ends is None:
+                        ends = self._ends = _LineEnds()
+                    if name == "data":
+                        ends.data.extend(["\n"] * (before - len(ends.data)))
+                        ends.data.append(end)
+                    else:
+                        ends.fields[name] = end
+                    self._last_field = name
+                else:
+                    self._last_field = None
+            self._just_dispatched = dispatched
+        return out
+
+    def _field(self, line: str) -> bool:
+        """Apply one field line; False if it was ignored (an unknown field, a bad id or retry)."""
         name, sep, value = line.partition(":")
         if sep and value[:1] == " ":
             value = value[1:]
@@ -209,18 +346,24 @@ class Decoder:
             self._data.append(value)
         elif name == "id":
             if "\0" in value:
-                return
+                return False
             self._id = value
         elif name == "retry":
             if not value.isascii() or not value.isdigit():
-                return
+                return False
             self._retry = int(value)
         else:
-            return
+            return False
         self._dirty = True
+        return True
 
-    def _dispatch(self, t: float) -> Event:
+    def _dispatch(self, t: float, blank: str | None = "\n") -> Event:
+        """The event the blank line ended by ``blank`` completes (None: the stream ended instead)."""
         data = self._data
+        if self._ends is None and blank == "\n":
+            le: str | tuple[str, ...] = "\n"
+        else:
+            le = self._line_ending(blank)
         # Filled through __dict__: a frozen dataclass's __init__ costs a call per field, and this
         # runs once per event on the recorder's hot path.
         ev = _new_event(Event)
@@ -231,17 +374,65 @@ class Decoder:
             id=self._id,
             retry=self._retry,
             comment=None,
+            line_ending=le,
         )
         self._reset()
         return ev
 
+    def _line_ending(self, blank: str | None) -> str | tuple[str, ...]:
+        """The current event's line ends in encoding order; a line whose end was not seen takes the stream's usual one."""
+        known = self._ends.fields if self._ends is not None else {}
+        ends: list[str] = []
+        for name, value in (("id", self._id), ("event", self._event), ("retry", self._retry)):
+            if value is not None:
+                ends.append(known.get(name, "\n"))
+        if self._data is not None:
+            data_ends = self._ends.data if self._ends is not None else []
+            ends.extend(data_ends[: len(self._data)])
+            ends.extend(["\n"] * (len(self._data) - len(data_ends)))
+        ends.append(self._fallback() if blank is None else blank)
+        le = _collapse(tuple(ends))
+        if type(le) is str:
+            self._usual = le
+        return le
+
+    def _fallback(self) -> str:
+        """The end of a line the stream ended without: like the event's last known line end, else the stream's usual one."""
+        ends = self._ends
+        if ends is not None and ends.data:
+            return ends.data[-1]
+        if ends is not None and ends.fields:
+            return next(reversed(ends.fields.values()))
+        return self._usual
+
+
+class _LineEnds:
+    """The line ends recorded for the event being read: per field, and per ``data`` line."""
+
+    __slots__ = ("fields", "data")
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.data: list[str] = []
+
+
+def _collapse(ends: tuple[str, ...]) -> str | tuple[str, ...]:
+    """One line ending for all the lines if they agree, else one per line."""
+    first = ends[0]
+    return first if all(e == first for e in ends) else ends
+
+
+def _line_count(ev: Event) -> int:
+    """How many lines ``ev`` encodes to, its blank line included."""
+    n = 1 + sum(v is not None for v in (ev.id, ev.event, ev.retry))
+    if ev.comment is not None:
+        n += len(_BREAKS.split(ev.comment)) // 2 + 1
+    if ev.data is not None:
+        n += len(_BREAKS.split(ev.data)) // 2 + 1
+    return n
+
 
 _new_event = object.__new__
-
-
-def _split_wire_lines(raw: bytes) -> list[str]:
-    """Lines split at CR, LF or CRLF only (``bytes.splitlines`` knows no other line ends), then decoded."""
-    return [line.decode("utf-8", "replace") for line in raw.splitlines()]
 
 
 def decode(data: bytes | Iterable[bytes]) -> list[Event]:

@@ -1298,18 +1298,20 @@ def fault_plans(
 def _fitting(cassette: Cassette, specs: list[str]) -> list[str]:
     """The specs that apply to the cassette's first response (the replayer refuses a fault that
     cannot apply to any), leaving out, one pass at a time, those that do not."""
-    from .fault_injection import parse
+    from .fault_injection import RequestFault, parse
     from .pipeline import plan as make_plan
 
     if not cassette.interactions or not specs:
         return specs
-    own = parse(list(cassette.faults))
+    own = tuple(f for f in parse(list(cassette.faults)) if not isinstance(f, RequestFault))
     while specs:
+        drawn = parse(specs)
+        checked = [i for i, f in enumerate(drawn) if not isinstance(f, RequestFault)]
         try:
-            p = make_plan(cassette.interactions[0], (*own, *parse(specs)))
+            p = make_plan(cassette.interactions[0], (*own, *(drawn[i] for i in checked)))
         except ValueError:
             return []
-        unfit = {i - len(own) for i in p.unfit if i >= len(own)}
+        unfit = {checked[i - len(own)] for i in p.unfit if i >= len(own)}
         if not unfit:
             return specs
         specs = [s for i, s in enumerate(specs) if i not in unfit]

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 from dataclasses import replace
-from typing import Any, Iterable
+from typing import Iterable
 from urllib.parse import quote, quote_plus
 
 from _recorder_helpers import MESSAGE, capture, cassette

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -193,7 +194,69 @@ def test_bundled_cassettes_load_and_end_complete(name: str) -> None:
     assert [e.t for e in res.events] == sorted(e.t for e in res.events)
 
 
+def _reply(events) -> str:
+    """What the stream says: its text (Anthropic text deltas, OpenAI content) or else its tool input."""
+    text, tool = "", ""
+    for e in events:
+        payload = json.loads(e.data) if isinstance(e.data, str) and e.data.startswith("{") else {}
+        delta = payload.get("delta") if isinstance(payload.get("delta"), dict) else {}
+        text += delta.get("text", "") + "".join((c.get("delta") or {}).get("content") or "" for c in payload.get("choices") or [])
+        tool += delta.get("partial_json", "")
+    return text or tool
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_bundled_cassettes_hold_a_whole_conversation_from_its_first_event(name: str) -> None:
+    events = load(bundled(name)).interactions[0].response.events
+    first, last = json.loads(events[0].data), events[-1].data
+    assert first.get("type") == "message_start" or first["choices"][0]["delta"].get("role") == "assistant"
+    assert events[-1].event == "message_stop" or last == "[DONE]"
+    reply = _reply(events)
+    assert reply and not reply[0].isspace() and not reply[0].islower(), f"{name} starts mid-sentence: {reply[:40]!r}"
+
+
 def test_bundled_names_cover_the_documented_set() -> None:
     assert {"text", "tool_use", "thinking", "pings", "openai_chat"} <= set(bundled_names())
     with pytest.raises(CassetteError, match="bundled: "):
         bundled("nope")
+
+
+def test_line_endings_are_written_once_per_response_and_per_event_only_where_they_differ() -> None:
+    events = [
+        Event(t=1, data="a", line_ending="\r\n"),
+        Event(t=2, data="b", line_ending="\r\n"),
+        Event(t=3, event="x", data="c"),
+        Event(t=4, data="d\ne", line_ending=("\r\n", "\n", "\r")),
+    ]
+    text = dumps(Cassette.from_events(events))
+    assert "    line_ending: crlf\n    events:\n" in text
+    assert "    - {t: 3, event: x, data: c, line_ending: lf}\n" in text
+    assert "line_ending: [crlf, lf, cr]}" in text
+    assert loads(text).interactions[0].response.events == tuple(events)
+    assert "line_ending" not in dumps(Cassette.from_events([Event(t=1, data="a")]))
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ("    line_ending: crlf\n    body: x\n", "interactions[0].response.line_ending", "this response has no events"),
+        ("    line_ending: CRLF\n    events: []\n", "interactions[0].response.line_ending", "expected one of lf, crlf, cr, got a string ('CRLF')"),
+        ("    events:\n    - {data: a, line_ending: [lf]}\n", "interactions[0].response.events[0].line_ending", "1 line ends for an event of 2 lines"),
+        ("    events:\n    - {data: a, line_ending: [lf, lf, 7]}\n", "interactions[0].response.events[0].line_ending[2]", "expected one of lf, crlf, cr"),
+        ("    events:\n    - {data: a, line_ending: [cr, lf]}\n", "interactions[0].response.events[0].line_ending", "one crlf on the wire"),
+    ],
+)
+def test_a_bad_line_ending_names_its_field(body: str, field: str, reason: str) -> None:
+    with pytest.raises(CassetteError) as info:
+        loads("streamreel: 1\ninteractions:\n- response:\n" + body, path="c.yaml")
+    assert info.value.field == field
+    assert reason in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "route", "query"),
+    [("/v1/messages?beta=true", "/v1/messages", "beta=true"), ("//[x]/a?q=1", "//[x]/a", "q=1"), ("//host:99", "//host:99", ""), ("/a#frag?x", "/a", "")],
+)
+def test_a_request_path_splits_into_route_and_query_without_a_host(path: str, route: str, query: str) -> None:
+    request = Request(method="GET", path=path)
+    assert (request.route, request.query) == (route, query)

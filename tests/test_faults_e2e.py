@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 
 import pytest
-from _faults_matrix import DOCS, ROW, ROWS, STYLE, STYLES, Row, Seen, Style, committed_cells, committed_table, observe
+from _faults_matrix import ROW, ROWS, STYLE, STYLES, Row, Seen, Style, committed_cells, observe
 
 from streamreel.fault_injection import Http, parse
 from streamreel.sse import Event
@@ -101,11 +101,6 @@ def test_what_your_code_sees(row: Row, style: Style, committed: dict[tuple[str, 
 
 def test_the_committed_table_has_a_cell_for_every_fault_and_call_style() -> None:
     assert set(committed_cells()) == {(r.key, s.key) for r, s in CELLS}
-
-
-def test_the_readme_and_the_faults_doc_carry_the_same_table() -> None:
-    readme, doc = (committed_table(d) for d in DOCS)
-    assert readme == doc
 
 
 # ---------------------------------------------------------------- the headline behaviours, pinned by name

@@ -391,7 +391,7 @@ def test_reel_speed_defaults_to_no_waiting_and_the_option_sets_it(pytester: pyte
     [
         (["--reel-mode=all"], "*--reel-mode=all records, so it needs --reel-upstream URL*"),
         (["--reel-mode=new_episodes"], "*--reel-mode=new_episodes records, so it needs --reel-upstream URL*"),
-        (["--reel-speed=-1"], "*--reel-speed must be >= 0, got -1.0*"),
+        (["--reel-speed=-1"], "*--reel-speed must be 0 (no waiting) or between 0.001 and 1000, got -1.0*"),
         (["--reel-upstream=ftp://x"], "*--reel-upstream must be an http(s) URL, got 'ftp://x'*"),
         (["--reel-mode=none", "--reel-upstream=http://127.0.0.1:9"], "*--reel-upstream is for recording*"),
         (["--reel-mode=sometimes"], "*argument --reel-mode: invalid choice: 'sometimes'*"),

@@ -88,9 +88,13 @@ def test_openai_capture_needs_done_to_be_complete() -> None:
     assert cut.interactions[0].response.end.reason == "upstream_disconnect"
 
 
-def test_crlf_capture_imports_the_same_events() -> None:
+def test_crlf_capture_imports_the_same_events_ending_their_lines_in_crlf() -> None:
     raw = BASIC.read_bytes()
-    assert import_sse(raw.replace(b"\n", b"\r\n")) == import_sse(raw)
+    crlf = import_sse(raw.replace(b"\n", b"\r\n")).interactions[0].response.events or ()
+    lf = import_sse(raw).interactions[0].response.events or ()
+    assert [(e.t, e.event, e.data) for e in crlf] == [(e.t, e.event, e.data) for e in lf]
+    assert {e.line_ending for e in crlf} == {"\r\n"}
+    assert b"".join(e.wire for e in crlf) == raw.replace(b"\n", b"\r\n") + b"\r\n\r\n"  # the missing final blank line restored
 
 
 def test_generic_sse_relay_matches_any_request_unless_told() -> None:
@@ -467,3 +471,185 @@ def test_vcr_openai_responses_stream_replays_through_the_sdk():
             final = stream.get_final_response()
     expected = "".join(p["delta"] for p in sse_payloads(body) if p["type"] == "response.output_text.delta")
     assert final.output_text == expected and final.status == "completed"
+
+
+# ---------------------------------------------------------------- what users bring from production (tests/data/artifacts)
+
+ARTIFACTS = DATA / "artifacts"
+ASK = {"model": "claude-test", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _final(cas, index: int = 0, request=None):
+    """The message the anthropic SDK assembles from interaction ``index`` alone, replayed (asked with ``request``)."""
+    with Replayer(type(cas)(interactions=(cas.interactions[index],)), speed=0) as r:
+        client = anthropic.Anthropic(base_url=r.url, api_key="sk-test", max_retries=0)
+        with client.messages.stream(**(request or ASK)) as stream:
+            return stream.get_final_message()
+
+
+def _original_text(path: Path) -> str:
+    return "".join(delta_text(e) for e in import_file(path).interactions[0].response.events or ())
+
+
+def _stamps(path: Path, pattern: str, fmt: str) -> list[float]:
+    from datetime import datetime
+
+    out = []
+    for line in path.read_text().splitlines():
+        m = re.match(pattern, line)
+        if m and "data:" in line:
+            out.append(datetime.strptime(m.group(1), fmt).timestamp() * 1000.0)
+    return out
+
+
+def test_a_timestamped_log_keeps_the_real_gaps_and_skips_what_is_not_sse():
+    from streamreel.importer import import_capture
+
+    path = ARTIFACTS / "basic-iso.log"
+    assert detect_format(path.read_bytes()) == "log"
+    imported = import_capture(path)
+    events = imported.cassette.interactions[0].response.events
+    stamps = _stamps(path, r"^(\S+)Z DEBUG", "%Y-%m-%dT%H:%M:%S.%f")
+    assert len(events) == len(stamps) == 9
+    for e, stamp in zip(events, stamps):
+        assert abs((e.t - events[0].t) - (stamp - stamps[0])) < 1.0
+    assert [e.data for e in events] == [e.data for e in import_file(BASIC).interactions[0].response.events]
+    assert imported.notes == ("event times taken from the log's timestamps; 1 line(s) that were not SSE skipped",)
+    assert _final(imported.cassette).content[0].text == "Hello there!"
+
+
+def test_a_data_only_log_gets_its_event_names_back_and_a_cut_stays_a_cut_with_a_note():
+    from streamreel.importer import import_capture
+
+    path = ARTIFACTS / "refusal-bracket.log"
+    imported = import_capture(path)
+    (item,) = imported.cassette.interactions
+    events = item.response.events
+    stamps = _stamps(path, r"^\[([^\]]+)\]", "%Y-%m-%d %H:%M:%S,%f")
+    assert [round(e.t - events[0].t, 3) for e in events] == [round(s - stamps[0], 3) for s in stamps]
+    assert [e.event for e in events] == [json.loads(e.data)["type"] for e in events]
+    assert item.response.end.reason == "upstream_disconnect"
+    assert any("restored each `event:` line from its JSON `type`" in n for n in imported.notes)
+    cut_note = [n for n in imported.notes if "replays as a cut" in n]
+    assert len(cut_note) == 1 and "--end complete" in cut_note[0] and "--end timeout" in cut_note[0]
+    assert import_capture(path, end="complete").cassette.interactions[0].response.end.reason == "complete"
+    assert not [n for n in import_capture(path, end="timeout").notes if "replays as a cut" in n]
+
+
+def test_a_data_only_capture_replays_through_the_sdk_as_the_named_one_does():
+    from streamreel.importer import import_capture
+
+    imported = import_capture(ARTIFACTS / "data-only.sse")
+    assert [e.event for e in imported.cassette.interactions[0].response.events] == [e.event for e in import_file(BASIC).interactions[0].response.events]
+    assert _final(imported.cassette).content[0].text == "Hello there!"
+
+
+def test_json_lines_that_kept_their_data_prefix_are_one_event_each():
+    name = ARTIFACTS / "anthropic-text.data-lines.txt"
+    cas = import_file(name)
+    events = cas.interactions[0].response.events
+    lines = (DATA / "vercel-ai/anthropic-text.chunks.txt").read_text().splitlines()
+    assert [e.data for e in events] == lines
+    assert _final(cas).content[0].text == _original_text(DATA / "vercel-ai/anthropic-text.chunks.txt")
+
+
+def test_a_failed_attempt_and_its_retry_in_one_file_become_two_interactions_in_order():
+    from streamreel.importer import import_capture
+
+    imported = import_capture(ARTIFACTS / "retry.sse")
+    failed, retry = imported.cassette.interactions
+    assert [e.event for e in failed.response.events][-1] == "error" and len(failed.response.events) == 5
+    assert [e.event for e in retry.response.events] == [e.event for e in import_file(BASIC).interactions[0].response.events]
+    assert imported.notes == ("2 responses back to back, imported as 2 interactions in order",)
+    with Replayer(imported.cassette, speed=0) as r:
+        client = anthropic.Anthropic(base_url=r.url, api_key="sk-test", max_retries=0)
+        with pytest.raises(anthropic.APIStatusError) as first:
+            list(client.messages.create(**ASK, stream=True))
+        text = "".join(e.delta.text for e in client.messages.create(**ASK, stream=True) if e.type == "content_block_delta")
+    assert first.value.status_code == 200 and text == "Hello there!"
+
+
+def test_a_har_file_keeps_each_event_stream_with_its_request_and_skips_the_rest(tmp_path):
+    from streamreel.importer import import_capture
+
+    path = ARTIFACTS / "devtools.har"
+    assert detect_format(path.read_bytes()) == "har"
+    imported = import_capture(path)
+    tool, basic = imported.cassette.interactions
+    assert imported.notes[0].startswith("2 event-stream entries of 4 imported; 2 skipped (entry 0 (GET https://chat.example.com/favicon.ico): image/x-icon")
+    assert "spread evenly over its receive time" in imported.notes[1]
+    assert (tool.request.method, tool.request.path, basic.request.path) == ("POST", "/v1/messages", "/v1/messages?beta=true")
+    assert tool.request.body["tools"][0]["name"] == "make_file"
+    assert tool.request.headers["x-api-key"] == tool.request.headers["authorization"] == "<scrubbed>"
+    assert "user-agent" not in tool.request.headers and ":authority" not in tool.request.headers
+    assert "content-encoding" not in tool.response.headers
+    events = tool.response.events
+    assert (tool.response.headers_at, events[0].t, events[-1].t) == (815.4, 815.4, round(815.4 + 1430.2, 3))
+    gaps = {round(b.t - a.t, 3) for a, b in zip(events, events[1:])}
+    assert max(gaps) - min(gaps) < 0.01
+    assert [e.data for e in events] == [e.data for e in import_file(DATA / "anthropic-sdk-python/incomplete_partial_json_response.txt").interactions[0].response.events]
+    out = tmp_path / "har.yaml"
+    result = CliRunner().invoke(main, ["import", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    saved = out.read_text()
+    assert "dummy-api-key" not in saved and "dummy-token" not in saved and saved.startswith("# imported from devtools.har by `streamreel import` (HAR: events spread evenly")
+    recorded = {k: v for k, v in basic.request.body.items() if k != "stream"}
+    assert _final(load(out), 1, recorded).content[0].text == "Hello there!"
+
+
+def test_a_har_without_event_streams_is_an_error_naming_what_it_holds(tmp_path):
+    doc = json.loads((ARTIFACTS / "devtools.har").read_text())
+    doc["log"]["entries"] = [e for e in doc["log"]["entries"] if "event-stream" not in e["response"]["content"]["mimeType"]]
+    path = tmp_path / "none.har"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CassetteError) as info:
+        import_file(path)
+    assert str(path) in str(info.value) and "no event-stream entries" in str(info.value) and "image/x-icon" in str(info.value)
+
+
+def test_merge_joins_cassettes_in_order_scrubbed_and_checked(tmp_path):
+    from streamreel.cassette import save
+    from streamreel.importer import import_capture
+
+    failed, retry = import_capture(ARTIFACTS / "retry.sse").cassette.interactions
+    leaky = failed.__class__(request=failed.request.__class__(method="POST", path="/v1/messages?key=" + "AIza" + "S" * 35, headers={"x-api-key": "sk-ant-" + "z" * 40}), response=failed.response)
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    save(type(import_file(BASIC))(interactions=(leaky,)), a)
+    save(type(import_file(BASIC))(interactions=(retry,), faults=("drop:event=ping",)), b)
+    out = tmp_path / "out.yaml"
+    result = CliRunner().invoke(main, ["merge", str(a), str(b), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"wrote {out}: 2 interaction(s) from 2 cassette(s), 14 events"
+    merged = load(out)
+    assert [len(i.response.events) for i in merged.interactions] == [5, 9]
+    assert merged.faults == ("drop:event=ping",)
+    assert "sk-ant-" not in out.read_text() and "AIzaS" not in out.read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("streamreel: 1\ninteractions: [{request: {}, response: {status: nope}}]\n")
+    result = CliRunner().invoke(main, ["merge", str(a), str(bad), "-o", str(tmp_path / "x.yaml")])
+    assert result.exit_code == 1 and str(bad) in result.output and len(result.output.strip().splitlines()) == 1
+    unfit = tmp_path / "unfit.yaml"
+    save(type(import_file(BASIC))(interactions=(failed,), faults=("disconnect:after=7",)), unfit)
+    result = CliRunner().invoke(main, ["merge", str(unfit), "-o", str(tmp_path / "y.yaml")])
+    assert result.exit_code == 1 and "disconnect:after=7" in result.output and "cannot apply" in result.output
+
+
+@pytest.mark.parametrize("stop_at", [b"Filing taxes", b'"index":1,"delta":{"type":"input_json_delta","partial_json":"{\\"file', b"\"name\":\"make_file\""])
+def test_a_capture_that_stops_inside_an_event_replays_the_same_bytes_then_cuts(stop_at, tmp_path):
+    from streamreel.importer import import_capture
+
+    raw = (DATA / "anthropic-sdk-python/incomplete_partial_json_response.txt").read_bytes()
+    cut = raw[: raw.index(stop_at)]
+    path = tmp_path / "cut.sse"
+    path.write_bytes(cut)
+    imported = import_capture(path)
+    (spec,) = imported.cassette.faults
+    assert spec.startswith("disconnect:inside=") and spec.endswith(",how=close")
+    assert [n for n in imported.notes if "bytes into event" in n and spec in n]
+    assert not [n for n in imported.notes if "replays as a cut" in n]
+    with Replayer(imported.cassette, speed=0) as r:
+        client = anthropic.Anthropic(base_url=r.url, api_key="sk-test", max_retries=0)
+        with pytest.raises(httpx2.RemoteProtocolError):  # what production saw: a cut, not broken JSON
+            list(client.messages.create(**ASK, stream=True))
+        (sent,) = r.settle()
+    assert sent.data == cut and sent.ending == "close" and sent.faults[0].fired

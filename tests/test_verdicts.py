@@ -78,7 +78,7 @@ def test_gave_up_passes_a_client_that_retries_the_stream() -> None:
 
     with Replayer(errored_then_clean(), speed=0) as r:
         with sdk(r.url) as client:
-            assert with_retry(client).startswith(" there!")
+            assert with_retry(client).startswith("Hello! I'm doing well")
         verdicts = judge(r)
     assert verdicts.ok, verdicts.report()
     assert verdicts.requests == 2

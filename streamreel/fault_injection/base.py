@@ -18,6 +18,7 @@ Three layers, applied in this order by :func:`streamreel.pipeline.plan`:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -156,7 +157,10 @@ class Fault:
         check_bounds(self)
 
     def __str__(self) -> str:
-        return to_spec(self)
+        try:
+            return _spec_of(self)
+        except TypeError:  # a field holding something unhashable
+            return to_spec(self)
 
 
 class RequestFault(Fault):
@@ -265,12 +269,12 @@ def _range(kind: str, lo: float | None, hi: float | None) -> str:
 
 def _shown(kind: str, value: Any) -> str:
     unit = {"ms": "ms", "s": "s"}.get(kind, "")
-    return f"{value:g}{unit}" if isinstance(value, float) else f"{value}{unit}"
+    return f"{value:.15g}{unit}" if isinstance(value, float) else f"{value}{unit}"
 
 
 # ---------------------------------------------------------------- parsing
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
 _SEPARATORS = re.compile(r"\s*;\s*|\n+")
 
 
@@ -329,6 +333,12 @@ def parse_one(spec: str) -> Fault:
 
 
 def _fields(cls: type[Fault] | Fault) -> tuple[dataclasses.Field[Any], ...]:
+    return _class_fields(cls if isinstance(cls, type) else type(cls))
+
+
+@functools.lru_cache(maxsize=None)
+def _class_fields(cls: type[Fault]) -> tuple[dataclasses.Field[Any], ...]:
+    """A fault class's fields, looked up once: a burst of requests parses many specs."""
     return dataclasses.fields(cast(Any, cls))
 
 
@@ -358,7 +368,7 @@ def _coerce(f: dataclasses.Field[Any], value: str, spec: str) -> Any:
         number, unit = float(m.group(1)), m.group(2) or kind
         if unit == kind:
             return number
-        ms = number * {"ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+        ms = number * {"ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}[unit]
         return ms if kind == "ms" else ms / 1000.0
     if kind == "int":
         try:
@@ -390,6 +400,12 @@ def _coerce(f: dataclasses.Field[Any], value: str, spec: str) -> Any:
             raise bad("an event index or name")
         return tuple(int(p) if re.fullmatch(r"-?\d+", p) else p for p in parts)
     return value
+
+
+@functools.lru_cache(maxsize=256)
+def _spec_of(fault: Fault) -> str:
+    """:func:`to_spec`, once per distinct fault: every response names its faults in its ground truth."""
+    return to_spec(fault)
 
 
 def to_spec(fault: Fault) -> str:
@@ -513,7 +529,7 @@ def unpicked(events: Sequence[Event], selectors: Sequence[int | str], *, key: st
         return f"{key}={sel} picks no event; the stream holds {holds(events)}"
     if usable is not None and not any(usable(events[i]) for i in every):
         names = ", ".join(sorted({label(events[i]) for i in every}))
-        return f"{key}={'|'.join(map(str, selectors))} picks only events with no data ({names}); the stream holds {holds(events)}"
+        return f"{key}={'|'.join(map(str, selectors))} picks only events with no data to cut ({names}); the stream holds {holds(events)}"
     return None
 
 
@@ -556,7 +572,9 @@ def where_cut(plan: Plan, after_events: int | None, after_bytes: int | None, ins
         offset = sum(len(e.wire) for e in events[:k])
         where = f"after event {k} of {n}" if k else "before the first event"
         key = f"after={k}"
-    sent = sum(len(c.data) for c in plan.chunks)
+    from ..pipeline import EventChunks
+
+    sent = sum(len(e.wire) for e in plan.chunks.events) if isinstance(plan.chunks, EventChunks) else sum(len(c.data) for c in plan.chunks)
     if offset > sent:
         whole = sum(len(e.wire) for e in events)
         if sent >= whole:

@@ -63,7 +63,7 @@ class Fragment(ByteFault):
 
     def describe(self, plan: Plan, ctx: Context) -> str:
         sizes = f"random pieces of 1..{self.max_bytes} bytes (seed {self.seed})" if self.random else f"pieces of {self.size_bytes} bytes"
-        return f"split into {sizes}" + (f", {self.gap_ms:g} ms apart" if self.gap_ms else "")
+        return f"split into {sizes}" + (f", {self.gap_ms:.15g} ms apart" if self.gap_ms else "")
 
     def apply(self, plan: Plan, ctx: Context) -> Plan:
         return replace(plan, chunks=self._chunks(plan.chunks), separate_writes=True)

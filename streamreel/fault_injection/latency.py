@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
-from itertools import islice, repeat
-from typing import Iterable, Iterator, Sized
+from collections.abc import Sized
+from dataclasses import dataclass
+from itertools import islice, repeat, starmap
+from typing import Iterable, Iterator
 
-from ..pipeline import Chunk, Plan
+from ..pipeline import Chunk, Ending, EventChunks, Plan
 from .base import ByteFault, Context, register, spec_field
 
 __all__ = ["Latency"]
@@ -43,6 +44,8 @@ class Latency(ByteFault):
         n = _count(plan.chunks)
         if not n:
             return "the stream has no events to delay"
+        if self.first_ms > self.jitter_ms or (n > 1 and self.each_ms > self.jitter_ms):
+            return None  # a delay that jitter cannot take to 0: no need to draw them
         if any(d > 0 for d in islice(self._delays(), n)):
             return None
         return f"every delay drawn for its {n} event(s) is 0"
@@ -51,9 +54,9 @@ class Latency(ByteFault):
         return self.headers_ms + self.first_ms + self.jitter_ms + (self.each_ms + self.jitter_ms) * events
 
     def describe(self, plan: Plan, ctx: Context) -> str:
-        parts = [f"{key} +{value:g}ms" for key, value in (("headers", self.headers_ms), ("first", self.first_ms), ("each", self.each_ms)) if value]
+        parts = [f"{key} +{value:.15g}ms" for key, value in (("headers", self.headers_ms), ("first", self.first_ms), ("each", self.each_ms)) if value]
         if self.jitter_ms:
-            parts.append(f"jitter {self.jitter_ms:g}ms")
+            parts.append(f"jitter {self.jitter_ms:.15g}ms")
         return "delayed " + ", ".join(parts)
 
     def delays(self, count: int) -> list[float]:
@@ -73,6 +76,19 @@ class Latency(ByteFault):
             d = base + (low + width * draw())
             yield d if d > 0.0 else 0.0
 
+    def _total(self, count: int) -> float:
+        """The sum of the first ``count`` delays. It is needed before the first byte (a timed
+        ending), so when no delay can be cut at 0 the draws are summed in C, not one by one."""
+        if count <= 0:
+            return 0.0
+        first, each, jitter = self.first_ms, self.each_ms, self.jitter_ms
+        if not jitter:
+            return first + each * (count - 1)
+        if first >= jitter and (each >= jitter or count == 1):
+            draws = sum(starmap(random.Random(self.seed).random, repeat((), count)))
+            return first + each * (count - 1) - jitter * count + 2 * jitter * draws
+        return sum(islice(self._delays(), count))
+
     def apply(self, plan: Plan, ctx: Context) -> Plan:
         # Lazy: the delays are drawn as the chunks go out, so a burst of requests does not
         # build every stream's schedule before its first byte. Only a timed ending needs the total.
@@ -81,11 +97,12 @@ class Latency(ByteFault):
         if ending.at_ms is not None:
             if not isinstance(chunks, Sized):
                 chunks = list(chunks)
-            total = self.headers_ms
-            for d in islice(self._delays(), len(chunks)):
-                total += d
-            ending = replace(ending, at_ms=ending.at_ms + total)
-        return replace(plan, headers_at_ms=plan.headers_at_ms + self.headers_ms, chunks=_shifted(chunks, self._delays(), self.headers_ms), ending=ending)
+            ending = Ending(ending.how, ending.at_ms + self.headers_ms + self._total(len(chunks)))
+        if type(chunks) is EventChunks:  # still whole events: the replayer's hot path takes the delays as it writes
+            shifted: Iterable[Chunk] = chunks.shifted(self._delays, self.headers_ms)
+        else:
+            shifted = _shifted(chunks, self._delays(), self.headers_ms)
+        return plan.but(headers_at_ms=plan.headers_at_ms + self.headers_ms, chunks=shifted, ending=ending)
 
 
 def _shifted(chunks: Iterable[Chunk], delays: Iterator[float], start: float) -> Iterator[Chunk]:

@@ -52,11 +52,11 @@ class Pings(EventFault):
         if len(events) < 2:
             return f"pings go between events; the stream holds {holds(events)}"
         if not self.count(events):
-            return f"the stream spans {events[-1].t - events[0].t:g} ms from its first event to its last, not more than every={self.every_ms:g}ms"
+            return f"the stream spans {events[-1].t - events[0].t:.15g} ms from its first event to its last, not more than every={self.every_ms:.15g}ms"
         return None
 
     def describe(self, events: tuple[Event, ...], ctx: Context) -> str:
-        return f"{self.count(events)} pings, every {self.every_ms:g} ms"
+        return f"{self.count(events)} pings, every {self.every_ms:.15g} ms"
 
     def apply_events(self, events: tuple[Event, ...], ctx: Context) -> tuple[Event, ...]:
         if len(events) < 2:
@@ -64,7 +64,7 @@ class Pings(EventFault):
         start, stop = events[0].t, events[-1].t
         count = int((stop - start) // self.every_ms)
         if count > MAX_PINGS:
-            raise ValueError(f"pings every {self.every_ms:g}ms over {stop - start:g}ms would be {count} pings; at most {MAX_PINGS}")
+            raise ValueError(f"pings every {self.every_ms:.15g}ms over {stop - start:.15g}ms would be {count} pings; at most {MAX_PINGS}")
         out: list[Event] = [events[0]]
         k = 1
         for ev in events[1:]:

@@ -30,7 +30,7 @@ def check_speed(value: object, key: str = "speed") -> float:
     number = float(value)
     if number == 0 or (math.isfinite(number) and MIN_SPEED <= number <= MAX_SPEED):
         return number
-    raise FaultSpecError(f"{key} must be 0 (no waiting) or between {MIN_SPEED:g} and {MAX_SPEED:g}, got {number:g}")
+    raise FaultSpecError(f"{key} must be 0 (no waiting) or between {MIN_SPEED:g} and {MAX_SPEED:g}, got {number!r}")
 
 
 @register

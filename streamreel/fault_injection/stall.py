@@ -47,7 +47,7 @@ class Stall(ByteFault):
 
     def describe(self, plan: Plan, ctx: Context) -> str:
         where = where_cut(plan, self.after_events, self.after_bytes).where
-        return f"silent {self.seconds:g} s {where}" if self.seconds is not None else f"silent until the client left, {where}"
+        return f"silent {self.seconds:.15g} s {where}" if self.seconds is not None else f"silent until the client left, {where}"
 
     def apply(self, plan: Plan, ctx: Context) -> Plan:
         head, tail, reached = cut(plan, after_events=self.after_events, after_bytes=self.after_bytes)

@@ -26,7 +26,11 @@ class Throttle(ByteFault):
     stage = 40
     needs_chunks = True
 
-    bytes_per_s: float = spec_field("bytes_per_s", "float", default=1.0, low=1.0, high=MAX_BYTES_PER_S, help="bandwidth cap in bytes per second")
+    bytes_per_s: float = spec_field("bytes_per_s", "float", default=None, low=1.0, high=MAX_BYTES_PER_S, help="bandwidth cap in bytes per second")
+
+    def __post_init__(self) -> None:
+        if self.bytes_per_s is None:
+            raise ValueError("say how fast: bytes_per_s=N (1 to 1e9 bytes a second)")
 
     def why_not(self, plan: Plan, ctx: Context) -> str | None:
         ms_per_byte = 1000.0 / self.bytes_per_s
@@ -40,13 +44,13 @@ class Throttle(ByteFault):
             count += 1
         if not count:
             return "the stream sends no bytes to slow down"
-        return f"at {self.bytes_per_s:g} bytes/s every write of the stream goes out whole and before the next is due; nothing would be slowed"
+        return f"at {self.bytes_per_s:.15g} bytes/s every write of the stream goes out whole and before the next is due; nothing would be slowed"
 
     def max_delay_ms(self, events: int, size: int) -> float:
         return size * 1000.0 / self.bytes_per_s
 
     def describe(self, plan: Plan, ctx: Context) -> str:
-        return f"at most {self.bytes_per_s:g} bytes/s"
+        return f"at most {self.bytes_per_s:.15g} bytes/s"
 
     @property
     def piece_bytes(self) -> int:
