@@ -35,6 +35,9 @@ import anthropic
 import httpx2
 import openai
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import figure  # noqa: E402
+
 from streamreel import Capture, Cassette, save
 from streamreel.providers.anthropic import TextBlock, message_events
 from streamreel.providers.openai import chat_events
@@ -95,10 +98,10 @@ def throughput(url: str, rounds: int) -> dict[str, dict[str, float]]:
     return out
 
 
-def latency(events: int, rounds: int) -> dict[str, float]:
+def latency(events: int, rounds: int) -> dict[str, tuple[float, float]]:
     """Seconds per event through the SDK, each event its own read, with and without the capture."""
     cassette = streams(events, gap_ms=1.0)
-    out: dict[str, float] = {}
+    out: dict[str, tuple[float, float]] = {}
     for sdk, module in (("anthropic", anthropic), ("openai", openai)):
         read = reader(sdk)
         capture = Capture(max_bytes=64 * 2**20)
@@ -119,7 +122,7 @@ def latency(events: int, rounds: int) -> dict[str, float]:
         added = med["capture"] - med["plain"]
         print(f"{sdk}, {n} events in {chunks} reads, in process, {rounds} rounds: plain {med['plain'] * 1e6:.1f} us/event, capture {med['capture'] * 1e6:.1f} us/event")
         print(f"  added per event: {added * 1e6:+.2f} us = {added * 1e3:+.4f} ms")
-        out[sdk] = added
+        out[sdk] = (med["plain"], med["capture"])
     return out
 
 
@@ -141,7 +144,7 @@ class _Reads(httpx2.SyncByteStream):
         return iter(self.reads)
 
 
-def own_cost(events: int, rounds: int) -> float:
+def own_cost(events: int, rounds: int) -> tuple[float, float]:
     """Seconds the capture adds to each read on its own: httpx2 reading ready-made reads (one event each), with and without it."""
     reads = [e.wire for e in streams(events).interactions[0].response.events or ()]
     capture = Capture(max_bytes=64 * 2**20)
@@ -157,7 +160,7 @@ def own_cost(events: int, rounds: int) -> float:
     best = {way: min(v[1:]) for way, v in per_read.items()}
     added = best["capture"] - best["plain"]
     print(f"httpx2 alone, {len(reads)} reads of one event each: plain {best['plain'] * 1e6:.2f} us/read, capture {best['capture'] * 1e6:.2f} us/read: the capture's own cost {added * 1e6:.2f} us a read")
-    return added
+    return best["plain"], best["capture"]
 
 
 def dump_time(events: int) -> float:
@@ -187,17 +190,17 @@ def main(events: int, rounds: int, check: bool) -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-    for sdk, med in rates.items():
-        ratio = med["capture"] / med["plain"]
-        ok = ratio >= 0.95
-        print(f"  {sdk} capture / plain: {ratio:.2f} (target >= 0.95: {'ok' if ok else 'MISS'}; the ring kept all {med['held']:.0f} events)")
+    for sdk, best in rates.items():
+        print(f"  the ring kept all {best['held']:.0f} events of the {sdk} stream")
+        ok = figure(f"{sdk} SDK events/s through a Capture", best["capture"], best["plain"], "events/s", baseline="its plain client", target=">= 0.95x plain", ok=best["capture"] >= 0.95 * best["plain"], show="{:,.0f}")
         missed += [f"{sdk} throughput"] * (not ok)
-    added = latency(min(events, 5000), rounds)
-    for sdk, seconds in added.items():
-        ok = seconds < 1e-4
-        print(f"  {sdk} added latency per event: {seconds * 1e3:.4f} ms (target < 0.1 ms: {'ok' if ok else 'MISS'})")
+    n = min(events, 5000)
+    for sdk, (plain, captured) in latency(n, rounds).items():
+        added_ms = (captured - plain) * 1e3
+        ok = figure(f"{sdk} SDK, ms an event, each its own read", captured * 1e3, plain * 1e3, "ms", baseline="plain", target="added < 0.1 ms", ok=added_ms < 0.1, show="{:.4f}")
         missed += [f"{sdk} latency"] * (not ok)
-    own_cost(min(events, 5000), rounds)
+    plain, captured = own_cost(n, rounds)
+    figure("httpx2 alone, us a read through a Capture", captured * 1e6, plain * 1e6, "us", baseline="plain", show="{:.2f}")
     dump_time(events)
     if check and missed:
         print(f"FAIL: missed {', '.join(missed)}", file=sys.stderr)
