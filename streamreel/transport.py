@@ -235,11 +235,15 @@ class _PlanStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
             # client finds them waiting in its buffer (at speed 0, the whole stream at once).
             live.view = chunks.events
             k = 1.0 / chunks.factor if chunks.factor else 0.0
+            delays = chunks.delays() if chunks.delays is not None else None
+            shift = chunks.start_ms
             n = 0
             batch: list[bytes] = []
             size = 0
             for ev in chunks.events:
-                at = ev.t * k
+                if delays is not None:
+                    shift += next(delays)
+                at = ev.t * k + shift
                 if at > last:
                     if batch:
                         live.events_done = n

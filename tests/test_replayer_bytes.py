@@ -34,7 +34,9 @@ from streamreel.sse import LINE_ENDINGS
 
 DATA = Path(__file__).parent / "data"
 ROOTS = [DATA] + ([Path(os.environ["STREAMREEL_CORPUS"])] if os.environ.get("STREAMREEL_CORPUS") else [])
-FILES = sorted(p for root in ROOTS for p in root.rglob("*") if p.is_file() and p.name != "README.md")
+ARTIFACTS = DATA / "artifacts"
+"""Logs, HAR files and data-only captures as a user has them: not the bytes that went over the wire."""
+FILES = sorted(p for root in ROOTS for p in root.rglob("*") if p.is_file() and p.name != "README.md" and ARTIFACTS not in p.parents)
 CAPTURES = [p for p in FILES if ".chunks." not in p.name]
 CHUNKS = [p for p in FILES if ".chunks." in p.name]
 GEMINI = DATA / "pydantic-ai" / "test_google_model_stream.yaml"

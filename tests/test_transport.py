@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from streamreel import Cassette, Replayer, StreamreelError
 from streamreel.providers.anthropic import TextBlock, message_events
-from streamreel.strategies import FAULT_KINDS, StreamCassette, anthropic_messages, fault_plans, openai_chat_streams
+from streamreel.strategies import FAULT_KINDS, StreamCassette, anthropic_messages, faulted, openai_chat_streams
 from streamreel.transport import BASE_URL, ReplayTransport, TeeStream, TeeTransport, ending_error
 
 KEY = "sk-" + "test"
@@ -92,14 +92,12 @@ def served_both_ways(server: Replayer, stream: Cassette, faults: list[str], read
     return (over_socket, socket_truth), (in_process, process_truth)
 
 
-PLANS = fault_plans(max_faults=2, events=12, stream_bytes=3000)
-
-
 @settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=anthropic_messages(max_blocks=3), plan=PLANS)
-def test_every_fault_plan_ends_the_anthropic_sdk_the_same_in_process_as_over_a_socket(both: Any, stream: StreamCassette, plan: list[str]) -> None:
+@given(stream=faulted(anthropic_messages(max_blocks=3), max_faults=2))
+def test_every_fault_plan_ends_the_anthropic_sdk_the_same_in_process_as_over_a_socket(both: Any, stream: StreamCassette) -> None:
+    """``faulted`` draws plans that apply to the stream (the replayer refuses the others)."""
     server, _, clients = both
-    socket, in_process = served_both_ways(server, stream, plan, anthropic_reader, clients["anthropic socket"], clients["anthropic inprocess"])
+    socket, in_process = served_both_ways(server, stream, [], anthropic_reader, clients["anthropic socket"], clients["anthropic inprocess"])
     assert in_process == socket
 
 
@@ -109,20 +107,20 @@ def test_each_kind_of_fault_ends_the_sdks_the_same_in_process_as_over_a_socket(b
     server, _, clients = both
 
     @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None)
-    @given(stream=st.one_of(anthropic_messages(max_blocks=3), openai_chat_streams(max_choices=2)), plan=fault_plans(kinds=[kind], max_faults=1, events=12, stream_bytes=3000))
-    def check(stream: StreamCassette, plan: list[str]) -> None:
+    @given(stream=faulted(st.one_of(anthropic_messages(max_blocks=3), openai_chat_streams(max_choices=2)), kinds=[kind], max_faults=1))
+    def check(stream: StreamCassette) -> None:
         read = anthropic_reader if stream.provider == "anthropic" else openai_reader
-        socket, in_process = served_both_ways(server, stream, plan, read, clients[f"{stream.provider} socket"], clients[f"{stream.provider} inprocess"])
+        socket, in_process = served_both_ways(server, stream, [], read, clients[f"{stream.provider} socket"], clients[f"{stream.provider} inprocess"])
         assert in_process == socket
 
     check()
 
 
 @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=openai_chat_streams(max_choices=2), plan=PLANS)
-def test_every_fault_plan_ends_the_openai_sdk_the_same_in_process_as_over_a_socket(both: Any, stream: StreamCassette, plan: list[str]) -> None:
+@given(stream=faulted(openai_chat_streams(max_choices=2), max_faults=2))
+def test_every_fault_plan_ends_the_openai_sdk_the_same_in_process_as_over_a_socket(both: Any, stream: StreamCassette) -> None:
     server, _, clients = both
-    socket, in_process = served_both_ways(server, stream, plan, openai_reader, clients["openai socket"], clients["openai inprocess"])
+    socket, in_process = served_both_ways(server, stream, [], openai_reader, clients["openai socket"], clients["openai inprocess"])
     assert in_process == socket
 
 
