@@ -799,9 +799,15 @@ def _clip(text: str, limit: int) -> str:
     return (head[:cut] if cut > 0 else "") + " ..."
 
 
+_TAIL_BYTES = 8192
+"""How far from the end of a stream an error event is looked for: it is the stream's last event."""
+
+
 def _may_hold_error(chunks: list[bytes]) -> bool:
-    """Whether the last chunks could hold an error event (the stream's error comes last)."""
-    return any(_ERROR_HINT.search(c) for c in chunks[-3:])
+    """Whether the end of the stream could hold an error event: a quick look at its last bytes,
+    on the app's thread when a stream ends; the background writer then decodes to be sure."""
+    tail = b"".join(chunks[-3:])[-_TAIL_BYTES:]
+    return (b"rror" in tail or b"xception" in tail) and _ERROR_HINT.search(tail) is not None
 
 
 def _cassette_of(snaps: list[_Stream], base: Scrubber) -> tuple[Cassette, list[str], Scrubber]:
