@@ -4,7 +4,8 @@ Loading uses libyaml's safe loader when present and never executes YAML tags; a 
 that does not fit the format fails with a :class:`CassetteError` naming the file, the
 line and the field (``cassettes/x.yaml:14: interactions[0].response.events[3].t:
 expected a number``). Loading is bounded: nesting deeper than :data:`MAX_DEPTH`, aliases
-that would expand by more than :data:`MAX_ALIAS_NODES` nodes ("billion laughs"), an alias
+that would expand by more than :data:`MAX_ALIAS_NODES` nodes ("billion laughs") or by more
+than :data:`MAX_ALIAS_BYTES` characters of text (one long string aliased many times), an alias
 inside itself and duplicate keys are errors too. Saving is atomic, so a killed recorder
 never leaves half a file.
 """
@@ -40,6 +41,7 @@ __all__ = [
     "VERSION",
     "MAX_DEPTH",
     "MAX_ALIAS_NODES",
+    "MAX_ALIAS_BYTES",
     "bundled",
     "bundled_names",
     "load",
@@ -54,6 +56,9 @@ MAX_DEPTH = 200
 """Deepest nesting of lists and mappings a cassette may have (JSON bodies included)."""
 MAX_ALIAS_NODES = 1_000_000
 """How many nodes YAML aliases may add to a cassette beyond the ones written out."""
+MAX_ALIAS_BYTES = 16 * 1024 * 1024
+"""How many characters of text YAML aliases may add to a cassette beyond the ones written out:
+a 1 MB string aliased a thousand times is few nodes but a gigabyte to hold and to send."""
 _MAX_INT_DIGITS = 1000
 END_REASONS = ("complete", "upstream_disconnect", "client_cancel", "timeout")
 
@@ -390,10 +395,12 @@ _INT_TAG = "tag:yaml.org,2002:int"
 
 def _check_aliases(root: yaml.Node, fail: Any) -> None:
     """With aliases in the file (rare, so paths are kept here): refuse one inside itself, and an
-    expansion deeper than :data:`MAX_DEPTH` or larger than :data:`MAX_ALIAS_NODES`."""
+    expansion deeper than :data:`MAX_DEPTH`, larger than :data:`MAX_ALIAS_NODES` nodes or than
+    :data:`MAX_ALIAS_BYTES` characters of scalars."""
     size: dict[int, int] = {}
+    text: dict[int, int] = {}
     depth: dict[int, int] = {}
-    distinct = 0
+    distinct = distinct_text = 0
     stack: list[tuple[yaml.Node, tuple[str | int, ...], bool]] = [(root, (), False)]
     while stack:
         node, where, done = stack.pop()
@@ -401,11 +408,14 @@ def _check_aliases(root: yaml.Node, fail: Any) -> None:
         kids = _children(node)
         if done:
             size[key] = 1 + sum(size[id(c)] for _, c in kids)
+            text[key] = len(node.value) if type(node) is yaml.ScalarNode else sum(text[id(c)] for _, c in kids)
             depth[key] = 1 + max((depth[id(c)] for _, c in kids), default=0)
             if depth[key] > MAX_DEPTH:
                 raise fail(node, f"nested deeper than {MAX_DEPTH} levels", where)
             if size[key] > distinct + MAX_ALIAS_NODES:
                 raise fail(node, f"aliases expand this to {size[key]:,} nodes; at most {MAX_ALIAS_NODES:,} more than written are allowed", where)
+            if text[key] > distinct_text + MAX_ALIAS_BYTES:
+                raise fail(node, f"aliases expand this to {text[key]:,} characters of text; at most {MAX_ALIAS_BYTES:,} more than written are allowed", where)
             continue
         if key in size:
             continue
@@ -413,6 +423,8 @@ def _check_aliases(root: yaml.Node, fail: Any) -> None:
             raise fail(node, "an alias refers to a node that contains it (a recursive structure)", where)
         depth[key] = 0
         distinct += 1
+        if type(node) is yaml.ScalarNode:
+            distinct_text += len(node.value)
         stack.append((node, where, True))
         stack.extend((c, (*where, label), False) for label, c in reversed(kids))
 

@@ -27,6 +27,9 @@ _SYNTH_PROVIDERS = ("anthropic", "openai", "openai-responses", "gemini", "anthro
 SERVE_HISTORY = 100
 """Requests and responses `serve` keeps (for no one to read): a long session must not grow without bound."""
 
+SERVE_HISTORY_BYTES = 64 * 1024 * 1024
+"""And at most about this many bytes of them: a hundred 30 MB requests would otherwise be kept whole."""
+
 
 class _Fault(click.ParamType):
     """A ``--fault`` value, parsed (and rejected with the valid choices) before anything starts."""
@@ -95,6 +98,8 @@ def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
                 await start()
         except OSError as e:
             raise click.ClickException(f"cannot listen: {e.strerror or e}") from None
+        except (StreamreelError, ValueError, OverflowError) as e:
+            raise click.ClickException(" ".join(str(e).split())) from None
         for w in caught:
             if issubclass(w.category, NonLoopbackWarning):
                 click.echo(f"warning: {w.message}", err=True)
@@ -111,17 +116,27 @@ def run_until_signal(start: Any, stop: Any, banner: Callable[[], str]) -> None:
     asyncio.run(serve())
 
 
+_PORT = click.IntRange(0, 65535)
+
+
+def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("an empty host would listen on every interface, each on its own port; give 127.0.0.1 (the default), ::1, or 0.0.0.0")
+    return value
+
+
 @main.command()
 @click.argument("cassette")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default; others warn).")
-@click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=_host, help="Interface to bind (loopback by default; others warn).")
+@click.option("--port", default=0, show_default=True, type=_PORT, help="Port; 0 picks a free one.")
+@click.option("--idle-timeout", default=None, type=click.FloatRange(min=0, min_open=True, max=86400), help="Seconds a client may take to send a request head, pause a body, or leave a response unread before it is cut (default 60).")
 @click.option("--speed", default=1.0, show_default=True, type=_Speed(), help="Playback rate: 2 = twice as fast, 0 = no waiting (0.001 to 1000).")
 @click.option("--fault", "faults", multiple=True, type=_Fault(), help="Fault spec, e.g. 'disconnect:after=5'; repeatable.")
 @click.option("--ids", is_flag=True, help="Number the events (id: N) so a browser's EventSource resumes with Last-Event-ID.")
 @click.option("--retry-ms", default=None, type=click.IntRange(min=0), help="Send `retry:` with this reconnect delay (1000 with --ids).")
 @click.option("-q", "--quiet", is_flag=True, help="No line per response on stderr.")
 @click.option("--log", "log_file", default=None, type=click.Path(dir_okay=False, writable=True), help="Append one JSON line per response to this file (what GET /__streamreel/responses lists).")
-def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple[Any, ...], ...], ids: bool, retry_ms: int | None, quiet: bool, log_file: str | None) -> None:
+def serve(cassette: str, host: str, port: int, idle_timeout: float | None, speed: float, faults: tuple[tuple[Any, ...], ...], ids: bool, retry_ms: int | None, quiet: bool, log_file: str | None) -> None:
     """Serve CASSETTE until interrupted; prints `listening on http://HOST:PORT` first, then a line per response on stderr.
 
     CASSETTE is a cassette file, a bundled cassette's name (`text`, `tool_use`, ...), or a
@@ -134,8 +149,21 @@ def serve(cassette: str, host: str, port: int, speed: float, faults: tuple[tuple
     source = _served(cassette)
     directory = source.is_dir()
     try:
-        replayer = Replayer(None if directory else source, cassette_dir=source if directory else None, speed=speed, faults=_fault_list(faults), host=host, port=port, ids=ids, retry_ms=retry_ms, history=SERVE_HISTORY)
-    except StreamreelError as e:
+        more = {} if idle_timeout is None else {"idle_timeout": idle_timeout}
+        replayer = Replayer(
+            None if directory else source,
+            cassette_dir=source if directory else None,
+            speed=speed,
+            faults=_fault_list(faults),
+            host=host,
+            port=port,
+            ids=ids,
+            retry_ms=retry_ms,
+            history=SERVE_HISTORY,
+            history_bytes=SERVE_HISTORY_BYTES,
+            **more,
+        )
+    except (StreamreelError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     log = _ResponseLog(replayer, quiet=quiet, path=log_file)
     replayer.on_response = log
@@ -414,8 +442,8 @@ def synth_(
 @main.command()
 @click.option("--upstream", default=DEFAULT_UPSTREAM, show_default=True, help="API to forward to (base URL).")
 @click.option("-o", "--output", "cassette", required=True, type=click.Path(dir_okay=False), help="Cassette to write (and, by mode, replay from).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default; others warn).")
-@click.option("--port", default=0, show_default=True, help="Port; 0 picks a free one.")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=_host, help="Interface to bind (loopback by default; others warn).")
+@click.option("--port", default=0, show_default=True, type=_PORT, help="Port; 0 picks a free one.")
 @click.option("--mode", type=click.Choice(MODES), default="once", show_default=True, help="Record mode, as in vcrpy.")
 @click.option("--scrub-header", "scrub_headers", multiple=True, metavar="NAME", help="Header to blank (credential headers always are); repeatable.")
 @click.option("--scrub-pattern", "scrub_patterns", multiple=True, metavar="REGEX", help="Regular expression blanked in bodies, events, paths and headers; repeatable.")

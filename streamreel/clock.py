@@ -6,6 +6,11 @@ would carry that error. A :class:`Clock` arms one Linux timerfd to the earliest 
 nanoseconds on the same monotonic clock as ``loop.time()``; epoll returns the moment it
 fires. Where there is no timerfd (macOS, whose kqueue already waits in nanoseconds; Windows),
 a Clock is ``asyncio.sleep``.
+
+A deadline the clock cannot arm (not a number, infinite, or further ahead than
+:data:`MAX_AHEAD_S`) is refused with a :class:`DeadlineError` before it is queued: a timer
+armed to a value that overflows would wrap into the past and fire again and again, and an
+entry left in the queue would break every later sleeper.
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ import time
 from itertools import count
 from typing import Callable
 
-__all__ = ["Clock", "MAX_SLACK_S"]
+from .errors import StreamreelError
+
+__all__ = ["Clock", "DeadlineError", "MAX_AHEAD_S", "MAX_SLACK_S"]
+
+MAX_AHEAD_S = 30 * 86400.0
+"""The furthest ahead a sleep may end: 30 days. Any real wait (a recorded gap, a stall, a
+throttled stream) is far shorter; a larger one comes from a fault value or a speed so extreme
+that the timer could not hold it (it would wrap to the past and spin the loop)."""
 
 MAX_SLACK_S = 250e-6
 """The most a wake-up is delayed so that deadlines close together share it. Each wake-up is a
@@ -33,6 +45,26 @@ _CLOCK_MONOTONIC = 1
 _TFD_NONBLOCK = 0o4000
 _TFD_CLOEXEC = 0o2000000
 _TFD_TIMER_ABSTIME = 1
+_MAX_NS = 2**63 - 1
+
+
+class DeadlineError(StreamreelError, ValueError):
+    """A sleep the clock refuses: its deadline is not a number, or too far ahead to arm."""
+
+
+def _check(when: float, now: float) -> float:
+    """How far ahead ``when`` is, or a :class:`DeadlineError` saying why it cannot be slept to."""
+    try:
+        ahead = when - now
+    except TypeError:
+        raise DeadlineError(f"a sleep deadline must be a number of seconds, got {type(when).__name__}") from None
+    if ahead != ahead:
+        raise DeadlineError("a sleep deadline is not a number (NaN); it comes from a fault value or speed that has no meaning")
+    if ahead > MAX_AHEAD_S:
+        raise DeadlineError(
+            f"cannot sleep {ahead:.3g} s: at most {MAX_AHEAD_S:.0f} s (30 days) ahead; a fault value or a speed this extreme cannot take effect"
+        )
+    return ahead
 
 
 class _Timespec(ctypes.Structure):
@@ -64,7 +96,9 @@ def _timerfd() -> tuple[int, Callable[[int], None]] | None:
     settime = libc.timerfd_settime
 
     def arm(ns: int) -> None:
-        spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(max(ns, 1), 1_000_000_000)
+        if not 0 < ns < _MAX_NS:
+            raise OverflowError(f"timer value {ns} ns does not fit a timespec")
+        spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(ns, 1_000_000_000)
         if settime(fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None) != 0:
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
 
@@ -83,6 +117,7 @@ class Clock:
         self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = count()
         self._armed: float | None = None
+        self._cancelled = 0
         self._fd: int | None = None
         self._arm: Callable[[int], None] | None = None
         if precise and isinstance(loop, asyncio.SelectorEventLoop) and _uses_monotonic(loop):
@@ -97,25 +132,57 @@ class Clock:
         return self._fd is not None
 
     async def sleep_until(self, when: float) -> None:
-        """Return at ``when`` (in ``loop.time()`` seconds), or at once if it has passed."""
+        """Return at ``when`` (in ``loop.time()`` seconds), or at once if it has passed.
+
+        Raises :class:`DeadlineError` for a deadline that is NaN, not a number, or more than
+        :data:`MAX_AHEAD_S` ahead; nothing of it is kept.
+        """
         loop = self._loop
-        delay = when - loop.time()
+        delay = _check(when, loop.time())
         if delay <= 0:
             return
         if self._arm is None:
             await asyncio.sleep(delay)
             return
         future: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._heap, (when, next(self._seq), future))
+        entry = (when, next(self._seq), future)
+        heapq.heappush(self._heap, entry)
         if self._armed is None or when < self._armed:
-            self._set(when)
-        await future
+            try:
+                self._set(when)
+            except (OverflowError, OSError, ValueError) as e:
+                self._drop(entry)
+                raise DeadlineError(f"cannot arm the timer for a sleep of {delay:.3g} s: {e}") from None
+        try:
+            await future
+        except asyncio.CancelledError:
+            self._forget_cancelled()
+            raise
+
+    def _drop(self, entry: tuple[float, int, asyncio.Future[None]]) -> None:
+        """Take ``entry`` out of the queue and re-arm for the earliest one left."""
+        heap = self._heap
+        heap.remove(entry)
+        heapq.heapify(heap)
+        self._armed = None
+        if heap:
+            self._set(heap[0][0])
+
+    def _forget_cancelled(self) -> None:
+        """Once most of the queue is cancelled sleepers (clients that left), rebuild it without them,
+        so a long-running server does not keep an entry per abandoned stream until its deadline."""
+        heap = self._heap
+        self._cancelled += 1
+        if self._cancelled > 64 and self._cancelled * 2 > len(heap):
+            heap[:] = [entry for entry in heap if not entry[2].done()]
+            heapq.heapify(heap)
+            self._cancelled = 0
 
     def _set(self, when: float) -> None:
         assert self._arm is not None
-        self._armed = when
         slack = min(len(self._heap) * _SLACK_PER_SLEEPER_S, MAX_SLACK_S)
         self._arm(int((when + slack) * 1_000_000_000) + 1)
+        self._armed = when
 
     def _fire(self) -> None:
         assert self._fd is not None

@@ -12,11 +12,15 @@ A path *object* (``pathlib.Path``) is code, not a name: the pytest plugin takes 
 which is how a test points at a file elsewhere on purpose.
 
 :class:`Library` maps names to cassettes for a server that serves a directory: each one loaded
-on first use and kept, with its own ordered-playback state.
+on first use and kept, with its own ordered-playback state. A server on an event loop loads
+with :meth:`Library.preload` (or :meth:`Library.aselect_named`) first, which loads a cassette on
+a worker thread (a large one takes seconds) so the streams already in flight are not held up,
+and loads it once however many requests ask for it meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import os
 import re
@@ -120,6 +124,7 @@ class Library(Generic[S]):
         self.directory = path
         self._load = load
         self._cache: dict[Path, tuple[str, S]] = {}
+        self._loading: dict[Path, asyncio.Future[tuple[str, S]]] = {}
         self.default: str | None = None
         """The cassette for requests that name none (a name in the directory), if one was chosen."""
 
@@ -164,6 +169,7 @@ class Library(Generic[S]):
     def clear(self) -> None:
         """Forget every loaded cassette: the next request reloads it and plays it from the top."""
         self._cache = {}
+        self._loading = {}
 
     def select(self, headers: Mapping[str, str], query: str) -> S:
         """What serves a request, by its header or query parameter; raises :class:`Refusal` saying why not."""
@@ -171,6 +177,43 @@ class Library(Generic[S]):
 
     def select_named(self, headers: Mapping[str, str], query: str) -> tuple[str, S]:
         """:meth:`select`, with the cassette's path relative to the directory (``errors/overloaded.yaml``)."""
+        name, source = self._requested(headers, query)
+        try:
+            return self.get_named(name)
+        except Exception as e:
+            raise self._refusal(name, source, e) from None
+
+    async def aselect_named(self, headers: Mapping[str, str], query: str) -> tuple[str, S]:
+        """:meth:`select_named` for a server's event loop: a cassette not loaded yet is loaded on a worker
+        thread, once, however many requests wait for it."""
+        name, source = self._requested(headers, query)
+        try:
+            path = self.path(name)
+            key = Path(os.path.realpath(path))
+            entry = self._cache.get(key)
+            if entry is not None:
+                return entry
+            loading = self._loading.get(key)
+            if loading is None:
+                loop = asyncio.get_running_loop()
+                loading = self._loading[key] = loop.run_in_executor(None, lambda: (path.relative_to(self.directory).as_posix(), self._load(path)))
+                cache, pending = self._cache, self._loading
+                loading.add_done_callback(lambda done: _settle(cache, pending, key, done))
+            return await asyncio.shield(loading)
+        except Exception as e:
+            raise self._refusal(name, source, e) from None
+
+    async def preload(self, headers: Mapping[str, str], query: str) -> None:
+        """Load the cassette a request names, if it is not loaded yet, on a worker thread (see
+        :meth:`aselect_named`), so that :meth:`select_named` then finds it without touching the disk.
+        A request that names none or a bad one is left for :meth:`select_named` to refuse."""
+        try:
+            await self.aselect_named(headers, query)
+        except Exception:
+            return
+
+    def _requested(self, headers: Mapping[str, str], query: str) -> tuple[str, str]:
+        """The cassette a request names and where it named it; raises :class:`Refusal` when it names none."""
         name = headers.get(CASSETTE_HEADER)
         source = f"{CASSETTE_HEADER} header"
         if name is None:
@@ -184,7 +227,7 @@ class Library(Generic[S]):
         if name is None:
             names = self.names()
             if len(names) == 1:
-                return self.get_named(names[0])
+                return names[0], "directory"
             if not names:
                 raise Refusal(400, "invalid_request_error", f"streamreel: the served directory holds no cassettes ({'/'.join(SUFFIXES)} files)")
             raise Refusal(
@@ -193,19 +236,32 @@ class Library(Generic[S]):
                 f"streamreel: this server serves a directory of cassettes; name one with the {CASSETTE_HEADER} header "
                 f"(or ?{CASSETTE_PARAM}= where headers cannot be set). Available: {_listing(names)}",
             )
-        try:
-            return self.get_named(name)
-        except CassetteNameError as e:
-            raise Refusal(400, "invalid_request_error", f"streamreel: bad {source}: {e.reason}; a name is a relative path inside the served directory") from None
-        except FileNotFoundError:
+        return name, source
+
+    def _refusal(self, name: str, source: str, error: Exception) -> Exception:
+        """What to answer when cassette ``name`` cannot be served (unexpected errors pass through)."""
+        if isinstance(error, Refusal):
+            return error
+        if isinstance(error, CassetteNameError):
+            return Refusal(400, "invalid_request_error", f"streamreel: bad {source}: {error.reason}; a name is a relative path inside the served directory")
+        if isinstance(error, FileNotFoundError):
             names = self.names()
             close = difflib.get_close_matches(name, names, n=3, cutoff=0.5) or difflib.get_close_matches(name, [n.rsplit(".", 1)[0] for n in names], n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise Refusal(404, "not_found_error", f"streamreel: no cassette {name!r} in the served directory.{hint} Available: {_listing(names)}") from None
-        except (StreamreelError, ValueError) as e:
-            raise Refusal(400, "invalid_request_error", f"streamreel: cassette {name!r} cannot be served: {e}") from None
-        except OSError as e:
-            raise Refusal(400, "invalid_request_error", f"streamreel: cassette {name!r} cannot be read: {e.strerror or e}") from None
+            return Refusal(404, "not_found_error", f"streamreel: no cassette {name!r} in the served directory.{hint} Available: {_listing(names)}")
+        if isinstance(error, (StreamreelError, ValueError)):
+            return Refusal(400, "invalid_request_error", f"streamreel: cassette {name!r} cannot be served: {error}")
+        if isinstance(error, OSError):
+            return Refusal(400, "invalid_request_error", f"streamreel: cassette {name!r} cannot be read: {error.strerror or error}")
+        return error
+
+
+def _settle(cache: dict[Path, tuple[str, S]], pending: dict[Path, asyncio.Future[tuple[str, S]]], key: Path, done: asyncio.Future[tuple[str, S]]) -> None:
+    """A load finished: keep what it made (unless the library was cleared meanwhile) and let the next request load again if it failed."""
+    if pending.get(key) is done:
+        del pending[key]
+        if not done.cancelled() and done.exception() is None:
+            cache[key] = done.result()
 
 
 def _listing(names: list[str], limit: int = 50) -> str:

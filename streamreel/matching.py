@@ -46,7 +46,7 @@ class ReceivedRequest:
         if not self.body:
             return None, "the body is empty"
         try:
-            return json.loads(self.body), None
+            return json.loads(self.body.decode("utf-8")), None  # the API reads UTF-8 only (json.loads would guess UTF-16)
         except UnicodeDecodeError as e:
             return None, f"the body is not UTF-8 ({e.reason} at byte {e.start})"
         except ValueError as e:

@@ -24,6 +24,12 @@ are served by the same replay path (timing, faults, ground truth in ``.responses
 Record modes follow vcrpy: ``none`` replays only, ``once`` records only when the cassette
 does not exist yet, ``new_episodes`` replays what matches and records the rest, ``all``
 records everything and overwrites the cassette.
+
+A recorder that records holds a lock on its cassette path (:mod:`streamreel.lockfile`): a
+second recorder of the same file is refused, naming the first, rather than silently losing
+one's interactions. Each rewrite dumps only the interactions recorded this session (each once)
+and copies the rest of the file as it was, so in ``new_episodes`` mode a new episode costs the
+same on a cassette of ten events or of two hundred thousand.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import base64
 import glob
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +55,9 @@ from .cassette import Cassette, End, Interaction, Request, Response
 from .errors import CassetteError, NoMatchError, StreamreelError
 from .providers import is_complete, provider_of_events, stream_decoder
 from .matching import MATCH_ON, SDK_QUERY_PARAMS, ReceivedRequest
+from .guard import drain
 from .library import CASSETTE_HEADER
+from .lockfile import CassetteLock
 from .replayer import _CORS, FAULTS_HEADER, HOP_BY_HOP, CassetteLike, Replayer, _Live, _reset_when_delivered, _State
 from .scrub import Scrubber, safe_url
 from .sse import Event
@@ -122,13 +131,17 @@ class Recorder(Replayer):
         if mode == "none" and not exists:
             raise CassetteError("no such file; mode 'none' only replays, record it first with mode 'once'", path=str(self.path))
         self._base = _cassette.load(self.path) if exists and mode != "all" else Cassette(path=str(self.path))
+        self._base_stat = _stat(self.path) if exists and mode != "all" else None
         self.recording = mode in ("new_episodes", "all") or (mode == "once" and not exists)
         """Whether requests the cassette does not answer go upstream (else they get a 404)."""
-        if self.recording:
-            _remove_stale_temps(self.path)
+        self._lock = CassetteLock(self.path) if self.recording else None
+        self._file: _FileText | None = None
+        self._entries: dict[int, str] = {}
+        self._options = {"faults": faults, "speed": speed}
         self._takes: list[Interaction | None] = []
         self._session: aiohttp.ClientSession | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._building: set[asyncio.Future[Interaction]] = set()
         self._dirty = False
         self._write_error: StreamreelError | None = None
         self._scrub = self.scrubber
@@ -169,17 +182,41 @@ class Recorder(Replayer):
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Take the cassette's lock (when recording), then serve; raises, leaving nothing open, if either fails."""
         if self._runner is not None:
             return
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent",),
-                auto_decompress=True,
-            )
-        await super().start()
+        locked = self._lock is not None and self._lock.acquire()
+        try:
+            if self.recording:
+                _remove_stale_temps(self.path, age_s=0.0 if locked else 60.0)
+            if locked:
+                self._reload_if_changed()
+            if self._session is None:
+                self._session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0),
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                    skip_auto_headers=("User-Agent",),
+                    auto_decompress=True,
+                )
+            await super().start()
+        except BaseException:
+            session, self._session = self._session, None
+            if session is not None:
+                await session.close()
+            if self._lock is not None:
+                self._lock.release()
+            raise
+
+    def _reload_if_changed(self) -> None:
+        """Now that no other recorder can write the file: if one wrote it since it was loaded, start from what it holds."""
+        if self.mode == "all" or _stat(self.path) == self._base_stat:
+            return
+        if not self.path.exists():
+            return
+        self._base = _cassette.load(self.path)
+        self._base_stat = _stat(self.path)
+        self._state = self._make_state(self._base, **self._options)
 
     async def stop(self) -> None:
         """Finish streams in flight as ``client_cancel``, write the cassette, stop serving."""
@@ -199,6 +236,8 @@ class Recorder(Replayer):
         if self._dirty:  # a write failed earlier: one last try with everything recorded
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
             await self._flush()
+        if self._lock is not None:
+            self._lock.release()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
@@ -216,26 +255,26 @@ class Recorder(Replayer):
     # ------------------------------------------------------------ writing
 
     def _commit(self, slot: int, received: ReceivedRequest, take: _Take) -> None:
-        """Keep a finished (or broken-off) interaction and schedule the atomic rewrite."""
-        scrub = self._scrub
-        request = Request(
-            method=received.method.upper(),
-            path=scrub.target(received.target),
-            headers=scrub.header_map((k, v) for k, v in received.headers.items() if k not in _REQUEST_DROP),
-            body=scrub.request_body(received.body),
-        )
-        end = End(t=round(take.end_t, 3), reason=take.reason)
-        if take.stream:
-            response = Response(
-                status=take.status,
-                headers=take.headers,
-                headers_at=round(take.headers_at, 3),
-                events=tuple(scrub.event(e) for e in take.events),
-                end=end,
-            )
-        else:
-            response = Response(status=take.status, headers=take.headers, headers_at=round(take.headers_at, 3), body=scrub.body(bytes(take.body)), end=end)
-        self._takes[slot] = Interaction(request=request, response=response)
+        """Keep a finished (or broken-off) interaction and schedule the atomic rewrite.
+
+        Scrubbing reads the whole stream again (the text of each block, joined): it runs on a
+        worker thread, so a long recording does not hold up the streams still in flight."""
+        future = asyncio.get_running_loop().run_in_executor(None, _scrubbed, self._scrub, received, take)
+        self._building.add(future)
+        future.add_done_callback(lambda done: self._built(slot, take, done))
+
+    def _built(self, slot: int, take: _Take, done: asyncio.Future[Interaction]) -> None:
+        self._building.discard(done)
+        if done.cancelled():
+            return
+        error = done.exception()
+        if error is not None:  # a bug, not the user's input: say so, never lose the session's other recordings
+            self._write_error = StreamreelError(self._scrub.message(f"could not scrub the recording of request #{slot}: {type(error).__name__}: {error}"))
+            _log.error("%s", self._write_error)
+            return
+        item = done.result()
+        self._takes[slot] = item
+        request = item.request
         what = f"{len(take.events)} events" if take.stream else f"{len(take.body)} bytes"
         _log.info("recorded %s %s -> %d, %s, %s at %.0f ms", request.method, request.path, take.status, what, take.reason, take.end_t)
         self._dirty = True
@@ -246,12 +285,11 @@ class Recorder(Replayer):
         """Rewrite the file until it holds every committed interaction; on failure keep the old file,
         report, and leave the rest for the next commit or :meth:`stop` to try again."""
         loop = asyncio.get_running_loop()
-        comment = f"recorded by streamreel from {self._origin}"
         while self._dirty:
             self._dirty = False
-            snapshot = self.cassette
+            done = [(slot, take) for slot, take in enumerate(self._takes) if take is not None]
             try:
-                await loop.run_in_executor(None, lambda: _cassette.save(snapshot, self.path, comment=comment))
+                await loop.run_in_executor(None, self._write, done)
             except Exception as e:  # a write that fails must not take the proxy down with it
                 self._dirty = True
                 reason = e.strerror or str(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
@@ -259,11 +297,38 @@ class Recorder(Replayer):
                 _log.error("%s (the file is left as it was; recording goes on)", self._write_error)
                 return
             self._write_error = None
-            _log.info("wrote %s (%d interactions)", self.path, len(snapshot))
+            _log.info("wrote %s (%d interactions)", self.path, len(self._base) + len(done))
+
+    def _write(self, done: list[tuple[int, Interaction]]) -> None:
+        """Write the file (on a worker thread): the loaded file's text with this session's interactions
+        spliced in, each dumped once; the whole cassette dumped only when the loaded file's layout
+        does not allow a splice."""
+        if self._file is None:
+            self._file = _FileText.of(self._base, self._base_text(), f"recorded by streamreel from {self._origin}")
+        entries = self._entries
+        for slot, take in done:
+            if slot not in entries:
+                entries[slot] = _entry_text(take)
+        _cassette.write_atomic(self.path, self._file.with_entries(entries[slot] for slot, _ in done))
+
+    def _base_text(self) -> str | None:
+        """The text of the file the recording adds to (new_episodes), or None when it starts afresh."""
+        if self.mode == "all" or self._base_stat is None or not self._base.interactions:
+            return None
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if _stat(self.path) == self._base_stat else None
 
     async def _flush(self) -> None:
-        while self._writer is not None and not self._writer.done():
-            await asyncio.shield(self._writer)
+        """Wait until every finished interaction is scrubbed and written (or its write has failed)."""
+        while self._building or (self._writer is not None and not self._writer.done()):
+            if self._building:
+                await asyncio.wait(list(self._building))
+                await asyncio.sleep(0)  # let the done callbacks run
+            elif self._writer is not None:
+                await asyncio.shield(self._writer)
 
     @property
     def write_error(self) -> StreamreelError | None:
@@ -298,6 +363,11 @@ class Recorder(Replayer):
         if session is None:
             raise StreamreelError("the recorder is not running")
         drop = _REQUEST_DROP | _connection_tokens(request.headers)
+        unsendable = next((k for k, v in request.headers.items() if k.lower() not in drop and not _utf8(v)), None)
+        if unsendable is not None:
+            return self._error(
+                live, 400, "invalid_request_error", f"streamreel: the {unsendable.lower()} header holds bytes that are not UTF-8 text; the recorder cannot forward it as sent"
+            )
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in drop)
         headers["Accept-Encoding"] = "identity"
         slot = len(self._takes)
@@ -365,7 +435,9 @@ class Recorder(Replayer):
                     break
                 t = (loop.time() - start) * 1000.0
                 live.data += chunk
-                await resp.write(chunk)
+                await request.writer.write(chunk, drain=False)
+                if request.protocol.writing_paused:
+                    await drain(request, self.idle_timeout)
                 if decoder is not None:
                     new = decoder.feed(chunk, t)
                     if new:
@@ -417,13 +489,106 @@ class Recorder(Replayer):
             live.client_hung_up = True
 
 
+def _scrubbed(scrub: Scrubber, received: ReceivedRequest, take: _Take) -> Interaction:
+    """The interaction as the cassette keeps it: request and response scrubbed, the stream as its client read it."""
+    request = Request(
+        method=received.method.upper(),
+        path=scrub.target(received.target),
+        headers=scrub.header_map((k, v) for k, v in received.headers.items() if k not in _REQUEST_DROP),
+        body=scrub.request_body(received.body),
+    )
+    end = End(t=round(take.end_t, 3), reason=take.reason)
+    if take.stream:
+        response = Response(status=take.status, headers=take.headers, headers_at=round(take.headers_at, 3), events=scrub.events(take.events), end=end)
+    else:
+        response = Response(status=take.status, headers=take.headers, headers_at=round(take.headers_at, 3), body=scrub.body(bytes(take.body)), end=end)
+    return Interaction(request=request, response=response)
+
+
+_ENTRIES = re.compile(r"^interactions:[ \t]*(?:#[^\n]*)?\n(?:[ \t]*(?:#[^\n]*)?\n)*(?=-[ \n])", re.MULTILINE)
+"""The ``interactions:`` key of a block-style cassette whose entries start at column 0 (as ``dumps`` writes them)."""
+_TOP_LEVEL = re.compile(r"^(?![-#\s])", re.MULTILINE)
+"""A line at column 0 that is neither an entry, a comment nor blank: the next top-level key (or ``...``)."""
+
+
+class _FileText:
+    """A cassette's text cut where new entries go: ``head`` + entries + ``tail`` is the file."""
+
+    def __init__(self, head: str, tail: str) -> None:
+        self.head, self.tail = head, tail
+
+    @classmethod
+    def of(cls, base: Cassette, text: str | None, comment: str) -> _FileText:
+        """Cut the loaded file's own ``text`` when its layout allows it (entries at column 0 after
+        ``interactions:``, ending in a newline); otherwise dump ``base`` once and cut that."""
+        cut = _cut(text) if text is not None else None
+        if cut is not None:
+            return cls(*cut)
+        if base.interactions:
+            cut = _cut(_cassette.dumps(base, comment=comment))
+            if cut is not None:
+                return cls(*cut)
+        skeleton = _cassette.dumps(Cassette(faults=base.faults), comment=comment)
+        head, sep, tail = skeleton.partition("interactions: []\n")
+        if not sep:
+            raise StreamreelError("cannot lay out a cassette file: its writer changed its format")
+        return cls(head + "interactions:\n", tail)
+
+    def with_entries(self, entries: Iterable[str]) -> str:
+        return self.head + "".join(entries) + self.tail
+
+
+def _cut(text: str) -> tuple[str, str] | None:
+    """``text`` split after its last interaction, or None when its layout cannot take entries appended there."""
+    if not text.endswith("\n") or "\r" in text:
+        return None
+    found = list(_ENTRIES.finditer(text))
+    if len(found) != 1:
+        return None
+    after = _TOP_LEVEL.search(text, found[0].end())
+    at = after.start() if after is not None else len(text)
+    if text.startswith("---", at) or text.find("\n---", at) != -1:
+        return None  # a second YAML document
+    return text[:at], text[at:]
+
+
+def _entry_text(item: Interaction) -> str:
+    """One interaction as it sits in the file: a ``- request: ...`` entry at column 0."""
+    cut = _cut(_cassette.dumps(Cassette(interactions=(item,))))
+    if cut is None:
+        raise StreamreelError("cannot lay out a cassette entry: its writer changed its format")
+    head = cut[0]
+    return head[_ENTRIES.search(head).end() :]  # type: ignore[union-attr]
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    """What says a file was rewritten: its inode, size and modification time."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _utf8(value: str) -> bool:
+    """Whether a header value (non-UTF-8 bytes arrive as surrogates) can be sent on as it came."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _remove_stale_temps(path: Path, age_s: float = 60.0) -> None:
-    """Remove the temp files of this cassette that a killed recorder left mid-write (a write takes
-    milliseconds: one older than ``age_s`` is no live writer's)."""
+    """Remove the temp files of this cassette that a killed recorder left mid-write: all of them
+    once this recorder holds the cassette's lock (no other can be writing), else those older
+    than ``age_s`` (a write takes milliseconds)."""
     cutoff = time.time() - age_s
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         try:
-            if tmp.stat().st_mtime < cutoff:
+            if tmp.stat().st_mtime <= cutoff:
                 tmp.unlink()
                 _log.info("removed %s, left by a recorder stopped mid-write", tmp)
         except OSError:

@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 from aiohttp import web
-from aiohttp.http import HttpProcessingError
 
 from . import cassette as _cassette
-from .bind import warn_if_exposed
+from .bind import check_address, listen, warn_if_exposed
 from .browser import BrowserState
 from .cassette import Cassette
-from .clock import Clock
+from .clock import Clock, DeadlineError
 from .errors import CassetteError, FaultSpecError, NoMatchError, StreamreelError
+from .guard import DEFAULT_IDLE_TIMEOUT_S, SERVER_LOG, VERSION_KEY, AcceptErrors, BodyTooLarge, drain, harden, read_body
 from .fault_injection.base import FaultOutcome
 from .library import CASSETTE_PARAM, Library
 from .library import Refusal as LibraryRefusal
@@ -46,12 +46,15 @@ from .pipeline import EventChunks, Plan, check_fit, plan
 from .providers import decode_body, detect_provider
 from .providers.anthropic import error_body, error_headers
 from .sse import Event
-from .scrub import Scrubber
+from .scrub import CREDENTIAL_HEADERS, Scrubber
 
 __all__ = ["Replayer", "SentResponse", "MAX_REQUEST_BYTES", "FAULTS_HEADER"]
 
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 """The Messages API's request size limit; aiohttp's default of 1 MB would turn an image into a 413."""
+
+_BODY_LIMIT = MAX_REQUEST_BYTES + 1024 * 1024
+"""The largest body read (the API's limit, with 1 MiB of slack for framing differences)."""
 
 FAULTS_HEADER = "x-streamreel-faults"
 """Request header carrying fault specs (joined by ``;``) for that one request."""
@@ -65,6 +68,7 @@ _NOT_REPLAYED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "ser
 """Recorded response headers the replayer sets itself (the body is re-framed, decoded, and sent now)."""
 
 _SCRUB = Scrubber()
+_log = logging.getLogger("streamreel.server")
 
 NOTHING_LOADED = "no cassette loaded: use @pytest.mark.reel or reel.load in a test, Replayer(cassette) or .load() in code, or POST /__streamreel/load"
 """What a request gets (a 404) from a server that was given no cassette."""
@@ -81,7 +85,13 @@ class SentResponse:
     ``client_hung_up`` (the client left before the response ended), or None while still
     in flight. ``data`` is the body bytes the client got: everything written before a
     ``close`` or ``end``; before a ``reset``, what the peer's kernel acknowledged (the
-    server waits for that, so it is everything unless the client stopped reading).
+    server waits for that, so it is everything unless the client stopped reading). When the
+    client leaves (``client_hung_up``, or a ``hang`` it gave up on), ``data`` is what the server
+    had handed to the connection before it saw the client go, counted as each piece is handed
+    over (not once the client has read it): a client that leaves while the server waits for
+    its next planned write gets exactly what went before, every run; pieces planned closer
+    together than the client takes to hang up (speed 0, sub-millisecond gaps) may have gone
+    out first, and are then counted, since they were sent.
     ``answered_by`` names the request fault (``http:...``) that answered instead of the
     recording; ``faults`` says, for each fault in force (the cassette's, the replay's, the
     request header's), whether it fired on this response and what it did or why it could
@@ -223,7 +233,7 @@ class Refusal:
     def response(self, live: _Live) -> tuple[dict[str, str], bytes]:
         """The headers and Anthropic-shaped JSON body that say it, noted in ``live``'s ground truth."""
         payload = json.dumps(error_body(self.status, message=self.message, error_type=self.kind)).encode()
-        headers = error_headers(self.status)
+        headers = error_headers(self.status, should_retry=False if self.status == 505 else None)
         headers.update(_CORS)
         live.status = self.status
         live.data += payload
@@ -274,8 +284,12 @@ class Replayer:
     tune request matching. For browsers (see :mod:`streamreel.browser`): ``ids`` numbers the
     events of streams that have no ids, ``retry_ms`` is the ``retry:`` sent first (1000 by
     default when ``ids`` is on), and a reconnect with ``Last-Event-ID`` resumes after that event.
-    ``history`` keeps only the last N requests and responses (a long-running ``serve``); by
-    default everything is kept for the test to inspect. ``cassette_dir`` (instead of a
+    ``history`` keeps only the last N requests and responses, ``history_bytes`` only as many as
+    hold that many bytes (about: a request counts its body twice, raw and parsed, a response the
+    bytes it sent when faulted); a long-running ``serve`` bounds both; by default everything is
+    kept for the test to inspect. ``idle_timeout`` (seconds, :data:`~streamreel.guard.DEFAULT_IDLE_TIMEOUT_S`)
+    is how long a connection may take to send a request head, a body may pause, and a response
+    may wait for a client that reads nothing, before the connection is cut. ``cassette_dir`` (instead of a
     cassette) serves a directory: each request names its cassette (see :mod:`streamreel.library`).
     ``host`` other than loopback warns with :class:`~streamreel.errors.NonLoopbackWarning` at start.
     """
@@ -294,8 +308,13 @@ class Replayer:
         ids: bool = False,
         retry_ms: int | None = None,
         history: int | None = None,
+        history_bytes: int | None = None,
         cassette_dir: str | os.PathLike[str] | None = None,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
+        check_address(host, port)
+        if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)) or not 0 < idle_timeout <= 86400:
+            raise ValueError(f"idle_timeout must be a number of seconds > 0 and at most 86400, got {idle_timeout!r}")
         if retry_ms is not None and (isinstance(retry_ms, bool) or not isinstance(retry_ms, int) or retry_ms < 0):
             raise ValueError(f"retry_ms must be a whole number of ms >= 0, got {retry_ms!r}")
         self.ids = ids
@@ -305,8 +324,16 @@ class Replayer:
         self._match = {"match_on": tuple(match_on), "ignore_query": tuple(ignore_query), "ignore_body_keys": tuple(ignore_body_keys)}
         if history is not None and history < 0:
             raise ValueError(f"history must be >= 0 or None, got {history!r}")
-        self._requests: deque[ReceivedRequest] = deque(maxlen=history)
-        self._responses: deque[_Live] = deque(maxlen=history)
+        if history_bytes is not None and history_bytes < 0:
+            raise ValueError(f"history_bytes must be >= 0 or None, got {history_bytes!r}")
+        self.idle_timeout = float(idle_timeout)
+        self._history = history
+        self._history_bytes = history_bytes
+        self._requests: deque[ReceivedRequest] = deque()
+        self._responses: deque[_Live] = deque()
+        self._kept: deque[list[int]] = deque()  # per record kept: [bytes it holds, 1 while kept]
+        self._kept_bytes = 0
+        self._accept_errors: AcceptErrors | None = None
         self._arrived = 0
         self._inflight: set[asyncio.Task[Any]] = set()
         self._idle: asyncio.Event | None = None
@@ -405,6 +432,10 @@ class Replayer:
         """Forget recorded requests and responses and restart ordered playback and fault counts."""
         self._requests.clear()
         self._responses.clear()
+        for cell in self._kept:
+            cell[1] = 0
+        self._kept.clear()
+        self._kept_bytes = 0
         self._arrived = 0
         self.epoch = time.monotonic()
         self._state.matcher.reset()
@@ -463,18 +494,29 @@ class Replayer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._answered = asyncio.Event()
-        runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5, logger=_SERVER_LOG)
+        runner = web.AppRunner(
+            self._app(),
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=0.5,
+            logger=SERVER_LOG,
+            keepalive_timeout=self.idle_timeout,
+            lingering_time=min(10.0, self.idle_timeout),  # the rest of a refused body is read and dropped, at most this long
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        accept_errors = AcceptErrors(self._loop, 0)
+        harden(runner, accepted=accept_errors.accepted)
         try:
-            await site.start()
+            port = await listen(runner, self.host, self.port, reuse_address=True)
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
         self._clock = Clock(self._loop)
         self.epoch = time.monotonic()
-        self.port = runner.addresses[0][1]
+        self.port = accept_errors.port = port
+        accept_errors.install()
+        self._accept_errors = accept_errors
         warn_if_exposed(self, runner.addresses)
 
     async def stop(self) -> None:
@@ -485,6 +527,9 @@ class Replayer:
         for task in list(self._inflight):
             task.cancel()
         await runner.cleanup()
+        if self._accept_errors is not None:
+            self._accept_errors.uninstall()
+            self._accept_errors = None
         if self._clock is not None:
             self._clock.close()
             self._clock = None
@@ -622,26 +667,44 @@ class Replayer:
             idle.clear()
         live = _Live(self._arrived, time.monotonic())
         kept: ReceivedRequest | None = None
+        cell: list[int] | None = None
         try:
             if request.method == "OPTIONS":
                 return _preflight(request)
             too_large = None
             try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge as e:
-                body, too_large = b"", e
+                body = await read_body(request, limit=_BODY_LIMIT, idle_s=self.idle_timeout)
+            except BodyTooLarge:
+                body, too_large = b"", True
+            except asyncio.TimeoutError:
+                live.request_index = -1
+                response = self._error(live, 408, "timeout_error", f"streamreel: the request body stopped arriving for {self.idle_timeout:g} s (idle_timeout)")
+                response.force_close()
+                return response
+            except ConnectionError:
+                raise asyncio.CancelledError from None  # the client left mid-body: as when aiohttp cancels the handler
             received = ReceivedRequest(
                 method=request.method,
                 path=request.path,
-                query=request.query_string,
+                query=request.rel_url.raw_query_string,
                 headers={k.lower(): v for k, v in request.headers.items()},
                 body=body,
                 at=start,
             )
-            self._admit(received, live)
+            cell = self._admit(received, live)
             kept = received
             if too_large is not None:
-                return self._error(live, 413, "request_too_large", f"streamreel: {too_large.text} bytes (the Messages API takes {MAX_REQUEST_BYTES // 2**20} MB)")
+                size = request.content_length
+                asked = f"{size:,}-byte body" if size is not None else "body"
+                return self._error(live, 413, "request_too_large", f"streamreel: the {asked} is over the {_BODY_LIMIT:,}-byte limit (the Messages API takes {MAX_REQUEST_BYTES // 2**20} MB)")
+            version = request.get(VERSION_KEY)
+            if version is not None:
+                return self._error(live, 505, "invalid_request_error", f"streamreel: HTTP/{version} is not supported; this server speaks HTTP/1.1")
+            refusal = _bad_credential(received)
+            if refusal is not None:
+                return self._error(live, 400, "invalid_request_error", refusal)
+            if self._library is not None:
+                await self._library.preload(received.headers, received.query)
             answer = self._answer(received, live)
             if isinstance(answer, NoMatchError):
                 return await self._unmatched(request, received, live, start, answer)
@@ -654,6 +717,10 @@ class Replayer:
         finally:
             if live.finished is None:
                 live.finished = time.monotonic()
+            if cell is not None and cell[1] and live.data:
+                cell[0] += len(live.data)
+                self._kept_bytes += len(live.data)
+                self._trim()
             if task is not None:
                 self._inflight.discard(task)
             if not self._inflight and idle is not None:
@@ -663,12 +730,27 @@ class Replayer:
             if kept is not None and self.on_response is not None:
                 self.on_response(kept, live.snapshot())
 
-    def _admit(self, received: ReceivedRequest, live: _Live) -> None:
-        """Count a request in and start its ground truth (whatever carried it: a socket or an in-process transport)."""
+    def _admit(self, received: ReceivedRequest, live: _Live) -> list[int]:
+        """Count a request in and start its ground truth (whatever carried it: a socket or an in-process
+        transport), within ``history`` and ``history_bytes``; returns the bytes it holds, to add what it sends."""
         live.request_index = self._arrived
         self._arrived += 1
+        cell = [_held_bytes(received), 1]
         self._requests.append(received)
         self._responses.append(live)
+        self._kept.append(cell)
+        self._kept_bytes += cell[0]
+        self._trim()
+        return cell
+
+    def _trim(self) -> None:
+        count, most = self._history, self._history_bytes
+        while self._kept and ((count is not None and len(self._kept) > count) or (most is not None and self._kept_bytes > most)):
+            self._requests.popleft()
+            self._responses.popleft()
+            cell = self._kept.popleft()
+            cell[1] = 0
+            self._kept_bytes -= cell[0]
 
     def _answer(self, received: ReceivedRequest, live: _Live) -> Plan | Refusal | NoMatchError:
         """What to send for a request: its plan (the matched recording under the faults), the
@@ -741,7 +823,10 @@ class Replayer:
         headers = sent_headers(p)
         live.status = p.status
         live.quiet_s, live.quiet_since = 0.0, start
-        await clock.sleep_until(start + p.headers_at_ms / 1000.0)
+        try:
+            await clock.sleep_until(start + p.headers_at_ms / 1000.0)
+        except DeadlineError as e:
+            return self._error(live, 400, "invalid_request_error", f"streamreel: this response cannot be replayed: {e}")
         live.headers = headers
         if p.body is not None:
             live.data += p.body
@@ -759,9 +844,9 @@ class Replayer:
                 # separate sends, and the ground truth never counts bytes stuck in a buffer.
                 transport.set_write_buffer_limits(high=0)
             if type(p.chunks) is EventChunks and ending.how != "reset" and _frames_itself(request):
-                await _write_events(request, p.chunks, live, start, clock)
+                await _write_events(request, p.chunks, live, start, clock, self.idle_timeout)
             else:
-                await _write_chunks(resp, request, p, live, start, clock)
+                await _write_chunks(resp, request, p, live, start, clock, self.idle_timeout)
             live.quiet_since = loop.time()
             if ending.at_ms is not None:
                 await clock.sleep_until(start + ending.at_ms / 1000.0)
@@ -786,10 +871,16 @@ class Replayer:
             raise
         except ConnectionError:
             _client_left(live)
+        except DeadlineError as e:
+            # The headers are out: cut the stream where it is, and say why in one line.
+            _log.warning("streamreel: cut response #%d: %s", live.request_index, e)
+            live.ending = "close"
+            if request.transport is not None:
+                request.transport.close()
         return resp
 
 
-async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, start: float, clock: Clock) -> None:
+async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, start: float, clock: Clock, idle_s: float) -> None:
     """A stream of whole events, only delayed (unfaulted, ``speed``, ``latency``), the hot path:
     each event's cached bytes, framed as one HTTP chunk, straight to the transport at its time;
     the ground truth is a count of events.
@@ -827,10 +918,10 @@ async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, 
             raise ConnectionResetError("the client left mid-stream")
         wire = ev.wire
         transport.write(b"%x\r\n%b\r\n" % (len(wire), wire))
-        if protocol.writing_paused:
-            await writer.drain()
         n += 1
-        live.events_done = n
+        live.events_done = n  # counted once handed over, before any wait for the client to read it
+        if protocol.writing_paused:
+            await drain(request, idle_s)
 
 
 def _frames_itself(request: web.Request) -> bool:
@@ -839,10 +930,11 @@ def _frames_itself(request: web.Request) -> bool:
     return bool(getattr(writer, "chunked", False)) and getattr(writer, "length", None) is None and getattr(writer, "_compress", None) is None
 
 
-async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan, live: _Live, start: float, clock: Clock) -> None:
+async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan, live: _Live, start: float, clock: Clock, idle_s: float) -> None:
     """Any plan: each chunk at its time, counting what went out (and, before a reset, where each chunk ended).
 
     A chunked body is framed here and written straight to the transport, as on the hot path.
+    A piece is counted once handed over, before any wait for the client to read it.
     """
     loop = asyncio.get_running_loop()
     protocol, writer, transport = request.protocol, request.writer, request.transport
@@ -878,17 +970,34 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
                     raise ConnectionResetError("the client left mid-stream")
                 write(b"%x\r\n%b\r\n" % (len(data), data))
             else:
-                await resp.write(data)
-            if protocol.writing_paused:
-                await writer.drain()
+                await writer.write(data, drain=False)  # raises, writing nothing, once the client is gone
             sent += len(data)
             live.sent_bytes = sent
             if track:
                 frames.append(sent)
         live.events_done = chunk.events_done
+        if protocol.writing_paused:
+            await drain(request, idle_s)
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _held_bytes(received: ReceivedRequest) -> int:
+    """About what a kept request holds: its body twice (the bytes and, once matched, the parsed JSON), target and headers."""
+    return 2 * len(received.body) + len(received.target) + sum(len(k) + len(v) for k, v in received.headers.items()) + 512
+
+
+def _bad_credential(received: ReceivedRequest) -> str | None:
+    """Why a credential header cannot be a key (bytes that are not UTF-8), or None; never quotes the value."""
+    for name in CREDENTIAL_HEADERS:
+        value = received.headers.get(name)
+        if value is not None and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                return f"streamreel: the {name} header holds bytes that are not UTF-8 text (at character {e.start}); an API key is plain ASCII"
+    return None
 
 
 def _body_problem(received: ReceivedRequest) -> str | None:
@@ -906,18 +1015,6 @@ def _recorded_raw(matcher: Matcher, received: ReceivedRequest) -> bool:
     return any(isinstance(i.request.body, (str, bytes)) and not matcher.differences(received, i) for i in matcher.interactions)
 
 
-class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """aiohttp's server logger, except that a request aiohttp's parser refused (the client's
-    fault, answered with a 400) is one warning line instead of an ERROR with a traceback."""
-
-    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
-        if isinstance(exc_info, HttpProcessingError):
-            self.logger.warning("%s: HTTP %s: %s", str(msg) % args, exc_info.code, " ".join(str(exc_info.message).split()))
-        else:
-            self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
-
-
-_SERVER_LOG = _ServerLog(logging.getLogger("aiohttp.server"), {})
 _FAULT_LOG = logging.getLogger("streamreel.faults")
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from dataclasses import replace
-from typing import Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Iterable
 from urllib.parse import quote, quote_plus
 
 from _recorder_helpers import MESSAGE, capture, cassette
 from streamreel.cassette import Cassette, Interaction, Request, Response
+from streamreel.sse import Event
 
 ANT = "sk-ant-" "api03-Zq3xV8mB1nK7pL2wR9tY4uI6oP0aS5dF-gH8jK1lZ2xC3vB4nM5qW6eR7tY8uI9oP0aS1dF2gH3jK4lZ5xC6vBnM8qWEAAA"
 BEARER = "sk-ant-" "api03-Bearer0Token1Of2The3Sdk4Client5Kk6Ll7Mm8Nn9Oo0Pp1Qq2Rr3Ss4Tt5Uu6Vv7Ww8Xx9Yy0Zz1AaBbCcDdAA"
@@ -101,3 +102,126 @@ async def garbage_upstream() -> tuple[asyncio.AbstractServer, str]:
 
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+# ---------------------------------------------------------------- secrets streamed back in pieces
+
+SPLIT_KINDS = ("bearer", "x-api-key", "api-key", "x-goog-api-key", "query key", "url key", "body secret", "form secret", "aws", "github", "slack", "pem", "json key")
+"""Every kind of secret the scrubber knows, as an upstream could echo it back."""
+
+SPLIT_PROVIDERS = ("anthropic text", "anthropic tool json", "openai chat", "openai responses", "gemini", "plain relay")
+
+
+@dataclass(frozen=True)
+class Echo:
+    """A secret of one kind, how the request carries it (if it does), and how the upstream echoes it."""
+
+    kind: str
+    secret: str
+    echo: str
+    allowed: frozenset[str]  # what the echo may become once scrubbed
+    headers: dict[str, str]
+    target: str
+    body: bytes
+
+
+def echo_of(kind: str, token: str) -> Echo:
+    """``token`` (random key characters) as a secret of ``kind``."""
+    from streamreel.scrub import SCRUBBED as S
+
+    plain = frozenset({S})
+    json_body = json.dumps({**MESSAGE, "stream": True}).encode()
+    carried = {
+        "bearer": ({"authorization": f"Bearer {token}"}, "/v1/messages", json_body, f"Bearer {token}", frozenset({S, f"Bearer {S}"})),
+        "x-api-key": ({"x-api-key": token}, "/v1/messages", json_body, token, plain),
+        "api-key": ({"api-key": token}, "/v1/messages", json_body, token, plain),
+        "x-goog-api-key": ({"x-goog-api-key": token}, "/v1/messages", json_body, token, plain),
+        "query key": ({}, f"/v1/messages?alt=sse&key={token}", json_body, token, plain),
+        "body secret": ({}, "/v1/messages", json.dumps({**MESSAGE, "stream": True, "api_key": token}).encode(), token, plain),
+        "form secret": ({"content-type": "application/x-www-form-urlencoded"}, "/oauth/token", f"grant_type=refresh_token&refresh_token={token}&client_id=me".encode(), token, plain),
+    }
+    if kind in carried:
+        headers, target, body, echo, allowed = carried[kind]
+        headers = {"content-type": "application/json", **headers}
+        return Echo(kind, token, echo, allowed, headers, target, body)
+    shaped = {
+        "url key": (token, f"https://api.example.test/v1/models?alt=sse&key={token}", frozenset({f"https://api.example.test/v1/models?alt=sse&key={S}"})),
+        "aws": (f"AKIA{token.upper()[:16].ljust(16, '7')}", None, plain),
+        "github": (f"ghp_{(token * 3)[:36]}", None, plain),
+        "slack": (f"xoxb-{token}-{token[::-1]}", None, plain),
+        "pem": (
+            f"-----BEGIN RSA PRIVATE KEY-----\nMIIEow{token}\n{token[::-1]}==\n-----END RSA PRIVATE KEY-----",
+            None,
+            plain,
+        ),
+        "json key": (token, f'{{"client_secret": "{token}", "grant": "x"}}', frozenset({f'{{"client_secret": "{S}", "grant": "x"}}'})),
+    }
+    secret, echo, allowed = shaped[kind]
+    return Echo(kind, secret, echo or secret, allowed, {"content-type": "application/json"}, "/v1/messages", json.dumps({**MESSAGE, "stream": True}).encode())
+
+
+def split_stream(provider: str, pieces: list[str], dumps: Any) -> tuple[Event, ...]:
+    """A stream whose client-read text is ``pieces`` joined, one piece per event, framed as ``provider`` frames it."""
+
+    def ev(name: str | None, payload: Any) -> Event:
+        return Event(t=float(len(events)), event=name, data=payload if isinstance(payload, str) else dumps(payload))
+
+    events: list[Event] = []
+    if provider.startswith("anthropic"):
+        tool = provider == "anthropic tool json"
+        events.append(ev("message_start", {"type": "message_start", "message": {"id": "msg_01", "type": "message", "role": "assistant", "content": []}}))
+        block = {"type": "tool_use", "id": "toolu_01", "name": "t", "input": {}} if tool else {"type": "text", "text": ""}
+        events.append(ev("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}))
+        for piece in pieces:
+            delta = {"type": "input_json_delta", "partial_json": piece} if tool else {"type": "text_delta", "text": piece}
+            events.append(ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+        events.append(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        events.append(ev("message_stop", {"type": "message_stop"}))
+    elif provider == "openai chat":
+        for piece in pieces:
+            events.append(ev(None, {"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}}]}))
+        events.append(ev(None, "[DONE]"))
+    elif provider == "openai responses":
+        for piece in pieces:
+            events.append(ev("response.output_text.delta", {"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": piece}))
+        events.append(ev("response.completed", {"type": "response.completed"}))
+    elif provider == "gemini":
+        for piece in pieces:
+            events.append(ev(None, {"candidates": [{"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}]}))
+    else:
+        events += [ev("token", piece) for piece in pieces]
+    return tuple(events)
+
+
+def piece_of(provider: str, event: Event) -> str | None:
+    """The client-read text one event of :func:`split_stream` carries (None for framing events)."""
+    if provider == "plain relay":
+        return event.data if event.event == "token" else None
+    data = event.json(default=None)
+    if not isinstance(data, dict):
+        return None
+    if provider.startswith("anthropic"):
+        delta = data.get("delta") or {}
+        return delta.get("text", delta.get("partial_json")) if data.get("type") == "content_block_delta" else None
+    if provider == "openai chat":
+        return data["choices"][0]["delta"]["content"]
+    if provider == "openai responses":
+        return data.get("delta")
+    return data["candidates"][0]["content"]["parts"][0]["text"]
+
+
+def with_piece(provider: str, event: Event, text: str, dumps: Any) -> str:
+    """``event``'s data with its piece replaced by ``text``, serialised as the upstream serialised it."""
+    if provider == "plain relay":
+        return text
+    data = event.json()
+    if provider.startswith("anthropic"):
+        delta = data["delta"]
+        delta["text" if "text" in delta else "partial_json"] = text
+    elif provider == "openai chat":
+        data["choices"][0]["delta"]["content"] = text
+    elif provider == "openai responses":
+        data["delta"] = text
+    else:
+        data["candidates"][0]["content"]["parts"][0]["text"] = text
+    return dumps(data)

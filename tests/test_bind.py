@@ -84,3 +84,36 @@ def test_loopback_hosts_do_not_warn(host: str) -> None:
         warnings.simplefilter("error", NonLoopbackWarning)
         with Replayer(None, host=host) as server:
             assert server.port > 0
+
+
+# ---------------------------------------------------------------- what cannot be meant
+
+
+@pytest.mark.parametrize("cls", [Replayer, Recorder])
+@pytest.mark.parametrize(("host", "port"), [("", 0), ("  ", 0), (None, 0), ("127.0.0.1", -1), ("127.0.0.1", 65536), ("127.0.0.1", 70000), ("127.0.0.1", True), ("127.0.0.1", 1.5)])
+def test_an_empty_host_or_a_port_out_of_range_is_refused_before_binding(tmp_path: Path, cls: type, host: object, port: object) -> None:
+    extra = {"cassette": tmp_path / "c.yaml"} if cls is Recorder else {}
+    with pytest.raises(ValueError, match=r"host must be an address|port must be a whole number from 0 to 65535"):
+        cls(host=host, port=port, **extra)
+
+
+def test_a_host_with_several_addresses_gets_the_same_port_on_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name resolving to 127.0.0.1 and ::1 (as ``localhost`` does on many machines): one URL, one port, both addresses."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def resolve(host: object, *args: object, **kwargs: object) -> list:
+        if host == "dual.test":
+            return real("127.0.0.1", *args, **kwargs) + real("::1", *args, **kwargs)  # type: ignore[arg-type]
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    for _ in range(20):
+        with Replayer(None, host="dual.test") as server:
+            ports = {address[1] for address in server._runner.addresses}  # type: ignore[union-attr]
+            hosts = {address[0] for address in server._runner.addresses}  # type: ignore[union-attr]
+            assert ports == {server.port} and hosts == {"127.0.0.1", "::1"}
+            for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                with socket.socket(family) as s:
+                    s.connect((address, server.port))

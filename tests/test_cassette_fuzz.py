@@ -18,7 +18,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamreel.cassette import MAX_ALIAS_NODES, MAX_DEPTH, Cassette, bundled, bundled_names, dumps, load, loads
+from streamreel.cassette import MAX_ALIAS_BYTES, MAX_ALIAS_NODES, MAX_DEPTH, Cassette, bundled, bundled_names, dumps, load, loads
 from streamreel.errors import CassetteError
 from streamreel.pipeline import plan
 
@@ -310,6 +310,40 @@ def test_a_few_aliases_still_load() -> None:
     assert isinstance(cassette, Cassette)
     assert len(cassette.interactions[0].request.body["l2"]) == 10
     assert MAX_ALIAS_NODES >= 10**5
+
+
+def long_string_aliased(size: int, copies: int, where: str, nest: int) -> str:
+    """One long string anchored once and aliased ``copies`` times (in event data, a body, headers), under ``nest`` lists."""
+    anchor = f"&big '{'x' * size}'"
+    refs = ", ".join(["*big"] * copies)
+    wrap = lambda inner: "[" * nest + inner + "]" * nest  # noqa: E731
+    if where == "events":
+        response = f"{{status: 200, events: [{{t: 0, data: {anchor}}}, {{t: 1, data: {wrap(refs)}}}]}}"
+        return one(response=response)
+    if where == "body":
+        return one(request=f"{{body: {{a: {anchor}, b: {wrap(refs)}}}}}")
+    return one(request=f"{{body: {anchor}, headers: {{x-a: *big}}}}", response=f"{{status: 200, body: {wrap(refs)}}}")
+
+
+@fuzz
+@given(
+    size=st.integers(min_value=1024, max_value=1 << 20),
+    copies=st.integers(min_value=2, max_value=1000),
+    where=st.sampled_from(["events", "body", "headers"]),
+    nest=st.integers(min_value=0, max_value=3),
+)
+def test_aliases_that_multiply_bytes_are_refused_before_anything_is_built(size: int, copies: int, where: str, nest: int) -> None:
+    """A few nodes can still be a gigabyte: one long string aliased many times (which a replay would send
+    in full) is refused in bounded time when the text it adds passes MAX_ALIAS_BYTES, and loads below it."""
+    text = long_string_aliased(size, copies, where, nest)
+    if size * copies > MAX_ALIAS_BYTES + size:
+        e = error(text)
+        assert "characters of text" in e.reason and e.field is not None
+    else:
+        try:
+            bounded(lambda: loads(text, path=NAME))
+        except CassetteError as e:
+            assert "characters of text" not in e.reason
 
 
 def test_an_alias_inside_itself_is_an_error_not_a_crash() -> None:

@@ -154,6 +154,50 @@ def test_a_non_loopback_host_warns_on_stderr_and_stdout_still_starts_with_the_ur
     assert "listens on 0.0.0.0, which is not loopback: it will accept connections from other machines" in err
 
 
+# ---------------------------------------------------------------- failures are one line
+
+import socket as _socket
+
+
+def _taken_port() -> tuple[_socket.socket, int]:
+    held = _socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    return held, held.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["serve", "record"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--port", "70000"],
+        ["--port", "-1"],
+        ["--port", "65536"],
+        ["--port", "99999999999999999999999"],
+        ["--port", "http"],
+        ["--host", ""],
+        ["--host", "   "],
+        ["--host", "no-such-host.invalid"],
+        ["--port", "TAKEN"],
+        ["--host", "127.0.0.1", "--port", "TAKEN"],
+    ],
+)
+def test_every_start_failure_is_one_line_naming_the_problem(tmp_path: Path, command: str, options: list[str]) -> None:
+    """A bad port or host, or one already taken: exit code 1 or 2, one line on stderr, nothing else (no traceback, no 'Unclosed client session')."""
+    held, port = _taken_port()
+    try:
+        args = [str(bundled("text"))] if command == "serve" else ["-o", str(tmp_path / "c.yaml"), "--upstream", "http://127.0.0.1:9"]
+        done = streamreel(command, *args, *[str(port) if o == "TAKEN" else o for o in options])
+    finally:
+        held.close()
+    assert done.returncode in (1, 2) and done.stdout == "", (done.returncode, done.stdout, done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith(("Usage:", "Try "))]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("Error:") and ("port" in lines[0].lower() or "host" in lines[0].lower() or "listen" in lines[0]), lines[0]
+    assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr
+    assert not (tmp_path / "c.yaml").exists() and not (tmp_path / ".c.yaml.lock").exists()
+
+
 # ---------------------------------------------------------------- serve: bundled names, a line per response, the admin API
 
 

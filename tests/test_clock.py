@@ -112,3 +112,107 @@ async def test_imprecise_clock_opens_nothing_and_still_waits() -> None:
     assert loop.time() >= due
     if sys.platform.startswith("linux"):
         assert _fds() == before
+
+
+# ---------------------------------------------------------------- deadlines it cannot arm
+
+import math
+import resource
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streamreel.clock import MAX_AHEAD_S, DeadlineError, _timerfd
+
+_unarmable = st.one_of(
+    st.just(math.nan),
+    st.just(math.inf),
+    st.floats(min_value=MAX_AHEAD_S * 1.0000001, max_value=1.7e308),
+    st.sampled_from([MAX_AHEAD_S + 1.0, 2.0**63 / 1e9, 2.0**64 / 1e9, 1e300, 9.3e9, 1e19]),
+)
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _good_sleeps_stay_on_time(clock: Clock, loop: asyncio.AbstractEventLoop) -> None:
+    """Later sleepers wake after their deadline and within a generous bound."""
+    for _ in range(3):
+        due = loop.time() + 0.003
+        await asyncio.wait_for(clock.sleep_until(due), 2.0)
+        assert due <= loop.time() < due + 0.5
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(ahead=_unarmable, precise=st.booleans())
+def test_a_deadline_the_timer_cannot_hold_is_refused_and_leaves_nothing_queued(ahead: float, precise: bool) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        reported: list[dict] = []
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        clock = Clock(loop, precise=precise)
+        try:
+            with pytest.raises(DeadlineError, match=r"cannot sleep|not a number"):
+                await asyncio.wait_for(clock.sleep_until(loop.time() + ahead), 1.0)
+            assert clock._heap == []
+            await _good_sleeps_stay_on_time(clock, loop)
+        finally:
+            clock.close()
+        assert reported == []
+
+    asyncio.run(main())
+
+
+async def test_a_refused_deadline_among_waiting_sleepers_neither_spins_nor_breaks_them() -> None:
+    """The loop stays idle while sleepers wait (no timer armed in the past), and each wakes at its time."""
+    loop = asyncio.get_running_loop()
+    clock = Clock(loop)
+    reported: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        later = [asyncio.ensure_future(clock.sleep_until(loop.time() + 0.3 + i * 0.01)) for i in range(5)]
+        for ahead in (1e12, 2.0**63 / 1e9, math.inf, math.nan):
+            with pytest.raises(DeadlineError):
+                await clock.sleep_until(loop.time() + ahead)
+        idle_from = _cpu_s()
+        await asyncio.sleep(0.2)
+        idle_cpu = _cpu_s() - idle_from
+        await asyncio.wait_for(asyncio.gather(*later), 2.0)
+        await _good_sleeps_stay_on_time(clock, loop)
+    finally:
+        loop.set_exception_handler(None)
+        clock.close()
+    assert idle_cpu < 0.1, f"the loop spun: {idle_cpu:.2f} s of CPU in 0.2 s of waiting"
+    assert reported == []
+
+
+@linux_only
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(ns=st.one_of(st.integers(min_value=2**63, max_value=2**200), st.integers(max_value=0)))
+def test_the_timerfd_arms_only_values_a_timespec_holds(ns: int) -> None:
+    made = _timerfd()
+    assert made is not None
+    fd, arm = made
+    try:
+        with pytest.raises((OverflowError, OSError, ValueError)):
+            arm(ns)
+    finally:
+        os.close(fd)
+
+
+async def test_cancelled_sleepers_do_not_pile_up_in_the_queue() -> None:
+    loop = asyncio.get_running_loop()
+    clock = Clock(loop)
+    try:
+        for _ in range(10):
+            tasks = [asyncio.ensure_future(clock.sleep_until(loop.time() + 3600)) for _ in range(100)]
+            await asyncio.sleep(0)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        assert len(clock._heap) <= 200
+        await _good_sleeps_stay_on_time(clock, loop)
+    finally:
+        clock.close()

@@ -157,18 +157,21 @@ def test_write_atomic_keeps_the_files_permissions(tmp_path: Path) -> None:
     assert fresh.stat().st_mode & 0o777 == 0o644
 
 
-async def test_temp_files_a_killed_recorder_left_are_removed_and_a_fresh_one_is_not(tmp_path: Path) -> None:
+@pytest.mark.parametrize("age_s", [0.0, 1.0, 59.0, 3600.0])
+async def test_temp_files_a_killed_recorder_left_are_removed_at_once_whatever_their_age(tmp_path: Path, age_s: float) -> None:
+    """The next recorder of a cassette holds its lock: no live writer can own a temp file of it,
+    so every one is a leftover, however fresh. Another cassette's temp files are left alone."""
     out = tmp_path / "c.yaml"
     write_previous(out)
-    stale, fresh = tmp_path / ".c.yaml.k1ll3d.tmp", tmp_path / ".c.yaml.wr1t1ng.tmp"
-    stale.write_text("streamreel: 1\ninteractions:\n- request: {meth")
-    fresh.write_text("another writer, mid-write")
-    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    leftovers = [tmp_path / f".c.yaml.k1ll3d{i}.tmp" for i in range(3)]
+    for tmp in leftovers:
+        tmp.write_text("streamreel: 1\ninteractions:\n- request: {meth")
+        os.utime(tmp, (time.time() - age_s, time.time() - age_s))
     other = tmp_path / ".other.yaml.k1ll3d.tmp"
     other.write_text("not this cassette's")
-    os.utime(other, (time.time() - 3600, time.time() - 3600))
     async with upstream_for("complete") as up, Recorder(upstream=up.url, cassette=out, mode="new_episodes") as rec:
+        assert sorted(files_under(tmp_path)) == sorted([out, other, tmp_path / ".c.yaml.lock"])
         await stream_through(rec.url, up, "complete")
         await rec.asettle()
-    assert sorted(files_under(tmp_path)) == sorted([out, fresh, other])
+    assert sorted(files_under(tmp_path)) == sorted([out, other])
     assert len(load(out)) == 2

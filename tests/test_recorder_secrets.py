@@ -107,3 +107,84 @@ async def test_a_replayers_404_explanation_quotes_the_request_without_its_keys(t
     explained = json.loads(missed.body)["error"]["message"]
     assert missed.status == 404 and "query: recorded (none), asked key=<scrubbed>" in explained
     assert leaks([explained]) == []
+
+
+# ---------------------------------------------------------------- secrets streamed back in pieces
+
+import asyncio
+from functools import partial
+
+from _recorder_helpers import cassette as one_cassette
+from _secrets_helpers import SPLIT_KINDS, SPLIT_PROVIDERS, echo_of, piece_of, split_stream, with_piece
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streamreel.cassette import End, Interaction, Request, Response
+from streamreel.scrub import SCRUBBED as S
+from streamreel.sse import decode
+
+_SAFE = st.text(alphabet="abcdefghij klmno.,!?é😀\"\\\n\t", max_size=30)
+"""Text around the echo: quotes, backslashes, newlines and non-ASCII to escape, nothing key-shaped."""
+_TOKEN = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789", min_size=16, max_size=40).map(lambda t: t[:-1] + "7")
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    kind=st.sampled_from(SPLIT_KINDS),
+    provider=st.sampled_from(SPLIT_PROVIDERS),
+    token=_TOKEN,
+    before=_SAFE,
+    after=_SAFE,
+    cuts=st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=6),
+    ascii_only=st.booleans(),
+    spaced=st.booleans(),
+)
+def test_a_secret_streamed_back_in_pieces_is_blanked_in_each_piece_and_nothing_else_changes(
+    tmp_path_factory: pytest.TempPathFactory, kind: str, provider: str, token: str, before: str, after: str, cuts: list[float], ascii_only: bool, spaced: bool
+) -> None:
+    """The upstream echoes a secret of each kind across events at random split points, framed as each
+    provider frames its text; the real recorder writes a cassette where the joined text reads the
+    same with the secret blanked, and every byte of every event outside it is as the upstream sent it."""
+    echo = echo_of(kind, token)
+    if provider == "plain relay":  # raw CR/LF in a plain data line would be SSE framing, not text
+        before, after = before.replace("\n", " "), after.replace("\n", " ")
+        echo = echo_of(kind, token) if "\n" not in echo.echo else echo
+    text = f"{before} {echo.echo} {after}"
+    if provider == "plain relay" and "\n" in text:
+        text = text.replace("\n", " ")
+        echo = type(echo)(**{**echo.__dict__, "echo": echo.echo.replace("\n", " ")})
+    points = sorted({round(c * len(text)) for c in cuts})
+    pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
+    dumps = partial(json.dumps, ensure_ascii=ascii_only, separators=(", ", ": ") if spaced else (",", ":"))
+    events = split_stream(provider, pieces, dumps)
+    upstream = Interaction(
+        request=Request(method="POST", path=echo.target.partition("?")[0]),
+        response=Response(status=200, headers={"content-type": "text/event-stream"}, headers_at=1.0, events=events, end=End(t=float(len(events)), reason="complete")),
+    )
+    out = tmp_path_factory.mktemp("split") / "c.yaml"
+
+    async def record() -> None:
+        async with Replayer(one_cassette(upstream), speed=0, ignore_query=("alt", "key"), match_on=("method", "path")) as up:
+            async with Recorder(upstream=up.url, cassette=out, mode="all") as rec:
+                reply = await raw_request(rec.url, "POST", echo.target, body=echo.body, headers=echo.headers)
+                await rec.asettle()
+        assert reply.status == 200
+        assert echo.secret in "".join(p for p in (piece_of(provider, e) for e in decode(reply.body)) if p is not None)  # the client got it as sent
+
+    asyncio.run(record())
+    written = out.read_text(encoding="utf-8")
+    assert echo.secret not in written and echo.secret.replace("\n", "\\n") not in written
+    assert leaks([written]) == []
+    recorded = load(out).interactions[0].response.events or ()
+    assert [e.event for e in recorded] == [e.event for e in events]
+
+    got = [piece_of(provider, e) for e in recorded]
+    joined = "".join(p for p in got if p is not None)
+    assert joined.startswith(f"{before} ") and joined.endswith(f" {after}"), (joined, text)
+    assert joined[len(before) + 1 : len(joined) - len(after) - 1] in echo.allowed
+    for original, kept, piece in zip(events, recorded, got):
+        if piece is None or piece == piece_of(provider, original):
+            assert kept.data == original.data  # untouched, byte for byte
+        else:
+            assert kept.data == with_piece(provider, original, piece, dumps)  # only the piece's text changed
+            assert S in piece or piece == "" or S in joined

@@ -455,3 +455,139 @@ def _dechunk(body: bytes) -> bytes:
         out += rest[:size]
         assert rest[size : size + 2] == b"\r\n"
         body = rest[size + 2 :]
+
+
+# ---------------------------------------------------------------- ground truth bounded by bytes
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(sizes=st.lists(st.integers(min_value=0, max_value=200_000), min_size=1, max_size=12), bound=st.integers(min_value=0, max_value=600_000), count=st.one_of(st.none(), st.integers(0, 6)))
+def test_history_keeps_the_latest_requests_that_fit_its_bytes_and_its_count(sizes: list[int], bound: int, count: int | None) -> None:
+    """Whatever the sizes: what is kept is the latest requests, as many as fit ``history_bytes`` (a body
+    counts twice, raw and parsed) and ``history``; their responses with them."""
+    import httpx2
+
+    with Replayer(timed_cassette([1.0, 2.0], headers_at=0), speed=0, history=count, history_bytes=bound) as reel:
+        with httpx2.Client() as client:
+            for i, size in enumerate(sizes):
+                client.post(f"{reel.url}/v1/messages", content=json.dumps({"i": i, "pad": "x" * size}).encode(), headers={"content-type": "application/json"})
+        kept = reel.settle()
+        requests = reel.requests
+    held = sum(2 * len(r.body) + len(r.target) + sum(len(k) + len(v) for k, v in r.headers.items()) + 512 for r in requests) + sum(len(s.data) for s in kept if s.data)
+    assert held <= bound and (count is None or len(requests) <= count)
+    assert [json.loads(r.body)["i"] for r in requests] == list(range(len(sizes)))[len(sizes) - len(requests) :]
+    assert [s.request_index for s in kept] == [len(sizes) - len(requests) + i for i in range(len(requests))]
+
+
+def test_serve_keeps_its_memory_bounded_however_large_the_requests() -> None:
+    """``streamreel serve`` bounds its history by bytes: eight 20 MiB requests do not stay in memory (they did: 40 MB each)."""
+    import subprocess
+    import sys
+
+    import httpx2
+
+    from streamreel.cassette import bundled
+
+    proc = subprocess.Popen([sys.executable, "-m", "streamreel", "serve", str(bundled("text"))], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[-1]
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * (20 << 20)}]}).encode()
+
+        def rss_mb() -> float:
+            with open(f"/proc/{proc.pid}/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+        with httpx2.Client(timeout=60) as client:
+            client.post(f"{url}/v1/messages", content=b"{}", headers={"content-type": "application/json"})
+            before = rss_mb()
+            for _ in range(8):
+                assert client.post(f"{url}/v1/messages", content=body, headers={"content-type": "application/json"}).status_code == 200
+            after = rss_mb()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    assert after - before < 150, (before, after)
+
+
+# ---------------------------------------------------------------- ground truth when the client leaves
+
+_LEAVING_CLIENT = r'''
+import socket, struct, sys
+port, want, how, rcvbuf, by = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+s = socket.socket()
+if rcvbuf:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+s.connect(("127.0.0.1", port))
+s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+raw = b""
+def body():
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    out = b""
+    while True:
+        size, sep, rest = rest.partition(b"\r\n")
+        if not sep or len(rest) < int(size or b"0", 16):
+            return out + rest[: int(size, 16)] if sep and size else out
+        n = int(size, 16)
+        out, rest = out + rest[:n], rest[n + 2 :]
+        if n == 0:
+            return out
+while True:
+    got = body()
+    if (by == "bytes" and len(got) >= want) or (by == "events" and got.count(b"\n\n") >= want):
+        break
+    chunk = s.recv(1024 if rcvbuf else 65536)
+    if not chunk:
+        break
+    raw += chunk
+if how == "rst":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+print(len(body()))
+'''
+
+
+def _leave(port: int, want: int, how: str, *, rcvbuf: int = 0, by: str = "events") -> int:
+    """Run a client in its own process (its timing owes nothing to this one's GIL): it reads until it
+    holds ``want`` events (or body bytes), then closes (FIN) or resets; returns the body bytes it read."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _LEAVING_CLIENT, str(port), str(want), how, str(rcvbuf), by], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(k=st.integers(min_value=1, max_value=7), how=st.sampled_from(["fin", "rst"]), faults=st.sampled_from([(), "latency:each=60ms", "latency:each=60ms|fragment:size=5"]))
+def test_a_client_that_leaves_while_the_server_waits_gets_the_same_ground_truth_every_time(k: int, how: str, faults: Any) -> None:
+    """``data`` is what was handed to the connection before the server saw the client go. A client that
+    reads k events and leaves while the server waits for the next one's time: exactly those k events, every run."""
+    cas = timed_cassette([60.0 * (i + 1) for i in range(9)], headers_at=0)
+    spec = faults.split("|") if isinstance(faults, str) else faults
+    with Replayer(cas, speed=1 if not faults else 0, faults=spec) as reel:
+        outcomes = set()
+        for run in range(3):
+            read = _leave(reel.port, k, how)
+            sent = reel.settle(requests=run + 1)[-1]
+            outcomes.add((sent.events_done, sent.bytes_sent, sent.ending))
+            assert read <= sent.bytes_sent
+    want = sum(len(e.wire) for e in (cas.interactions[0].response.events or ())[:k])
+    assert outcomes == {(k, want, "client_hung_up")}, outcomes
+
+
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(want=st.integers(min_value=20_000, max_value=300_000), how=st.sampled_from(["fin", "rst"]), faulted=st.booleans())
+def test_the_ground_truth_never_holds_less_than_a_slow_reader_got(want: int, how: str, faulted: bool) -> None:
+    """A client with a small receive buffer keeps the server waiting for it to read; whatever it had read
+    when it left, ``data`` holds at least that (a piece is counted once handed over, not once the wait ends)."""
+    events = [Event(t=0.0, event="content_block_delta", data=json.dumps({"i": i, "pad": "p" * 2000})) for i in range(5000)]
+    cas = Cassette.from_events(events, headers_at=0)
+    with Replayer(cas, speed=0, faults="fragment:size=3000" if faulted else ()) as reel:
+        read = _leave(reel.port, want, how, rcvbuf=4096, by="bytes")
+        (sent,) = reel.settle()
+    assert sent.ending == "client_hung_up" and read <= sent.bytes_sent, (read, sent.bytes_sent)
+    assert sent.data == b"".join(e.wire for e in events)[: sent.bytes_sent]

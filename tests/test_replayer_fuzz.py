@@ -146,16 +146,19 @@ PARSER_400 = {
 
 
 @pytest.mark.parametrize("name", sorted(PARSER_400))
-async def test_malformed_http_gets_aiohttps_plain_400_and_the_server_keeps_serving(
+async def test_malformed_http_gets_an_api_shaped_400_that_quotes_nothing_and_the_server_keeps_serving(
     reel: Replayer, session: aiohttp.ClientSession, server_log: pytest.LogCaptureFixture, name: str
 ) -> None:
     (status, headers, body), *_ = responses(await raw(reel.port, PARSER_400[name]))
-    assert status == 400 and headers["content-type"].startswith("text/plain") and body, (status, body)
+    assert status == 400 and headers["content-type"].startswith("application/json"), (status, body)
+    anthropic_error(status, body, "invalid_request_error", says="streamreel: aiohttp could not parse the request: ")
+    assert b"aaaaaaaa" not in body and b"no colon" not in body and b"mess\\xff" not in body and b"P(ST" not in body  # none of the request's bytes
     assert reel.requests == []
     await still_streams(reel, session)
     [logged] = [r for r in server_log.records if r.name == "aiohttp.server" and "Error handling request" in r.getMessage()]
     if logged.levelno > logging.DEBUG:  # aiohttp logs a bad method on a connection's first request at DEBUG
         assert logged.levelno == logging.WARNING and "HTTP 400" in logged.getMessage() and not logged.exc_info
+    assert "aaaaaaaa" not in logged.getMessage() and "no colon" not in logged.getMessage() and "mess" not in logged.getMessage()
     no_server_errors(server_log)
 
 
@@ -170,10 +173,9 @@ async def test_odd_headers_get_the_stream_or_a_400(reel: Replayer, session: aioh
     assert got, "no response"
     status, headers, body = got[0]
     assert status < 500, (status, body[:300])
-    if status >= 400 and headers.get("content-type", "").startswith("application/json"):
+    if status >= 400:  # refused by aiohttp's parser, a credential that is not UTF-8, a bad faults header
+        assert headers["content-type"].startswith("application/json")
         anthropic_error(status, body, json.loads(body)["error"]["type"], says="streamreel:")
-    elif status >= 400:
-        assert status == 400 and headers["content-type"].startswith("text/plain")  # refused by aiohttp's parser
     await still_streams(reel, session)
     no_server_errors(server_log)
 
@@ -213,7 +215,10 @@ async def test_bytes_past_the_content_length_are_a_second_request_that_gets_a_40
         (b"not json", "not valid JSON"),
         (b'{"model": "claude-opus-4-8", "messages": [', "not valid JSON"),
         (b"\xc3\x28", "not UTF-8"),
-        (b"\xff\xfe\x00{", "not valid JSON"),
+        (b"\xff\xfe\x00{", "not UTF-8"),
+        (json.dumps(BODY).encode("utf-16"), "not UTF-8"),
+        (json.dumps(BODY).encode("utf-32"), "not UTF-8"),
+        (json.dumps(BODY).encode("utf-16-le"), "not valid JSON"),  # no BOM: NUL bytes are UTF-8, the text is not JSON
         (b'{"model": "caf\xe9"}', "not UTF-8"),
         (b"", "empty"),
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
@@ -251,11 +256,22 @@ async def test_a_recorded_non_json_body_is_still_replayed(session: aiohttp.Clien
             assert resp.status == 200 and await resp.read() == STREAM
 
 
-async def test_a_body_over_the_size_limit_gets_an_anthropic_413(reel: Replayer, session: aiohttp.ClientSession, server_log: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_body_over_the_size_limit_gets_an_anthropic_413_that_reads_as_a_sentence(
+    reel: Replayer, session: aiohttp.ClientSession, server_log: pytest.LogCaptureFixture, chunked: bool
+) -> None:
     huge = b'{"pad": "' + b"a" * (MAX_REQUEST_BYTES + 1024 * 1024) + b'"}'
-    async with session.post(f"{reel.url}/v1/messages", data=huge, headers={"content-type": "application/json"}) as resp:
-        anthropic_error(resp.status, await resp.read(), "request_too_large", says="exceeded")
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(0, len(huge), 1 << 20):
+            yield huge[i : i + (1 << 20)]
+
+    async with session.post(f"{reel.url}/v1/messages", data=pieces() if chunked else huge, headers={"content-type": "application/json"}) as resp:
+        payload = anthropic_error(resp.status, await resp.read(), "request_too_large", says="limit")
         assert resp.status == 413
+    message = payload["error"]["message"]
+    size = "" if chunked else f"{len(huge):,}-byte "
+    assert message == f"streamreel: the {size}body is over the {MAX_REQUEST_BYTES + 2**20:,}-byte limit (the Messages API takes 32 MB)", message
     assert reel.responses[0].status == 413
     await still_streams(reel, session)
     no_server_errors(server_log)

@@ -237,3 +237,116 @@ def test_also_blanks_literal_secrets_in_their_encoded_forms_and_never_shows_them
     with pytest.raises(ValueError, match=r"secret #1 is shorter than 8") as caught:
         Scrubber(secrets=["abc"])
     assert "abc" not in str(caught.value)
+
+
+# ---------------------------------------------------------------- forms and query strings
+
+from urllib.parse import quote_plus
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamreel.scrub import DEFAULT_FORM_KEYS, DEFAULT_QUERY_PARAMS
+
+_SECRET_NAMES = sorted(DEFAULT_JSON_KEYS | DEFAULT_QUERY_PARAMS | DEFAULT_FORM_KEYS)
+_PLAIN_NAMES = ["grant_type", "client_id", "scope", "redirect_uri", "state", "alt", "beta", "model", "max_tokens", "user", "response_type"]
+
+
+def _spelling(name: str, style: int) -> str:
+    """One of the spellings the JSON key rules treat as the same name."""
+    return [name, name.upper(), name.replace("_", "-"), name.replace("-", "_").title(), name.replace("_", "")][style]
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(
+            st.one_of(st.tuples(st.sampled_from(_SECRET_NAMES), st.integers(0, 4)), st.tuples(st.sampled_from(_PLAIN_NAMES), st.just(0))),
+            st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=24),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    as_query=st.booleans(),
+)
+def test_form_bodies_and_query_strings_lose_the_values_of_secret_names_and_keep_every_other_byte(pairs: list, as_query: bool) -> None:
+    """The JSON key rules (any case, ``_`` or ``-``) plus the credential parameters and OAuth's fields:
+    refresh_token, client_secret, password, code... blanked; every other pair exactly as sent."""
+    scrub = Scrubber()
+    encoded = [(quote_plus(_spelling(name, style)), quote_plus(value)) for (name, style), value in pairs]
+    form = "&".join(f"{k}={v}" for k, v in encoded)
+    out = scrub.target(f"/oauth/token?{form}").partition("?")[2] if as_query else scrub.request_body(form.encode())
+    assert isinstance(out, str)
+    kept = out.split("&")
+    assert len(kept) == len(encoded)
+    for ((name, _), value), (k, v), got in zip(pairs, encoded, kept):
+        if name in _SECRET_NAMES:
+            assert got == f"{k}={SCRUBBED}"
+        else:
+            assert got == f"{k}={v}" or SCRUBBED in got  # a plain value that is itself key-shaped still goes
+    found = scrub.found({}, f"/oauth/token?{form}", b"" if as_query else form.encode())
+    assert {value for (name, _), value in pairs if name in _SECRET_NAMES and len(value) >= 8} <= found
+
+
+def test_oauth_fields_are_secret_in_forms_but_code_is_not_a_secret_json_key() -> None:
+    scrub = Scrubber()
+    assert scrub.request_body(b"grant_type=authorization_code&code=4%2F0AX4XfWh&code_verifier=abc") == f"grant_type=authorization_code&code={SCRUBBED}&code_verifier={SCRUBBED}"
+    assert scrub.request_body(json.dumps({"input": {"code": "print(1)"}, "refresh_token": "rt-1"}).encode()) == {"input": {"code": "print(1)"}, "refresh_token": SCRUBBED}
+    assert scrub.message("POST https://oauth2.example.test/token?client_secret=s3cr3t&x=1 failed") == f"POST https://oauth2.example.test/token?client_secret={SCRUBBED}&x=1 failed"
+
+
+def test_credentials_with_bytes_that_are_not_utf8_are_blanked_without_error() -> None:
+    """aiohttp hands a header's non-UTF-8 bytes over as surrogates; the scrubber's encoded forms must not choke on them."""
+    value = b"sk-\xff\xfe-team-token-123".decode("utf-8", "surrogateescape")
+    scrub = Scrubber().also(Scrubber().found({"x-api-key": value}))
+    assert scrub.message(f"echo {value}") == f"echo {SCRUBBED}"
+    assert scrub.text(quote_plus(value.encode("utf-8", "surrogateescape"))) == SCRUBBED
+
+
+# ---------------------------------------------------------------- streams, as the client reads them
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@given(
+    kind=st.sampled_from(["pem", "aws", "github", "slack", "json key", "url key", "x-api-key"]),
+    provider=st.sampled_from(["anthropic text", "anthropic tool json", "openai chat", "openai responses", "gemini", "plain relay"]),
+    token=st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789", min_size=16, max_size=40).map(lambda t: t[:-1] + "7"),
+    before=st.text(alphabet="abc xyz.,é😀\"\\\t", max_size=20),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+    ascii_only=st.booleans(),
+)
+def test_a_stream_scrubbed_event_by_event_reads_as_its_whole_text_scrubbed(kind: str, provider: str, token: str, before: str, cuts: list[int], ascii_only: bool) -> None:
+    """Scrubbing the events (any split) and then joining their text is the same as joining and then scrubbing."""
+    from functools import partial
+
+    from _secrets_helpers import echo_of, piece_of, split_stream
+
+    echo = echo_of(kind, token)
+    text = f"{before} {echo.echo} {before}".replace("\n", " ") if provider == "plain relay" else f"{before} {echo.echo} {before}"
+    points = sorted({c % (len(text) + 1) for c in cuts})
+    pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
+    events = split_stream(provider, pieces, partial(json.dumps, ensure_ascii=ascii_only))
+    scrub = Scrubber().also([token])
+    out = scrub.events(events)
+    joined = "".join(p for p in (piece_of(provider, e) for e in out) if p is not None)
+    spans = scrub._spans(text)
+    expected = "".join(SCRUBBED if i % 2 else part for i, part in enumerate(_cut(text, spans)))
+    assert joined == expected and echo.secret not in joined
+    assert all(a is b for a, b in zip(events, out) if piece_of(provider, a) is None or piece_of(provider, a) == piece_of(provider, b))
+
+
+def _cut(text: str, spans: list[tuple[int, int]]) -> list[str]:
+    """``text`` cut at ``spans``: outside, inside, outside, ... (inside parts at odd positions)."""
+    parts, at = [], 0
+    for a, b in spans:
+        parts += [text[at:a], text[a:b]]
+        at = b
+    return [*parts, text[at:]]
+
+
+def test_a_pem_key_whose_end_never_came_is_blanked_to_the_end_of_its_string() -> None:
+    """A stream cut off mid-key (the client left) must not keep the key's body."""
+    cut = "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+    assert Scrubber().text(f'{{"text":"{cut}","n":1}}') == f'{{"text":"{SCRUBBED}","n":1}}'
+    pieces = [Event(t=0, event="d", data=json.dumps({"text": "-----BEGIN PRIVATE"})), Event(t=1, event="d", data=json.dumps({"text": " KEY-----\nMIIEvQIBADANBgkq"}))]
+    assert [json.loads(e.data)["text"] for e in Scrubber().events(pieces)] == [SCRUBBED, ""]
