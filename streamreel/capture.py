@@ -38,15 +38,17 @@ from concurrent.futures import wait as _wait_futures
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import unquote
 from typing import Any, Callable, Iterator, Sequence, TypeVar, Union
 
 import httpx2
 
 from . import cassette as _cassette
-from .cassette import Cassette, End, Interaction, Request, Response
+from .cassette import Cassette, End, Interaction
 from .errors import StreamreelError
 from .providers import get as _dialect, is_complete, names as _dialect_names, provider_of_events, stream_decoder
-from .recorder import _REQUEST_DROP, _RESPONSE_DROP
+from .matching import ReceivedRequest
+from .recorder import _RESPONSE_DROP, _scrubbed, _Take
 from .scrub import Scrubber, safe_url
 from .sse import Event
 from .transport import TeeTransport, tee_client
@@ -217,6 +219,18 @@ class _Stream:
         if copy.outcome is None:
             copy.outcome, copy.ended = "stopped", _now()
         return copy
+
+    def received(self) -> ReceivedRequest:
+        """The request as the recorder's proxy would have received it."""
+        path, _, query = self.target.partition("?")
+        return ReceivedRequest(
+            method=self.method,
+            path=unquote(path),
+            query=query,
+            headers={k.lower(): v for k, v in _text(self.request_headers)},
+            body=self.request_body or b"",
+            at=self.t0,
+        )
 
     def ms(self, t: float) -> float:
         return (t - self.t0) * 1000.0
@@ -815,8 +829,8 @@ def _cassette_of(snaps: list[_Stream], base: Scrubber) -> tuple[Cassette, list[s
     used (the base one, also blanking every credential the requests carried)."""
     scrub = base
     for snap in snaps:
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in snap.request_headers]
-        scrub = scrub.also(scrub.found(headers, snap.target, snap.request_body or b""))
+        received = snap.received()
+        scrub = scrub.also(scrub.found(received.headers, received.target, received.body))  # as the recorder does for each request
     interactions: list[Interaction] = []
     notes: list[str] = []
     resets: list[tuple[int, int]] = []
@@ -839,24 +853,26 @@ def _cassette_of(snaps: list[_Stream], base: Scrubber) -> tuple[Cassette, list[s
 
 
 def _interaction(snap: _Stream, scrub: Scrubber) -> tuple[Interaction, list[Event]]:
-    """One stream as the recorder would have written it."""
-    request = Request(
-        method=snap.method.upper(),
-        path=scrub.target(snap.target),
-        headers=scrub.header_map((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in snap.request_headers if k.decode("latin-1").lower() not in _REQUEST_DROP),
-        body=scrub.request_body(snap.request_body or b""),
+    """One stream as the recorder writes what it recorded (:func:`streamreel.recorder._scrubbed`):
+    the same request and response fields, scrubbed the same way, a secret split across events included."""
+    events = snap.events() if snap.streaming else []
+    end = snap.end(events)
+    take = _Take(
+        status=snap.status,
+        headers=scrub.header_map((k, v) for k, v in _text(snap.headers) if k.lower() not in _RESPONSE_DROP),
+        headers_at=snap.headers_at * 1000.0,
+        stream=snap.streaming,
+        events=events,
+        body=bytearray() if snap.streaming else bytearray(b"".join(snap.body()[0])),
+        end_t=end.t if end.t is not None else 0.0,
+        reason=end.reason,
     )
-    headers = scrub.header_map((k.decode("latin-1"), v.decode("latin-1")) for k, v in snap.headers if k.decode("latin-1").lower() not in _RESPONSE_DROP)
-    headers_at = round(snap.headers_at * 1000.0, 3)
-    if snap.streaming:
-        events = snap.events()
-        end = snap.end(events)
-        response = Response(status=snap.status, headers=headers, headers_at=headers_at, events=tuple(scrub.event(e) for e in events), end=end)
-    else:
-        events = []
-        chunks, _ = snap.body()
-        response = Response(status=snap.status, headers=headers, headers_at=headers_at, body=scrub.body(b"".join(chunks)), end=snap.end(()))
-    return Interaction(request=request, response=response), events
+    return _scrubbed(scrub, snap.received(), take), events
+
+
+def _text(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Raw header bytes as an aiohttp server reads them (UTF-8, undecodable bytes kept as surrogates)."""
+    return [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape")) for k, v in headers]
 
 
 def _reset_faults(interactions: list[Interaction], resets: list[tuple[int, int]]) -> tuple[list[str], list[int]]:

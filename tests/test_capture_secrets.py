@@ -7,21 +7,23 @@ import base64
 import json
 import logging
 from contextlib import nullcontext
+from functools import partial
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from _secrets_helpers import ANT, BASIC, BEARER, BODY, CUSTOM, GOOGLE, NESTED, PROMPT, SECRETS, TEAM_HEADER, leaks
+from _secrets_helpers import ANT, BASIC, BEARER, BODY, CUSTOM, GOOGLE, NESTED, PROMPT, SECRETS, SPLIT_KINDS, SPLIT_PROVIDERS, TEAM_HEADER, echo_of, leaks, piece_of, split_stream, with_piece
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamreel import Cassette
+from streamreel import Cassette, load
 from streamreel.capture import Capture
 from streamreel.cassette import End, Interaction, Request, Response
 from streamreel.providers.anthropic import TextBlock, error_event, message_events
 from streamreel.scrub import SCRUBBED, Scrubber
+from streamreel.sse import decode
 from streamreel.transport import BASE_URL, ReplayTransport
 
 CARRIERS = {
@@ -130,3 +132,65 @@ def test_no_secret_reaches_a_dump_its_name_a_log_or_the_listing(
 def test_the_secrets_every_example_uses_are_the_recorders() -> None:
     """The fuzzer above draws from the recorder's own secrets, so both are held to the same set."""
     assert set(CARRIERS.values()) == set(SECRETS.values())
+
+
+# ---------------------------------------------------------------- the recorder's fuzzer: secrets streamed back in pieces
+
+_SAFE = st.text(alphabet="abcdefghij klmno.,!?é😀\"\\\n\t", max_size=30)
+_TOKEN = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789", min_size=16, max_size=40).map(lambda t: t[:-1] + "7")
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(
+    kind=st.sampled_from(SPLIT_KINDS),
+    provider=st.sampled_from(SPLIT_PROVIDERS),
+    token=_TOKEN,
+    before=_SAFE,
+    after=_SAFE,
+    cuts=st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=6),
+    ascii_only=st.booleans(),
+    spaced=st.booleans(),
+    reads=st.integers(0, 2**16),
+)
+def test_a_secret_streamed_back_in_pieces_never_reaches_a_dump_and_nothing_else_changes(
+    tmp_path_factory: pytest.TempPathFactory, kind: str, provider: str, token: str, before: str, after: str, cuts: list[float], ascii_only: bool, spaced: bool, reads: int
+) -> None:
+    """The recorder's fuzzer, through the capture: the upstream echoes a secret of each kind across
+    events at random split points, framed as each provider frames its text, arriving in random
+    reads; the dump's joined text reads the same with the secret blanked, every other byte of
+    every event as the app's client got it."""
+    echo = echo_of(kind, token)
+    if provider == "plain relay":  # raw CR/LF in a plain data line would be SSE framing, not text
+        before, after = before.replace("\n", " "), after.replace("\n", " ")
+        echo = replace(echo, echo=echo.echo.replace("\n", " "), secret=echo.secret.replace("\n", " "))
+    text = f"{before} {echo.echo} {after}"
+    points = sorted({round(c * len(text)) for c in cuts})
+    pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
+    dumps = partial(json.dumps, ensure_ascii=ascii_only, separators=(", ", ": ") if spaced else (",", ":"))
+    events = split_stream(provider, pieces, dumps)
+    upstream = Interaction(
+        request=Request(method="POST", path=echo.target.partition("?")[0]),
+        response=Response(status=200, headers={"content-type": "text/event-stream"}, headers_at=1.0, events=events, end=End(t=float(len(events)), reason="complete")),
+    )
+    inner = ReplayTransport(Cassette(interactions=(upstream,)), faults=[f"fragment:random,seed={reads}"], match_on=("method", "path"), ignore_query=("alt", "key"))
+    capture = Capture()
+    with httpx2.Client(transport=capture.transport(inner)) as client:
+        with client.stream("POST", BASE_URL + echo.target, headers=echo.headers, content=echo.body) as response:
+            got_wire = response.read()
+    assert echo.secret in "".join(p for p in (piece_of(provider, e) for e in decode(got_wire)) if p is not None)  # the app got it as sent
+    out = capture.dump(tmp_path_factory.mktemp("split") / "c.yaml")
+    assert out is not None
+    written = out.read_text(encoding="utf-8")
+    assert echo.secret not in written and echo.secret.replace("\n", "\\n") not in written
+    assert leaks([written]) == []
+    kept = load(out).interactions[0].response.events or ()
+    assert [e.event for e in kept] == [e.event for e in events]
+    got = [piece_of(provider, e) for e in kept]
+    joined = "".join(p for p in got if p is not None)
+    assert joined.startswith(f"{before} ") and joined.endswith(f" {after}"), (joined, text)
+    assert joined[len(before) + 1 : len(joined) - len(after) - 1] in echo.allowed
+    for original, dumped, piece in zip(events, kept, got):
+        if piece is None or piece == piece_of(provider, original):
+            assert dumped.data == original.data  # untouched, byte for byte
+        else:
+            assert dumped.data == with_piece(provider, original, piece, dumps)  # only the piece's text changed
