@@ -746,13 +746,15 @@ class Capture:
             self._pending.discard(future)
 
     def _background(self, recs: list[_Stream], snaps: list[_Stream], why: str | None, directory: Path, check: bool, app_error: str | None) -> None:
-        if check:
-            found = _error_event(snaps[0].events())
-            if found is not None:
+        try:
+            if check and _error_event(snaps[0].events()) is not None:
                 why = "error_event"
-        if why is None:
+            if why is None:
+                return
+            path = self._write(snaps, why, directory=directory, app_error=app_error)
+        except Exception:
+            self._internal_error("looking for an error event in a stream")
             return
-        path = self._write(snaps, why, directory=directory, app_error=app_error)
         for rec in recs:
             rec.dumped = path
 
