@@ -629,7 +629,8 @@ class Capture:
         for a name that sorts by time; default ``dump_dir``), atomically, scrubbed.
 
         Returns the file written, or None when there was nothing to write or the write failed
-        (both logged: this never raises for either, so it is safe in an ``except`` block)."""
+        (both logged: this never raises for either, so it is safe in an ``except`` block). It
+        writes in the calling thread: from async code, ``await asyncio.to_thread(capture.dump, path)``."""
         if path is None and self.dump_dir is None:
             raise ValueError("dump() needs a path, or give Capture(dump_dir=...) a directory")
         try:
@@ -676,7 +677,9 @@ class Capture:
         return _Watch(self, directory)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until the automatic dumps under way are written (or have failed); False if ``timeout`` (s) ran out first."""
+        """Wait until the automatic dumps under way are written (or have failed); False if ``timeout`` (s) ran out first.
+
+        It blocks: from async code, ``await asyncio.to_thread(capture.flush)``."""
         with self._lock:
             pending = list(self._pending)
         if not pending:
