@@ -225,3 +225,22 @@ def with_piece(provider: str, event: Event, text: str, dumps: Any) -> str:
     else:
         data["candidates"][0]["content"]["parts"][0]["text"] = text
     return dumps(data)
+
+
+def assert_blanked_in_pieces(provider: str, events: tuple[Event, ...], kept: tuple[Event, ...], echo: Echo, before: str, after: str, dumps: Any) -> None:
+    """What a cassette written from a stream of :func:`split_stream` must hold: the same events,
+    whose joined text reads ``before``, the secret blanked, ``after``; every event the secret did
+    not touch byte for byte as sent, the others changed only in their piece of text."""
+    from streamreel.scrub import SCRUBBED as S
+
+    assert [e.event for e in kept] == [e.event for e in events]
+    got = [piece_of(provider, e) for e in kept]
+    joined = "".join(p for p in got if p is not None)
+    assert joined.startswith(f"{before} ") and joined.endswith(f" {after}"), joined
+    assert joined[len(before) + 1 : len(joined) - len(after) - 1] in echo.allowed
+    for original, written, piece in zip(events, kept, got):
+        if piece is None or piece == piece_of(provider, original):
+            assert written.data == original.data  # untouched, byte for byte
+        else:
+            assert written.data == with_piece(provider, original, piece, dumps)  # only the piece's text changed
+            assert S in piece or piece == "" or S in joined
