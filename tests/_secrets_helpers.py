@@ -244,3 +244,26 @@ def assert_blanked_in_pieces(provider: str, events: tuple[Event, ...], kept: tup
         else:
             assert written.data == with_piece(provider, original, piece, dumps)  # only the piece's text changed
             assert S in piece or piece == "" or S in joined
+
+
+def echoed_text(provider: str, echo: Echo, before: str, after: str, cuts: Iterable[float]) -> tuple[Echo, str, list[str]] | None:
+    """The text an upstream streams back (``before``, the echo, ``after``) and its pieces at ``cuts``
+    (fractions of its length), with the echo as the provider can carry it; None when the draw
+    cannot be streamed as plain relay text (one piece that is itself a JSON value is a JSON
+    event, whose strings are read as JSON, not as text)."""
+    if provider == "plain relay":  # raw CR/LF in a plain data line would be SSE framing, not text
+        before, after = before.replace("\n", " "), after.replace("\n", " ")
+        echo = replace(echo, echo=echo.echo.replace("\n", " "), secret=echo.secret.replace("\n", " "))
+    text = f"{before} {echo.echo} {after}"
+    points = sorted({round(c * len(text)) for c in cuts})
+    pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
+    if provider == "plain relay" and any(_is_json_container(p) for p in pieces):
+        return None
+    return echo, text, pieces
+
+
+def _is_json_container(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), (dict, list))
+    except ValueError:
+        return False

@@ -115,8 +115,8 @@ import asyncio
 from functools import partial
 
 from _recorder_helpers import cassette as one_cassette
-from _secrets_helpers import SPLIT_KINDS, SPLIT_PROVIDERS, assert_blanked_in_pieces, echo_of, piece_of, split_stream
-from hypothesis import HealthCheck, given, settings
+from _secrets_helpers import SPLIT_KINDS, SPLIT_PROVIDERS, assert_blanked_in_pieces, echo_of, echoed_text, piece_of, split_stream
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from streamreel.cassette import End, Interaction, Request, Response
@@ -144,16 +144,12 @@ def test_a_secret_streamed_back_in_pieces_is_blanked_in_each_piece_and_nothing_e
     """The upstream echoes a secret of each kind across events at random split points, framed as each
     provider frames its text; the real recorder writes a cassette where the joined text reads the
     same with the secret blanked, and every byte of every event outside it is as the upstream sent it."""
-    echo = echo_of(kind, token)
-    if provider == "plain relay":  # raw CR/LF in a plain data line would be SSE framing, not text
+    drawn = echoed_text(provider, echo_of(kind, token), before, after, cuts)
+    assume(drawn is not None)
+    assert drawn is not None
+    echo, text, pieces = drawn
+    if provider == "plain relay":
         before, after = before.replace("\n", " "), after.replace("\n", " ")
-        echo = echo_of(kind, token) if "\n" not in echo.echo else echo
-    text = f"{before} {echo.echo} {after}"
-    if provider == "plain relay" and "\n" in text:
-        text = text.replace("\n", " ")
-        echo = type(echo)(**{**echo.__dict__, "echo": echo.echo.replace("\n", " ")})
-    points = sorted({round(c * len(text)) for c in cuts})
-    pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
     dumps = partial(json.dumps, ensure_ascii=ascii_only, separators=(", ", ": ") if spaced else (",", ":"))
     events = split_stream(provider, pieces, dumps)
     upstream = Interaction(
