@@ -607,12 +607,15 @@ def drawn(strategy: Any, summarize: Callable[[Any], set[str]], examples: int = 3
     return seen
 
 
+# Budgets are about twice what the fixed seed needs: hypothesis also draws constants from the
+# project's source, so the examples it makes move a little whenever any module changes.
 def test_a_few_hundred_messages_cover_every_block_delta_and_stop_reason() -> None:
-    assert ANTHROPIC_KINDS - drawn(anthropic_messages(), anthropic_kinds) == set()
+    assert ANTHROPIC_KINDS - drawn(anthropic_messages(), anthropic_kinds, examples=600) == set()
 
 
 def test_a_few_hundred_messages_asked_for_beta_blocks_cover_them_too() -> None:
-    assert (BETA_KINDS | ANTHROPIC_KINDS) - drawn(anthropic_messages(blocks=ALL_BLOCKS), anthropic_kinds) == set()
+    assert BETA_KINDS - drawn(anthropic_messages(blocks=ALL_BLOCKS), anthropic_kinds) == set()
+    assert ANTHROPIC_KINDS - drawn(anthropic_messages(blocks=ALL_BLOCKS), anthropic_kinds, examples=2000) == set()
 
 
 def test_a_few_hundred_chat_streams_cover_choices_parallel_calls_refusals_and_usage() -> None:
@@ -686,7 +689,7 @@ def test_every_real_stream_has_a_shape_the_strategies_draw(provider: str, strate
     start) is one the strategies draw (the Anthropic beta-only blocks when asked for)."""
     reals = real_streams(provider)
     assert len(reals) >= (1 if provider == "openai-responses" else 5)
-    drawn_pairs = set().union(*(drawn(strategy, lambda s: transitions(s.events), examples=500) for strategy in strategies))  # type: ignore[arg-type]
+    drawn_pairs = set().union(*(drawn(strategy, lambda s: transitions(s.events), examples=800) for strategy in strategies))  # type: ignore[arg-type]
     missing = {name: sorted(transitions(events) - drawn_pairs) for name, events in reals}
     assert {name: pairs for name, pairs in missing.items() if pairs} == {}
 
