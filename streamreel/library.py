@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import gc
 import os
 import re
 from pathlib import Path
 from typing import Callable, Generic, Mapping, TypeVar
 from urllib.parse import parse_qsl
 
+from .cassette import _collector_paused
 from .errors import CassetteError, CassetteNameError, StreamreelError
 
 __all__ = ["CASSETTE_HEADER", "CASSETTE_PARAM", "SUFFIXES", "confine", "Library", "Refusal"]
@@ -196,7 +198,7 @@ class Library(Generic[S]):
             loading = self._loading.get(key)
             if loading is None:
                 loop = asyncio.get_running_loop()
-                loading = self._loading[key] = loop.run_in_executor(None, lambda: (path.relative_to(self.directory).as_posix(), self._load(path)))
+                loading = self._loading[key] = loop.run_in_executor(None, lambda: (path.relative_to(self.directory).as_posix(), _loaded(self._load, path)))
                 cache, pending = self._cache, self._loading
                 loading.add_done_callback(lambda done: _settle(cache, pending, key, done))
             return await asyncio.shield(loading)
@@ -254,6 +256,18 @@ class Library(Generic[S]):
         if isinstance(error, OSError):
             return Refusal(400, "invalid_request_error", f"streamreel: cassette {name!r} cannot be read: {error.strerror or error}")
         return error
+
+
+def _loaded(load: Callable[[Path], S], path: Path) -> S:
+    """``load(path)`` on a worker thread without stalling the event loop: with the cycle collector
+    paused (a large cassette and its encoded events are hundreds of thousands of objects, and a
+    full collection over them, run on whichever thread allocates, holds the interpreter lock for
+    as long as the loading itself), then moved out of its reach (:func:`gc.freeze`: they live as
+    long as the server; reference counting still frees them when dropped)."""
+    with _collector_paused():
+        loaded = load(path)
+        gc.freeze()
+    return loaded
 
 
 def _settle(cache: dict[Path, tuple[str, S]], pending: dict[Path, asyncio.Future[tuple[str, S]]], key: Path, done: asyncio.Future[tuple[str, S]]) -> None:

@@ -15,6 +15,7 @@ Adding a dialect is one new module (a :class:`Dialect` subclass passed to
 from __future__ import annotations
 
 import importlib
+import threading
 import json
 import math
 from dataclasses import dataclass, replace
@@ -205,6 +206,7 @@ class Dialect:
 REGISTRY: dict[str, Dialect] = {}
 _GENERIC = Dialect()
 _loaded = False
+_loading = threading.RLock()
 
 
 def register(dialect: Dialect) -> Dialect:
@@ -221,11 +223,16 @@ def register(dialect: Dialect) -> Dialect:
 
 
 def _load() -> None:
+    """Import every dialect module (each registers itself), once; a thread that asks meanwhile
+    waits for the whole registry rather than reading it half filled."""
     global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in _MODULES:
-            importlib.import_module(f"{__name__}.{module}")
+    if _loaded:
+        return
+    with _loading:
+        if not _loaded:
+            for module in _MODULES:
+                importlib.import_module(f"{__name__}.{module}")
+            _loaded = True
 
 
 def _specific() -> Iterable[Dialect]:
