@@ -79,7 +79,8 @@ def _report(mode: str, baseline: Snapshot, afters: list[Snapshot], seconds: list
 def _assert_back_to_baseline(baseline: Snapshot, afters: list[Snapshot]) -> None:
     assert baseline.connections == baseline.inflight == 0 and set(baseline.tcp) == {"LISTEN"}
     for after in afters:
-        assert (after.fds, after.sockets, after.tasks) == (baseline.fds, baseline.sockets, baseline.tasks)
+        # at most the baseline's: a socket another test left to the garbage collector may close meanwhile
+        assert after.fds <= baseline.fds and after.sockets <= baseline.sockets and after.tasks == baseline.tasks, (after.counts(), baseline.counts())
         assert (after.connections, after.inflight, after.tcp) == (0, 0, {"LISTEN": 1})
 
 
