@@ -138,9 +138,9 @@ def test_a_real_capture_framed_by_bedrock_reads_the_same_through_the_sdk_sync_an
 
     async def run():
         async with Replayer(cas, speed=0) as r:
-            c = anthropic.AsyncAnthropicBedrock(aws_access_key=ACCESS, aws_secret_key=SECRET, aws_region="us-east-1", base_url=r.url, max_retries=0)
-            stream = await c.messages.create(**REQUEST, stream=True)
-            return [ev async for ev in stream]
+            async with anthropic.AsyncAnthropicBedrock(aws_access_key=ACCESS, aws_secret_key=SECRET, aws_region="us-east-1", base_url=r.url, max_retries=0) as c:
+                stream = await c.messages.create(**REQUEST, stream=True)
+                return [ev async for ev in stream]
 
     raw = asyncio.run(run())
     assert text == expected and final.stop_reason == "end_turn"
@@ -212,6 +212,7 @@ async def test_the_recorder_keeps_bedrock_frames_as_events_and_replays_them_byte
             c = anthropic.AsyncAnthropicBedrock(aws_access_key=ACCESS, aws_secret_key=SECRET, aws_region="us-east-1", base_url=rec.url, max_retries=0)
             async with c.messages.stream(**REQUEST) as stream:
                 recorded_text = "".join([t async for t in stream.text_stream])
+            await c.close()
             await rec.asettle()
         source = await up.asettle()
     text = out.read_text()
@@ -223,6 +224,7 @@ async def test_the_recorder_keeps_bedrock_frames_as_events_and_replays_them_byte
         c = anthropic.AsyncAnthropicBedrock(aws_access_key=ACCESS, aws_secret_key=SECRET, aws_region="us-east-1", base_url=again.url, max_retries=0)
         async with c.messages.stream(**REQUEST) as stream:
             replayed_text = "".join([t async for t in stream.text_stream])
+        await c.close()
         replayed = await again.asettle()
     assert recorded_text == replayed_text
     assert replayed[0].data == source[0].data

@@ -92,6 +92,7 @@ async def test_ids_and_retry_go_out_when_asked_and_sdks_still_read_the_stream():
         client = anthropic.AsyncAnthropic(base_url=r.url, api_key="test", max_retries=0)
         async with client.messages.stream(model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]) as stream:
             message = await stream.get_final_message()
+        await client.close()
     assert message.content[0].text == TEXT
 
 

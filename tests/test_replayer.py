@@ -100,6 +100,7 @@ async def test_async_stream_helper_final_message_equals_capture(capture: Path) -
         client = anthropic.AsyncAnthropic(base_url=reel.url, api_key="sk-test")
         async with client.messages.stream(model="m", max_tokens=64, messages=PROMPT) as stream:
             message = await stream.get_final_message()
+        await client.close()
     assert_final_message_matches(message, expected_message(capture.read_bytes()))
 
 
@@ -109,6 +110,7 @@ async def test_async_create_stream_yields_every_capture_event(capture: Path) -> 
         client = anthropic.AsyncAnthropic(base_url=reel.url, api_key="sk-test")
         stream = await client.messages.create(model="m", max_tokens=64, messages=PROMPT, stream=True)
         events = [e async for e in stream]
+        await client.close()
     assert [e.type for e in events] == want["types"]
 
 

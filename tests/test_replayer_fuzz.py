@@ -363,6 +363,7 @@ async def test_the_anthropic_sdk_streams_after_a_barrage_of_bad_requests(reel: R
     client = anthropic.AsyncAnthropic(base_url=reel.url, api_key="sk-test", max_retries=0, timeout=TIMEOUT_S)
     async with client.messages.stream(**{k: v for k, v in BODY.items() if k != "stream"}) as stream:
         text = "".join([t async for t in stream.text_stream])
+    await client.close()
     assert text.startswith("Hello! I'm doing well")
     assert [r.status for r in reel.responses][-1] == 200
     no_server_errors(server_log)

@@ -38,9 +38,9 @@ def test_the_sdk_reads_the_stream_and_raises_by_status_sync_and_async():
 
     async def run():
         async with Replayer(cas, faults="http:status=429") as r:
-            client = anthropic.AsyncAnthropicVertex(base_url=r.url + "/v1", max_retries=0, **VERTEX)
-            with pytest.raises(anthropic.RateLimitError) as info:
-                await client.messages.create(**REQUEST, stream=True)
-            return info.value.body
+            async with anthropic.AsyncAnthropicVertex(base_url=r.url + "/v1", max_retries=0, **VERTEX) as client:
+                with pytest.raises(anthropic.RateLimitError) as info:
+                    await client.messages.create(**REQUEST, stream=True)
+                return info.value.body
 
     assert asyncio.run(run())["error"]["status"] == "RESOURCE_EXHAUSTED"
