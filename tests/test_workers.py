@@ -1,0 +1,180 @@
+"""``streamreel serve --workers N``: the real command in a subprocess, driven by the real anthropic SDK
+over loopback; one ground truth, ordered playback and fault counts across every worker process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator
+
+import anthropic
+import pytest
+
+from streamreel.cassette import Cassette, bundled, save
+from streamreel.synth import synth_cassette
+from streamreel.workers import MAX_WORKERS
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith(("linux", "darwin")), reason="several workers need fork()")
+
+WAIT_S = 30
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen[str], url: str, log: Path) -> None:
+        self.proc = proc
+        self.url = url
+        self.log = log
+
+    def admin(self, name: str, *, method: str = "GET", query: str = "") -> Any:
+        request = urllib.request.Request(f"{self.url}/__streamreel/{name}{query}", data=b"{}" if method == "POST" else None, headers={"content-type": "application/json"}, method=method)
+        with urllib.request.urlopen(request, timeout=WAIT_S) as resp:
+            return json.loads(resp.read())
+
+    def logged(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(cassette: str, *options: str) -> Server:
+        log = tmp_path / f"log{len(started)}.jsonl"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamreel", "serve", cassette, "--speed", "0", "-q", "--log", str(log), *options],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], WAIT_S)
+        assert ready, f"the server printed nothing within {WAIT_S} s"
+        first = proc.stdout.readline()
+        match = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)\n", first)
+        assert match, f"first line was {first!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"
+        return Server(proc, match.group(1), log)
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=WAIT_S)
+
+
+def _ask(url: str, **client: Any) -> str:
+    """One streamed message over a connection of its own (a new client), so the kernel picks a worker for it."""
+    with anthropic.Anthropic(base_url=url, api_key="sk-test", max_retries=0, **client) as sdk:
+        with sdk.messages.stream(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]) as stream:
+            return stream.get_final_text()
+
+
+def _status(url: str) -> int:
+    try:
+        _ask(url)
+    except anthropic.APIStatusError as e:
+        return e.status_code
+    return 200
+
+
+def _numbered(tmp_path: Path, count: int) -> Path:
+    """A cassette of ``count`` recordings of the same request, answering ``reply 0``, ``reply 1``, ..."""
+    path = tmp_path / "numbered.yaml"
+    save(Cassette(interactions=tuple(synth_cassette(f"reply {i}", seed=i).interactions[0] for i in range(count))), path)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_requests_spread_over_worker_processes_and_the_ground_truth_accounts_for_every_one(serve: Any) -> None:
+    server = serve(str(bundled("text")), "--workers", "2")
+    with ThreadPoolExecutor(4) as pool:
+        texts = list(pool.map(lambda _: _ask(server.url), range(24)))
+    assert len(set(texts)) == 1 and texts[0]
+    responses = server.admin("responses", query="?requests=24")
+    requests = server.admin("requests")
+    assert sorted(r["request"] for r in responses) == list(range(24)), "every request has one index, whichever worker counted it"
+    assert [(r["status"], r["ending"]) for r in responses] == [(200, "end")] * 24
+    assert sorted(r["index"] for r in requests) == list(range(24))
+    logged = server.logged()
+    assert sorted(r["request"] for r in logged) == list(range(24))
+    pids = {r["worker_pid"] for r in logged}
+    assert len(pids) == 2 and server.proc.pid not in pids, f"24 connections were served by worker processes {pids}"
+    assert {r["worker"] for r in logged} == {1, 2}
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=WAIT_S) == 0
+    assert not any(_alive(pid) for pid in pids), "the workers stop with the server"
+
+
+def test_ordered_playback_runs_in_order_across_workers_and_reset_restarts_it_for_all(serve: Any, tmp_path: Path) -> None:
+    count = 24
+    server = serve(str(_numbered(tmp_path, count)), "--workers", "2")
+    in_order = [_ask(server.url) for _ in range(count + 1)]
+    assert in_order == [f"reply {i}" for i in range(count)] + [f"reply {count - 1}"], "each recording once, in order, then the last repeats"
+    assert len({r["worker_pid"] for r in server.logged()}) == 2, "both workers served some of them"
+    assert server.admin("reset", method="POST") == {"reset": True}
+    assert server.admin("responses") == [] and server.admin("requests") == []
+    with ThreadPoolExecutor(6) as pool:
+        at_once = list(pool.map(lambda _: _ask(server.url), range(count)))
+    assert sorted(at_once) == sorted(f"reply {i}" for i in range(count)), "concurrent requests on both workers each claim a different recording"
+    assert sorted(r["request"] for r in server.admin("responses", query=f"?requests={count}")) == list(range(count))
+
+
+def test_a_times_1_fault_fires_once_across_workers_and_again_once_after_reset(serve: Any) -> None:
+    server = serve("text", "--workers", "2", "--fault", "http:status=529,times=1")
+    for round_ in range(2):
+        with ThreadPoolExecutor(5) as pool:
+            statuses = list(pool.map(lambda _: _status(server.url), range(20)))
+        assert sorted(statuses) == [200] * 19 + [529], f"round {round_}: {statuses}"
+        responses = server.admin("responses", query="?requests=20")
+        fired = [r["request"] for r in responses if any(f["fired"] for f in r["faults"])]
+        assert len(responses) == 20 and len(fired) == 1
+        assert server.admin("reset", method="POST") == {"reset": True}
+    assert len({r["worker_pid"] for r in server.logged()}) == 2
+
+
+def test_the_admin_api_loads_a_cassette_in_every_worker(serve: Any, tmp_path: Path) -> None:
+    save(synth_cassette("first", seed=1), tmp_path / "first.yaml")
+    save(synth_cassette("second", seed=2), tmp_path / "second.yaml")
+    server = serve(str(tmp_path), "--workers", "2")
+    assert [_ask(server.url, default_headers={"x-streamreel-cassette": "first"}) for _ in range(4)] == ["first"] * 4
+    request = urllib.request.Request(server.url + "/__streamreel/load", data=json.dumps({"cassette": "second"}).encode(), headers={"content-type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=WAIT_S) as resp:
+        assert json.loads(resp.read())["loaded"] == "second.yaml"
+    assert server.admin("responses") == [], "a load clears every worker's ground truth"
+    texts = [_ask(server.url) for _ in range(16)]
+    assert texts == ["second"] * 16
+    logged = server.logged()
+    assert len({r["worker_pid"] for r in logged if r["cassette"] == "second.yaml"}) == 2, "both workers serve what was loaded"
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", str(MAX_WORKERS + 1)])
+def test_a_worker_count_out_of_range_is_a_usage_error(workers: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "streamreel", "serve", "text", "--workers", workers], capture_output=True, text=True, timeout=WAIT_S)
+    assert result.returncode == 2
+    assert "--workers" in result.stderr and f"1<=x<={MAX_WORKERS}" in result.stderr, result.stderr
+
+
+def test_without_fork_several_workers_are_refused_not_served_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    from streamreel import workers
+    from streamreel.errors import StreamreelError
+
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    with pytest.raises(StreamreelError, match="fork"):
+        workers.serve({"cassette": bundled("text")}, workers=2, on_listening=lambda url: pytest.fail(f"listened on {url}"))
