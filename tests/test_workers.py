@@ -3,6 +3,7 @@ over loopback; one ground truth, ordered playback and fault counts across every 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -178,3 +179,40 @@ def test_without_fork_several_workers_are_refused_not_served_by_one(monkeypatch:
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     with pytest.raises(StreamreelError, match="fork"):
         workers.serve({"cassette": bundled("text")}, workers=2, on_listening=lambda url: pytest.fail(f"listened on {url}"))
+
+
+def test_a_worker_that_dies_is_replaced_and_said_so(serve: Any) -> None:
+    server = serve("text", "--workers", "2")
+    while len({r["worker_pid"] for r in server.logged()}) < 2:
+        assert _ask(server.url)
+        assert len(server.logged()) < 64, "64 connections all reached one worker"
+    victim = server.logged()[0]
+    os.kill(victim["worker_pid"], signal.SIGKILL)
+    assert server.proc.stderr is not None
+    ready, _, _ = select.select([server.proc.stderr], [], [], WAIT_S)
+    assert ready, f"nothing said within {WAIT_S} s of a worker's death"
+    said = server.proc.stderr.readline()
+    replaced = re.fullmatch(rf"warning: worker {victim['worker']} \(pid {victim['worker_pid']}\) was killed by SIGKILL; worker {victim['worker']} now runs as pid (\d+)\n", said)
+    assert replaced, said
+    served_before = len(server.logged())
+    assert all(_ask(server.url) for _ in range(16))
+    after = server.logged()[served_before:]
+    assert len(after) == 16 and victim["worker_pid"] not in {r["worker_pid"] for r in after}
+    assert {(r["worker"], r["worker_pid"]) for r in after if r["worker"] == victim["worker"]} == {(victim["worker"], int(replaced.group(1)))}, "the replacement serves under the dead worker's number"
+    server.proc.terminate()
+    assert server.proc.wait(timeout=WAIT_S) == 0
+
+
+def test_the_ground_truth_lists_streams_still_open_on_every_worker(serve: Any) -> None:
+    server = serve("text", "--workers", "2", "--fault", "stall:after=2")
+    with contextlib.ExitStack() as open_streams:
+        for _ in range(16):
+            sdk = open_streams.enter_context(anthropic.Anthropic(base_url=server.url, api_key="sk-test", max_retries=0, timeout=WAIT_S))
+            stream = open_streams.enter_context(sdk.messages.stream(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]))
+            assert next(iter(stream)).type == "message_start"
+        now = server.admin("responses", query="?timeout=0")
+        assert sorted(r["request"] for r in now) == list(range(16)), "the open streams of both workers"
+        assert [(r["end_ms"], r["events"]) for r in now] == [(None, 2)] * 16, "each open, two events sent"
+    done = server.admin("responses", query="?requests=16")
+    assert all(r["end_ms"] is not None and r["client_hung_up"] for r in done), [(r["end_ms"], r["client_hung_up"]) for r in done]
+    assert len({r["worker_pid"] for r in server.logged()}) == 2
