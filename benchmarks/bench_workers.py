@@ -1,6 +1,6 @@
 """``streamreel serve --workers N``: how many timed events a second one port holds, one worker against two.
 
-    python benchmarks/bench_workers.py [--events 50] [--gap 20] [--ladder 50,100,200,300,400,600,800,1200]
+    python benchmarks/bench_workers.py [--events 50] [--gap 20] [--ladder 25,50,100,200,300,400,600,800,1200]
                                        [--streams 400] [--workers 2]
 
 Each server is the real command (``streamreel serve CASSETTE --workers N -q``) in a process
@@ -257,7 +257,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=50)
     parser.add_argument("--gap", type=float, default=20.0, help="ms between events in the cassette")
-    parser.add_argument("--ladder", default="50,100,200,300,400,600,800,1200", help="stream counts to climb, comma-separated")
+    parser.add_argument("--ladder", default="25,50,100,200,300,400,600,800,1200", help="stream counts to climb, comma-separated")
     parser.add_argument("--streams", type=int, default=400, help="streams at once for the p99 error against the reference")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--check", action="store_true", help="exit 1 when a figure misses its target")

@@ -40,6 +40,8 @@ class Server:
             return json.loads(resp.read())
 
     def logged(self) -> list[dict[str, Any]]:
+        """The --log lines, once every response in flight has finished and reached the hub (which writes them)."""
+        self.admin("responses")
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
 
@@ -216,3 +218,24 @@ def test_the_ground_truth_lists_streams_still_open_on_every_worker(serve: Any) -
     done = server.admin("responses", query="?requests=16")
     assert all(r["end_ms"] is not None and r["client_hung_up"] for r in done), [(r["end_ms"], r["client_hung_up"]) for r in done]
     assert len({r["worker_pid"] for r in server.logged()}) == 2
+
+
+def _event_source(url: str, last_event_id: str | None = None) -> list[str]:
+    """An EventSource's GET on a connection of its own: the events it got, as their raw text (without ``retry:``)."""
+    headers = {"accept": "text/event-stream", **({"last-event-id": last_event_id} if last_event_id is not None else {})}
+    with urllib.request.urlopen(urllib.request.Request(url + "/v1/messages", headers=headers), timeout=WAIT_S) as resp:
+        events = resp.read().decode().split("\n\n")
+    return ["\n".join(line for line in e.splitlines() if not line.startswith("retry:")) for e in events if e.strip()]
+
+
+def test_a_last_event_id_resume_continues_the_stream_served_on_its_path_whichever_worker_gets_it(serve: Any, tmp_path: Path) -> None:
+    count = 12
+    server = serve(str(_numbered(tmp_path, count)), "--workers", "2", "--ids")
+    for k in range(count):
+        full = _event_source(server.url)
+        deltas = [json.loads(line[6:]) for e in full for line in e.splitlines() if line.startswith("data: ")]
+        assert "".join(d["delta"].get("text", "") for d in deltas if d["type"] == "content_block_delta") == f"reply {k}", "ordered playback"
+        resumed = _event_source(server.url, last_event_id="3")
+        assert resumed == full[4:], f"stream {k}: a resume after id 3 sends the rest of the stream last served on the path"
+    logged = server.logged()
+    assert len(logged) == 2 * count and len({r["worker_pid"] for r in logged}) == 2
