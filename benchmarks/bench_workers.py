@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -36,26 +35,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import HEADERS, REQUEST, Naive, figure, load, pct  # noqa: E402
+from bench_concurrency import cassette  # noqa: E402  (the same streams: message_events, --gap apart)
 
-from streamreel import Cassette  # noqa: E402
 from streamreel.cassette import save  # noqa: E402
 from streamreel.pipeline import timed_chunks  # noqa: E402
-from streamreel.providers.anthropic import TextBlock, message_events  # noqa: E402
 
 TARGET_P99_MS = 5.0
 WAIT_S = 60.0
-
-
-def cassette(events: int, gap_ms: float) -> Cassette:
-    deltas = max(events - 6, 1)  # message_events adds 6 around the deltas
-    made = message_events([TextBlock(tuple(f" w{i % 97}" for i in range(deltas)))])
-    return Cassette.from_events([replace(e, t=round(i * gap_ms, 3)) for i, e in enumerate(made)])
 
 
 class Served:
