@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .capture import Capture, CapturedStream
 from .cassette import Cassette, End, Event, Interaction, Request, Response, load, save
 from .errors import CassetteError, CassetteNameError, FaultSpecError, NoMatchError, NonLoopbackWarning, StreamreelError
 from .fault_injection import parse as parse_faults
@@ -11,6 +12,8 @@ from .replayer import Replayer, SentResponse
 from .scrub import Scrubber
 
 __all__ = [
+    "Capture",
+    "CapturedStream",
     "Cassette",
     "CassetteError",
     "CassetteNameError",

@@ -592,9 +592,19 @@ def import_file(source: str | os.PathLike[str], *, format: str = "auto", **optio
 def import_capture(source: str | os.PathLike[str], *, format: str = "auto", **options: Any) -> Imported:
     """Import a capture file in any of :data:`FORMATS` (``auto`` tells them apart), saying what it restored.
 
+    Every interaction is scrubbed as a recording is (:func:`scrubbed`): a key the log or HAR
+    file kept, in a header, the query, the request body or echoed back in the stream (a
+    secret split across events too), never reaches the cassette.
+
     Raises :class:`CassetteError` naming the file when it holds no events, and when
     ``method``/``path`` are given for a file that keeps its own requests (vcrpy, HAR).
     """
+    imported = _import_capture(source, format=format, **options)
+    cassette = imported.cassette
+    return replace(imported, cassette=replace(cassette, interactions=tuple(scrubbed(item) for item in cassette.interactions)))
+
+
+def _import_capture(source: str | os.PathLike[str], *, format: str, **options: Any) -> Imported:
     name = os.fspath(source)
     try:
         data = Path(name).read_bytes()
@@ -694,7 +704,7 @@ def scrubbed(interaction: Interaction, scrubber: Scrubber | None = None) -> Inte
         out_body = sc.body(out_body)
     elif out_body is not None:
         out_body = sc.data(out_body)
-    events = None if res.events is None else tuple(sc.event(e) for e in res.events)
+    events = None if res.events is None else sc.events(res.events)
     return Interaction(request=request, response=replace(res, headers=sc.header_map(res.headers), events=events, body=out_body))
 
 

@@ -445,9 +445,10 @@ def _stream_texts(events: Sequence[Event]) -> dict[tuple[Any, ...], list[tuple[i
                 parsed = None
             by_name.setdefault(event.event, []).append((index, event.data, parsed))
     for name, items in by_name.items():
-        # JSON events (objects, arrays) carry their text in strings; a relay's plain tokens ("12",
-        # "[DONE]") are text themselves: a name whose data are mostly plain is read as plain text.
-        structured = sum(isinstance(parsed, (dict, list)) for _, _, parsed in items) * 2 >= len(items)
+        # JSON events (objects, arrays) carry their text in strings; a relay's plain tokens are text
+        # themselves, even the ones that happen to parse as JSON: a name with any plain data besides
+        # OpenAI's closing "[DONE]" is read as plain text.
+        structured = all(isinstance(parsed, (dict, list)) or data == "[DONE]" for _, data, parsed in items)
         for index, data, parsed in items:
             if not (structured and isinstance(parsed, (dict, list))):
                 texts.setdefault((name, None), []).append((index, None, data))

@@ -15,17 +15,20 @@ timeout as ``ReadTimeout``, after the same bytes. Time is virtual by default: ch
 at once, and a gap longer than the read timeout raises at once, so a stalled stream costs no
 wall time (``realtime=True`` waits as the socket server would).
 
-The parts any SDK-side transport needs live here too: :func:`ending_error` (the exception
-httpx2 raises for each way a body ends on a real socket) and :class:`TeeStream`, which
-hands each chunk of a response the app reads to an observer as the app reads it, so a
-transport wrapping another one can keep what went through.
+The other direction lives here too: :class:`TeeTransport` wraps the transport an app already
+uses (its connection pool, proxies and timeouts untouched) and shows each response to a tap,
+which may watch its body through a :class:`TeeStream` as the app reads it, chunk by chunk;
+:func:`tee_client` does that to every transport of an httpx2 client. :class:`streamreel.capture.Capture`
+keeps production streams this way. :func:`ending_error` is the exception httpx2 raises for
+each way a body ends on a real socket, which both directions agree on.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Protocol, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Optional, Protocol, TypeVar, Union
 
 import anyio
 import httpx2
@@ -36,15 +39,17 @@ from .matching import ReceivedRequest
 from .pipeline import EventChunks, Plan
 from .replayer import MAX_REQUEST_BYTES, Refusal, Replayer, _Live, sent_headers
 
+_log = logging.getLogger("streamreel.transport")
+
 if TYPE_CHECKING:
     from .matching import ReceivedRequest as _Received
 
-__all__ = ["ReplayTransport", "TeeStream", "StreamObserver", "ending_error", "BASE_URL"]
+__all__ = ["ReplayTransport", "TeeTransport", "TeeStream", "StreamObserver", "Tap", "tee_client", "ending_error", "BASE_URL"]
 
 BASE_URL = "http://streamreel.local"
+"""A base URL for clients on an in-process transport (any URL works; the path is what matches)."""
 READ_SIZE = 65536
 """Bytes due together that one read hands over (httpx2's socket reads are this size)."""
-"""A base URL for clients on an in-process transport (any URL works; the path is what matches)."""
 
 _ENDING_ERRORS: dict[str, tuple[type[httpx2.TransportError], str]] = {
     "close": (httpx2.RemoteProtocolError, "peer closed connection without sending complete message body (incomplete chunked read)"),
@@ -415,3 +420,88 @@ class TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
     async def aclose(self) -> None:
         self._end("stopped", None)
         await self.inner.aclose()  # type: ignore[union-attr]
+
+
+Tap = Callable[[httpx2.Request, httpx2.Response, float], Optional[StreamObserver]]
+"""Shown each response as its headers arrive (with the ``time.monotonic()`` its request went out
+at): returns an observer to watch its body through a :class:`TeeStream`, or None to leave the
+response untouched."""
+
+
+class TeeTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """Wrap ``inner`` (sync, async, or both like :class:`ReplayTransport`): every request goes to it
+    as it is, and every response comes back as it is, except that ``tap`` sees it first and may
+    watch its body as the app reads it. Closing this closes ``inner``.
+
+    A tap that raises never reaches the app: the error is logged once and the response goes
+    back untouched.
+    """
+
+    def __init__(self, inner: httpx2.BaseTransport | httpx2.AsyncBaseTransport, tap: Tap) -> None:
+        if not isinstance(inner, (httpx2.BaseTransport, httpx2.AsyncBaseTransport)):
+            raise TypeError(f"TeeTransport wraps an httpx2 transport (httpx2.HTTPTransport, httpx2.AsyncHTTPTransport, ...), not {type(inner).__name__}")
+        self.inner = inner
+        self.tap = tap
+        self._tap_failed = False
+
+    def __repr__(self) -> str:
+        return f"<TeeTransport around {self.inner!r}>"
+
+    def _tee(self, request: httpx2.Request, response: httpx2.Response, started: float) -> httpx2.Response:
+        try:
+            observer = self.tap(request, response, started)
+        except Exception:
+            if not self._tap_failed:
+                self._tap_failed = True
+                _log.exception("streamreel: a tap failed; its responses go to the app untouched")
+            return response
+        if observer is not None:
+            response.stream = TeeStream(response.stream, observer)  # type: ignore[arg-type]
+        return response
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        inner = self.inner
+        if not isinstance(inner, httpx2.BaseTransport):
+            raise TypeError(f"{inner!r} is an async transport: give this TeeTransport to an httpx2.AsyncClient")
+        started = time.monotonic()
+        return self._tee(request, inner.handle_request(request), started)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        inner = self.inner
+        if not isinstance(inner, httpx2.AsyncBaseTransport):
+            raise TypeError(f"{inner!r} is a sync transport: give this TeeTransport to an httpx2.Client")
+        started = time.monotonic()
+        return self._tee(request, await inner.handle_async_request(request), started)
+
+    def close(self) -> None:
+        if isinstance(self.inner, httpx2.BaseTransport):
+            self.inner.close()
+
+    async def aclose(self) -> None:
+        if isinstance(self.inner, httpx2.AsyncBaseTransport):
+            await self.inner.aclose()
+
+
+_Client = TypeVar("_Client", httpx2.Client, httpx2.AsyncClient)
+
+
+def tee_client(client: _Client, tap: Tap) -> _Client:
+    """``client`` with each of its transports (the default one, every proxy and every mount, as
+    httpx2 built them from its options) wrapped in a :class:`TeeTransport` for ``tap``; returned
+    for chaining. A transport already wrapped for this tap is left as it is."""
+    if not isinstance(client, (httpx2.Client, httpx2.AsyncClient)):
+        raise TypeError(f"expected an httpx2.Client or httpx2.AsyncClient, got {type(client).__name__}")
+    try:
+        transport, mounts = client._transport, client._mounts
+    except AttributeError:  # pragma: no cover - a future httpx2 that stores them elsewhere
+        raise StreamreelError(
+            f"httpx2 {httpx2.__version__} keeps its client's transports where streamreel cannot find them; "
+            "wrap your transport instead: httpx2.Client(transport=capture.transport(httpx2.HTTPTransport()))"
+        ) from None
+
+    def wrap(t: Any) -> Any:
+        return t if t is None or (isinstance(t, TeeTransport) and t.tap == tap) else TeeTransport(t, tap)
+
+    client._transport = wrap(transport)
+    client._mounts = {pattern: wrap(t) for pattern, t in mounts.items()}
+    return client

@@ -11,7 +11,6 @@ the tables.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -28,10 +27,19 @@ for extra in (ROOT, ROOT / "tests"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from _faults_matrix import Seen  # noqa: E402
+from _faults_matrix import (  # noqa: E402
+    Seen,
+    _record,
+    anthropic_styles,
+    aread_created,
+    aread_managed,
+    read_created,
+    read_managed,
+    run_cell,
+)
 from _faults_matrix import error_name as _sdk_error_name  # noqa: E402
 
-from streamreel import Cassette, Replayer  # noqa: E402
+from streamreel import Cassette  # noqa: E402
 from streamreel.importer import import_file  # noqa: E402
 from streamreel.providers.bedrock import CONTENT_TYPE, padding  # noqa: E402
 
@@ -131,44 +139,17 @@ def _retries(row: Row) -> dict[str, Any]:
     return {} if row.max_retries is None else {"max_retries": row.max_retries}
 
 
-def _record(seen: Seen, t0: float, text: str = "") -> None:
-    if seen.first_item_ms is None:
-        seen.first_item_ms = (time.perf_counter() - t0) * 1000
-    seen.items += 1
-    seen.text += text
-
-
 RESPONSES_REQUEST = {"model": "gpt-4o-mini", "input": "What is the capital of Minas Gerais?"}
 
 
 def responses_create_sync(url: str, row: Row, seen: Seen) -> None:
     with openai.OpenAI(base_url=url + "/v1", api_key=KEY, timeout=row.timeout_s, **_retries(row)) as client:
-        t0 = time.perf_counter()
-        try:
-            stream = client.responses.create(**RESPONSES_REQUEST, stream=True)
-        except Exception as e:
-            seen.error, seen.raised_at = error_name(e), "from `create()`"
-            return
-        try:
-            for ev in stream:
-                _responses_item(seen, ev, t0)
-        except Exception as e:
-            seen.error = error_name(e)
+        read_created(seen, lambda: client.responses.create(**RESPONSES_REQUEST, stream=True), _responses_item)
 
 
 async def responses_create_async(url: str, row: Row, seen: Seen) -> None:
     async with openai.AsyncOpenAI(base_url=url + "/v1", api_key=KEY, timeout=row.timeout_s, **_retries(row)) as client:
-        t0 = time.perf_counter()
-        try:
-            stream = await client.responses.create(**RESPONSES_REQUEST, stream=True)
-        except Exception as e:
-            seen.error, seen.raised_at = error_name(e), "from `create()`"
-            return
-        try:
-            async for ev in stream:
-                _responses_item(seen, ev, t0)
-        except Exception as e:
-            seen.error = error_name(e)
+        await aread_created(seen, lambda: client.responses.create(**RESPONSES_REQUEST, stream=True), _responses_item)
 
 
 def _responses_item(seen: Seen, ev: Any, t0: float) -> None:
@@ -177,42 +158,22 @@ def _responses_item(seen: Seen, ev: Any, t0: float) -> None:
         seen.stop = ev.response.status
 
 
+def _responses_text(seen: Seen, ev: Any, t0: float) -> None:
+    _record(seen, t0, ev.delta if ev.type == "response.output_text.delta" else "")
+
+
+def _status(seen: Seen, response: Any) -> None:
+    seen.stop = response.status
+
+
 def responses_stream_sync(url: str, row: Row, seen: Seen) -> None:
     with openai.OpenAI(base_url=url + "/v1", api_key=KEY, timeout=row.timeout_s, **_retries(row)) as client:
-        t0 = time.perf_counter()
-        manager = client.responses.stream(**RESPONSES_REQUEST)
-        try:
-            stream = manager.__enter__()
-        except Exception as e:
-            seen.error, seen.raised_at = error_name(e), "entering `stream()`"
-            return
-        try:
-            for ev in stream:
-                _record(seen, t0, ev.delta if ev.type == "response.output_text.delta" else "")
-            seen.stop = stream.get_final_response().status
-        except Exception as e:
-            seen.error = error_name(e)
-        finally:
-            manager.__exit__(None, None, None)
+        read_managed(seen, client.responses.stream(**RESPONSES_REQUEST), _responses_text, "get_final_response", _status)
 
 
 async def responses_stream_async(url: str, row: Row, seen: Seen) -> None:
     async with openai.AsyncOpenAI(base_url=url + "/v1", api_key=KEY, timeout=row.timeout_s, **_retries(row)) as client:
-        t0 = time.perf_counter()
-        manager = client.responses.stream(**RESPONSES_REQUEST)
-        try:
-            stream = await manager.__aenter__()
-        except Exception as e:
-            seen.error, seen.raised_at = error_name(e), "entering `stream()`"
-            return
-        try:
-            async for ev in stream:
-                _record(seen, t0, ev.delta if ev.type == "response.output_text.delta" else "")
-            seen.stop = (await stream.get_final_response()).status
-        except Exception as e:
-            seen.error = error_name(e)
-        finally:
-            await manager.__aexit__(None, None, None)
+        await aread_managed(seen, client.responses.stream(**RESPONSES_REQUEST), _responses_text, "get_final_response", _status)
 
 
 def _gemini(url: str, row: Row) -> genai.Client:
@@ -262,88 +223,15 @@ async def gemini_stream_async(url: str, row: Row, seen: Seen) -> None:
 MESSAGES_REQUEST = {"max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 
 
-def _anthropic_styles(make_sync: Callable[..., Any], make_async: Callable[..., Any], model: str) -> tuple[Callable[..., Any], ...]:
-    """``messages.create(stream=True)`` and ``messages.stream()``, sync and async, on a platform client."""
-    from _faults_matrix import _anthropic_item, _snapshot
-
-    def create_sync(url: str, row: Row, seen: Seen) -> None:
-        with make_sync(url, row) as client:
-            t0 = time.perf_counter()
-            try:
-                stream = client.messages.create(model=model, **MESSAGES_REQUEST, stream=True)
-            except Exception as e:
-                seen.error, seen.raised_at = error_name(e), "from `create()`"
-                return
-            try:
-                for ev in stream:
-                    _anthropic_item(seen, ev, t0)
-            except Exception as e:
-                seen.error = error_name(e)
-
-    async def create_async(url: str, row: Row, seen: Seen) -> None:
-        async with make_async(url, row) as client:
-            t0 = time.perf_counter()
-            try:
-                stream = await client.messages.create(model=model, **MESSAGES_REQUEST, stream=True)
-            except Exception as e:
-                seen.error, seen.raised_at = error_name(e), "from `create()`"
-                return
-            try:
-                async for ev in stream:
-                    _anthropic_item(seen, ev, t0)
-            except Exception as e:
-                seen.error = error_name(e)
-
-    def stream_sync(url: str, row: Row, seen: Seen) -> None:
-        with make_sync(url, row) as client:
-            t0 = time.perf_counter()
-            manager = client.messages.stream(model=model, **MESSAGES_REQUEST)
-            try:
-                stream = manager.__enter__()
-            except Exception as e:
-                seen.error, seen.raised_at = error_name(e), "entering `stream()`"
-                return
-            try:
-                for _ in stream:
-                    _record(seen, t0)
-                _snapshot(seen, stream.get_final_message())
-            except Exception as e:
-                seen.error = error_name(e)
-                _snapshot(seen, stream.current_message_snapshot)
-            finally:
-                manager.__exit__(None, None, None)
-
-    async def stream_async(url: str, row: Row, seen: Seen) -> None:
-        async with make_async(url, row) as client:
-            t0 = time.perf_counter()
-            manager = client.messages.stream(model=model, **MESSAGES_REQUEST)
-            try:
-                stream = await manager.__aenter__()
-            except Exception as e:
-                seen.error, seen.raised_at = error_name(e), "entering `stream()`"
-                return
-            try:
-                async for _ in stream:
-                    _record(seen, t0)
-                _snapshot(seen, await stream.get_final_message())
-            except Exception as e:
-                seen.error = error_name(e)
-                _snapshot(seen, stream.current_message_snapshot)
-            finally:
-                await manager.__aexit__(None, None, None)
-
-    return create_sync, create_async, stream_sync, stream_async
-
-
-VERTEX_STYLES = _anthropic_styles(
+VERTEX_STYLES = anthropic_styles(
     lambda url, row: anthropic.AnthropicVertex(base_url=url + "/v1", timeout=row.timeout_s, **VERTEX, **_retries(row)),
     lambda url, row: anthropic.AsyncAnthropicVertex(base_url=url + "/v1", timeout=row.timeout_s, **VERTEX, **_retries(row)),
-    "claude-sonnet-4-5@20250929",
+    {"model": "claude-sonnet-4-5@20250929", **MESSAGES_REQUEST},
 )
-BEDROCK_STYLES = _anthropic_styles(
+BEDROCK_STYLES = anthropic_styles(
     lambda url, row: anthropic.AnthropicBedrock(base_url=url, timeout=row.timeout_s, **AWS, **_retries(row)),
     lambda url, row: anthropic.AsyncAnthropicBedrock(base_url=url, timeout=row.timeout_s, **AWS, **_retries(row)),
-    BEDROCK_MODEL,
+    {"model": BEDROCK_MODEL, **MESSAGES_REQUEST},
 )
 
 
@@ -411,23 +299,7 @@ TABLE = {t.dialect: t for t in TABLES}
 
 def observe(table: Table, row: Row, style: Style) -> Seen:
     """Run one cell: a fresh replayer serving the dialect's capture with the row's fault, one SDK call."""
-    cassette = table.capture()
-    seen = Seen()
-    if style.is_async:
-
-        async def run() -> None:
-            async with Replayer(cassette, speed=0, faults=row.spec) as r:
-                await style.call(r.url, row, seen)
-                seen.responses = await r.asettle()
-                seen.requests = len(r.requests)
-
-        asyncio.run(run())
-    else:
-        with Replayer(cassette, speed=0, faults=row.spec) as r:
-            style.call(r.url, row, seen)
-            seen.responses = r.settle()
-            seen.requests = len(r.requests)
-    return seen
+    return run_cell(table.capture(), 0, row.spec, style.call, style.is_async, row)
 
 
 # ---------------------------------------------------------------- the tables in docs/providers.md

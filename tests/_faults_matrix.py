@@ -123,20 +123,22 @@ REQUEST = {"model": "claude-test", "max_tokens": 64, "messages": [{"role": "user
 OPENAI_REQUEST = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def _anthropic_item(seen: Seen, ev: Any, t0: float) -> None:
+def _record(seen: Seen, t0: float, text: str = "") -> None:
+    """Count one item the caller got (the first one's time too), with the text it carried."""
     if seen.first_item_ms is None:
         seen.first_item_ms = (time.perf_counter() - t0) * 1000
     seen.items += 1
-    if ev.type == "content_block_delta" and ev.delta.type == "text_delta":
-        seen.text += ev.delta.text
-    elif ev.type == "message_delta":
+    seen.text += text
+
+
+def _anthropic_item(seen: Seen, ev: Any, t0: float) -> None:
+    _record(seen, t0, ev.delta.text if ev.type == "content_block_delta" and ev.delta.type == "text_delta" else "")
+    if ev.type == "message_delta":
         seen.stop = ev.delta.stop_reason
 
 
 def _openai_item(seen: Seen, chunk: Any, t0: float) -> None:
-    if seen.first_item_ms is None:
-        seen.first_item_ms = (time.perf_counter() - t0) * 1000
-    seen.items += 1
+    _record(seen, t0)
     for choice in chunk.choices:
         if choice.delta.content:
             seen.text += choice.delta.content
@@ -149,111 +151,133 @@ def _snapshot(seen: Seen, message: Any) -> None:
     seen.stop = message.stop_reason
 
 
+def _count(seen: Seen, _: Any, t0: float) -> None:
+    _record(seen, t0)
+
+
+Item = Callable[[Seen, Any, float], None]
+Take = Callable[[Seen, Any], None]
+
+
+def _nothing(seen: Seen, stream: Any) -> None:
+    pass
+
+
+# ---------------------------------------------------------------- how a caller reads a stream
+
+
+def read_created(seen: Seen, start: Callable[[], Any], item: Item, call: str = "create()") -> None:
+    """``create(stream=True)`` style: what the call raises, then each item the iteration yields."""
+    t0 = time.perf_counter()
+    try:
+        stream = start()
+    except Exception as e:
+        seen.error, seen.raised_at = error_name(e), f"from `{call}`"
+        return
+    try:
+        for ev in stream:
+            item(seen, ev, t0)
+    except Exception as e:
+        seen.error = error_name(e)
+
+
+async def aread_created(seen: Seen, start: Callable[[], Any], item: Item, call: str = "create()") -> None:
+    """:func:`read_created` for an async client."""
+    t0 = time.perf_counter()
+    try:
+        stream = await start()
+    except Exception as e:
+        seen.error, seen.raised_at = error_name(e), f"from `{call}`"
+        return
+    try:
+        async for ev in stream:
+            item(seen, ev, t0)
+    except Exception as e:
+        seen.error = error_name(e)
+
+
+def read_managed(seen: Seen, manager: Any, item: Item, final: str, take: Take, partial: Take = _nothing) -> None:
+    """``stream()`` style: what entering raises, each item, then ``take`` of the helper's ``final()``
+    result (``partial`` of the stream when the iteration raises)."""
+    t0 = time.perf_counter()
+    try:
+        stream = manager.__enter__()
+    except Exception as e:
+        seen.error, seen.raised_at = error_name(e), "entering `stream()`"
+        return
+    try:
+        for ev in stream:
+            item(seen, ev, t0)
+        take(seen, getattr(stream, final)())
+    except Exception as e:
+        seen.error = error_name(e)
+        partial(seen, stream)
+    finally:
+        manager.__exit__(None, None, None)
+
+
+async def aread_managed(seen: Seen, manager: Any, item: Item, final: str, take: Take, partial: Take = _nothing) -> None:
+    """:func:`read_managed` for an async client."""
+    t0 = time.perf_counter()
+    try:
+        stream = await manager.__aenter__()
+    except Exception as e:
+        seen.error, seen.raised_at = error_name(e), "entering `stream()`"
+        return
+    try:
+        async for ev in stream:
+            item(seen, ev, t0)
+        take(seen, await getattr(stream, final)())
+    except Exception as e:
+        seen.error = error_name(e)
+        partial(seen, stream)
+    finally:
+        await manager.__aexit__(None, None, None)
+
+
 # ---------------------------------------------------------------- call styles
 
 
-def anthropic_create_sync(url: str, row: Row, seen: Seen) -> None:
-    with anthropic.Anthropic(base_url=url, api_key="test", max_retries=row.max_retries, timeout=row.timeout_s) as client:
-        t0 = time.perf_counter()
-        try:
-            stream = client.messages.create(**REQUEST, stream=True)
-        except Exception as e:
-            seen.error, seen.raised_at = error_name(e), "from `create()`"
-            return
-        try:
-            for ev in stream:
-                _anthropic_item(seen, ev, t0)
-        except Exception as e:
-            seen.error = error_name(e)
+def anthropic_styles(make_sync: Callable[..., Any], make_async: Callable[..., Any], request: dict[str, Any]) -> tuple[Callable[..., Any], ...]:
+    """``messages.create(stream=True)`` and ``messages.stream()``, sync and async, on the clients the makers give."""
+
+    def partial(seen: Seen, stream: Any) -> None:
+        _snapshot(seen, stream.current_message_snapshot)
+
+    def create_sync(url: str, row: Any, seen: Seen) -> None:
+        with make_sync(url, row) as client:
+            read_created(seen, lambda: client.messages.create(**request, stream=True), _anthropic_item)
+
+    async def create_async(url: str, row: Any, seen: Seen) -> None:
+        async with make_async(url, row) as client:
+            await aread_created(seen, lambda: client.messages.create(**request, stream=True), _anthropic_item)
+
+    def stream_sync(url: str, row: Any, seen: Seen) -> None:
+        with make_sync(url, row) as client:
+            read_managed(seen, client.messages.stream(**request), _count, "get_final_message", _snapshot, partial)
+
+    async def stream_async(url: str, row: Any, seen: Seen) -> None:
+        async with make_async(url, row) as client:
+            await aread_managed(seen, client.messages.stream(**request), _count, "get_final_message", _snapshot, partial)
+
+    return create_sync, create_async, stream_sync, stream_async
 
 
-async def anthropic_create_async(url: str, row: Row, seen: Seen) -> None:
-    async with anthropic.AsyncAnthropic(base_url=url, api_key="test", max_retries=row.max_retries, timeout=row.timeout_s) as client:
-        t0 = time.perf_counter()
-        try:
-            stream = await client.messages.create(**REQUEST, stream=True)
-        except Exception as e:
-            seen.error, seen.raised_at = error_name(e), "from `create()`"
-            return
-        try:
-            async for ev in stream:
-                _anthropic_item(seen, ev, t0)
-        except Exception as e:
-            seen.error = error_name(e)
-
-
-def anthropic_stream_sync(url: str, row: Row, seen: Seen) -> None:
-    with anthropic.Anthropic(base_url=url, api_key="test", max_retries=row.max_retries, timeout=row.timeout_s) as client:
-        t0 = time.perf_counter()
-        manager = client.messages.stream(**REQUEST)
-        try:
-            stream = manager.__enter__()
-        except Exception as e:
-            seen.error, seen.raised_at = error_name(e), "entering `stream()`"
-            return
-        try:
-            for _ in stream:
-                if seen.first_item_ms is None:
-                    seen.first_item_ms = (time.perf_counter() - t0) * 1000
-                seen.items += 1
-            _snapshot(seen, stream.get_final_message())
-        except Exception as e:
-            seen.error = error_name(e)
-            _snapshot(seen, stream.current_message_snapshot)
-        finally:
-            manager.__exit__(None, None, None)
-
-
-async def anthropic_stream_async(url: str, row: Row, seen: Seen) -> None:
-    async with anthropic.AsyncAnthropic(base_url=url, api_key="test", max_retries=row.max_retries, timeout=row.timeout_s) as client:
-        t0 = time.perf_counter()
-        manager = client.messages.stream(**REQUEST)
-        try:
-            stream = await manager.__aenter__()
-        except Exception as e:
-            seen.error, seen.raised_at = error_name(e), "entering `stream()`"
-            return
-        try:
-            async for _ in stream:
-                if seen.first_item_ms is None:
-                    seen.first_item_ms = (time.perf_counter() - t0) * 1000
-                seen.items += 1
-            _snapshot(seen, await stream.get_final_message())
-        except Exception as e:
-            seen.error = error_name(e)
-            _snapshot(seen, stream.current_message_snapshot)
-        finally:
-            await manager.__aexit__(None, None, None)
+anthropic_create_sync, anthropic_create_async, anthropic_stream_sync, anthropic_stream_async = anthropic_styles(
+    lambda url, row: anthropic.Anthropic(base_url=url, api_key="test", max_retries=row.max_retries, timeout=row.timeout_s),
+    lambda url, row: anthropic.AsyncAnthropic(base_url=url, api_key="test", max_retries=row.max_retries, timeout=row.timeout_s),
+    REQUEST,
+)
 
 
 def openai_create_sync(url: str, row: Row, seen: Seen) -> None:
     with openai.OpenAI(base_url=url + "/v1", api_key="test", max_retries=row.max_retries, timeout=row.timeout_s) as client:
-        t0 = time.perf_counter()
-        try:
-            stream = client.chat.completions.create(**OPENAI_REQUEST, stream=True)
-        except Exception as e:
-            seen.error, seen.raised_at = error_name(e), "from `create()`"
-            return
-        try:
-            for chunk in stream:
-                _openai_item(seen, chunk, t0)
-        except Exception as e:
-            seen.error = error_name(e)
+        read_created(seen, lambda: client.chat.completions.create(**OPENAI_REQUEST, stream=True), _openai_item)
 
 
 async def openai_create_async(url: str, row: Row, seen: Seen) -> None:
     async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="test", max_retries=row.max_retries, timeout=row.timeout_s) as client:
-        t0 = time.perf_counter()
-        try:
-            stream = await client.chat.completions.create(**OPENAI_REQUEST, stream=True)
-        except Exception as e:
-            seen.error, seen.raised_at = error_name(e), "from `create()`"
-            return
-        try:
-            async for chunk in stream:
-                _openai_item(seen, chunk, t0)
-        except Exception as e:
-            seen.error = error_name(e)
+        await aread_created(seen, lambda: client.chat.completions.create(**OPENAI_REQUEST, stream=True), _openai_item)
 
 
 @dataclass(frozen=True)
@@ -276,26 +300,31 @@ STYLES: tuple[Style, ...] = (
 STYLE = {s.key: s for s in STYLES}
 
 
-def observe(row: Row, style: Style) -> Seen:
-    """Run one cell: a fresh replayer with the row's fault for the style's provider, one SDK call."""
-    cassette = load(ANTHROPIC_CAPTURE if style.provider == "anthropic" else OPENAI_CAPTURE)
-    spec = row.anthropic if style.provider == "anthropic" else row.openai
+def run_cell(cassette: Cassette, speed: float, faults: Any, call: Callable[..., Any], is_async: bool, row: Any) -> Seen:
+    """One SDK call (``call(url, row, seen)``) against a fresh replayer, with its ground truth."""
     seen = Seen()
-    if style.is_async:
+    if is_async:
 
         async def run() -> None:
-            async with Replayer(cassette, speed=row.speed, faults=spec) as r:
-                await style.call(r.url, row, seen)
+            async with Replayer(cassette, speed=speed, faults=faults) as r:
+                await call(r.url, row, seen)
                 seen.responses = await r.asettle()
                 seen.requests = len(r.requests)
 
         asyncio.run(run())
     else:
-        with Replayer(cassette, speed=row.speed, faults=spec) as r:
-            style.call(r.url, row, seen)
+        with Replayer(cassette, speed=speed, faults=faults) as r:
+            call(r.url, row, seen)
             seen.responses = r.settle()
             seen.requests = len(r.requests)
     return seen
+
+
+def observe(row: Row, style: Style) -> Seen:
+    """Run one cell: a fresh replayer with the row's fault for the style's provider, one SDK call."""
+    cassette = load(ANTHROPIC_CAPTURE if style.provider == "anthropic" else OPENAI_CAPTURE)
+    spec = row.anthropic if style.provider == "anthropic" else row.openai
+    return run_cell(cassette, row.speed, spec, style.call, style.is_async, row)
 
 
 # ---------------------------------------------------------------- the table in docs/faults.md

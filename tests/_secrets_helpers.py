@@ -225,3 +225,45 @@ def with_piece(provider: str, event: Event, text: str, dumps: Any) -> str:
     else:
         data["candidates"][0]["content"]["parts"][0]["text"] = text
     return dumps(data)
+
+
+def assert_blanked_in_pieces(provider: str, events: tuple[Event, ...], kept: tuple[Event, ...], echo: Echo, before: str, after: str, dumps: Any) -> None:
+    """What a cassette written from a stream of :func:`split_stream` must hold: the same events,
+    whose joined text reads ``before``, the secret blanked, ``after``; every event the secret did
+    not touch byte for byte as sent, the others changed only in their piece of text."""
+    from streamreel.scrub import SCRUBBED as S
+
+    assert [e.event for e in kept] == [e.event for e in events]
+    got = [piece_of(provider, e) for e in kept]
+    joined = "".join(p for p in got if p is not None)
+    assert joined.startswith(f"{before} ") and joined.endswith(f" {after}"), joined
+    assert joined[len(before) + 1 : len(joined) - len(after) - 1] in echo.allowed
+    for original, written, piece in zip(events, kept, got):
+        if piece is None or piece == piece_of(provider, original):
+            assert written.data == original.data  # untouched, byte for byte
+        else:
+            assert written.data == with_piece(provider, original, piece, dumps)  # only the piece's text changed
+            assert S in piece or piece == "" or S in joined
+
+
+def echoed_text(provider: str, echo: Echo, before: str, after: str, cuts: Iterable[float]) -> tuple[Echo, str, list[str]] | None:
+    """The text an upstream streams back (``before``, the echo, ``after``) and its pieces at ``cuts``
+    (fractions of its length), with the echo as the provider can carry it; None when the draw
+    cannot be streamed as plain relay text (one piece that is itself a JSON value is a JSON
+    event, whose strings are read as JSON, not as text)."""
+    if provider == "plain relay":  # raw CR/LF in a plain data line would be SSE framing, not text
+        before, after = before.replace("\n", " "), after.replace("\n", " ")
+        echo = replace(echo, echo=echo.echo.replace("\n", " "), secret=echo.secret.replace("\n", " "))
+    text = f"{before} {echo.echo} {after}"
+    points = sorted({round(c * len(text)) for c in cuts})
+    pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
+    if provider == "plain relay" and any(_is_json_container(p) for p in pieces):
+        return None
+    return echo, text, pieces
+
+
+def _is_json_container(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), (dict, list))
+    except ValueError:
+        return False

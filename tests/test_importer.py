@@ -653,3 +653,84 @@ def test_a_capture_that_stops_inside_an_event_replays_the_same_bytes_then_cuts(s
             list(client.messages.create(**ASK, stream=True))
         (sent,) = r.settle()
     assert sent.data == cut and sent.ending == "close" and sent.faults[0].fired
+
+
+# ---------------------------------------------------------------- secrets in what users import
+
+from functools import partial as _partial  # noqa: E402
+
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from _secrets_helpers import SPLIT_KINDS, SPLIT_PROVIDERS, assert_blanked_in_pieces, echo_of, echoed_text, leaks, split_stream  # noqa: E402
+from streamreel.sse import encode_all  # noqa: E402
+
+_SAFE = st.text(alphabet="abcdefghij klmno.,!?é😀\"\\\n\t", max_size=30)
+_TOKEN = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789", min_size=16, max_size=40).map(lambda t: t[:-1] + "7")
+_RECOGNIZABLE = tuple(k for k in SPLIT_KINDS if k not in ("x-api-key", "api-key", "x-goog-api-key", "query key", "body secret", "form secret"))
+"""Secrets a bare stream gives away by their shape (the others are known only from the request that carried them)."""
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(_RECOGNIZABLE),
+    provider=st.sampled_from(SPLIT_PROVIDERS),
+    token=_TOKEN,
+    before=_SAFE,
+    after=_SAFE,
+    cuts=st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=6),
+    ascii_only=st.booleans(),
+)
+def test_a_secret_a_capture_streamed_back_in_pieces_never_reaches_the_imported_cassette(
+    tmp_path_factory: pytest.TempPathFactory, kind: str, provider: str, token: str, before: str, after: str, cuts: list[float], ascii_only: bool
+) -> None:
+    """A raw capture a user saved holds a secret of each kind echoed across events at random split
+    points: the imported cassette reads the same with the secret blanked, every other event byte for byte."""
+    drawn = echoed_text(provider, echo_of(kind, token), before, after, cuts)
+    assume(drawn is not None)
+    assert drawn is not None
+    echo, text, pieces = drawn
+    if provider == "plain relay":
+        before, after = before.replace("\n", " "), after.replace("\n", " ")
+    events = split_stream(provider, pieces, _partial(json.dumps, ensure_ascii=ascii_only))
+    source = tmp_path_factory.mktemp("import") / "capture.txt"
+    source.write_bytes(encode_all(events))
+    cassette = import_file(source, format="sse")
+    written = dumps(cassette)
+    assert echo.secret not in written and echo.secret.replace("\n", "\\n") not in written
+    assert leaks([written]) == []
+    [only] = cassette.interactions
+    assert_blanked_in_pieces(provider, events, only.response.events or (), echo, before, after, _partial(json.dumps, ensure_ascii=ascii_only))
+
+
+def test_a_har_file_keeps_no_credential_of_its_requests(tmp_path: Path) -> None:
+    """A HAR file saved from devtools holds the request's key in a header, the query and the body:
+    none of them reaches the cassette, and the stream still replays."""
+    key = "sk-ant-api03-" + "Zx9" * 12 + "AA"
+    body = encode_all(split_stream("anthropic text", ["Hello", " there"], json.dumps)).decode()
+    har = {
+        "log": {
+            "version": "1.2",
+            "entries": [
+                {
+                    "startedDateTime": "2026-11-30T14:02:11.123Z",
+                    "time": 120,
+                    "request": {
+                        "method": "POST",
+                        "url": f"https://api.anthropic.com/v1/messages?key={key}",
+                        "headers": [{"name": "x-api-key", "value": key}, {"name": "content-type", "value": "application/json"}],
+                        "postData": {"mimeType": "application/json", "text": json.dumps({"model": "m", "api_key": key, "stream": True})},
+                    },
+                    "response": {"status": 200, "headers": [{"name": "content-type", "value": "text/event-stream"}], "content": {"mimeType": "text/event-stream", "text": body}},
+                    "timings": {"send": 1, "wait": 20, "receive": 99},
+                }
+            ],
+        }
+    }
+    source = tmp_path / "devtools.har"
+    source.write_text(json.dumps(har))
+    cassette = import_file(source)
+    written = dumps(cassette)
+    assert key not in written and leaks([written]) == []
+    [only] = cassette.interactions
+    assert [e.event for e in only.response.events or ()][-1] == "message_stop"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any, Callable, Iterator
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from streamreel import Cassette, Replayer, StreamreelError
 from streamreel.providers.anthropic import TextBlock, message_events
 from streamreel.strategies import FAULT_KINDS, StreamCassette, anthropic_messages, faulted, openai_chat_streams
-from streamreel.transport import BASE_URL, ReplayTransport, TeeStream, ending_error
+from streamreel.transport import BASE_URL, ReplayTransport, TeeStream, TeeTransport, ending_error
 
 KEY = "sk-" + "test"
 MESSAGE: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
@@ -324,3 +325,52 @@ def test_the_replayers_response_hook_hears_of_every_in_process_response() -> Non
     with pytest.raises(anthropic.NotFoundError):
         client.models.list()
     assert heard == [("/v1/messages", "end"), ("/v1/models", "end")]
+
+
+# ---------------------------------------------------------------- the other direction: TeeTransport
+
+
+def test_a_tee_transport_shows_each_streamed_body_to_its_tap_as_the_sdk_reads_it() -> None:
+    seen: list[tuple[str, Any]] = []
+
+    class Watcher:
+        def on_chunk(self, data: bytes) -> None:
+            seen.append(("chunk", data))
+
+        def on_end(self, outcome: str, error: BaseException | None) -> None:
+            seen.append((outcome, type(error).__name__ if error else None))
+
+    def tap(request: httpx2.Request, response: httpx2.Response, started: float) -> Watcher:
+        assert started <= time.monotonic()
+        return Watcher()
+
+    inner = ReplayTransport(TEXT, faults=["disconnect:after=4,how=reset"])
+    client = anthropic.Anthropic(base_url=BASE_URL, api_key=KEY, max_retries=0, http_client=httpx2.Client(transport=TeeTransport(inner, tap)))
+    with pytest.raises(httpx2.ReadError):
+        list(client.messages.create(**MESSAGE, stream=True))
+    assert seen[-1] == ("error", "ReadError") and b"".join(d for k, d in seen if k == "chunk").count(b"\n\n") == 4
+
+
+def test_a_tap_that_fails_leaves_the_response_untouched_and_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(request: httpx2.Request, response: httpx2.Response, started: float) -> None:
+        raise RuntimeError("a bug in the tap")
+
+    client = anthropic.Anthropic(base_url=BASE_URL, api_key=KEY, max_retries=0, http_client=httpx2.Client(transport=TeeTransport(ReplayTransport(TEXT), broken)))
+    for _ in range(3):
+        with client.messages.stream(**MESSAGE) as stream:
+            assert stream.get_final_text() == "Hello, world"
+    assert caplog.text.count("a tap failed") == 1
+
+
+def test_a_tee_transport_says_which_client_its_inner_transport_belongs_to() -> None:
+    with pytest.raises(TypeError, match="AsyncClient"):
+        httpx2.Client(transport=TeeTransport(httpx2.AsyncHTTPTransport(), lambda *a: None)).get("http://127.0.0.1:9/")
+
+    async def go() -> None:
+        async with httpx2.AsyncClient(transport=TeeTransport(httpx2.HTTPTransport(), lambda *a: None)) as client:
+            await client.get("http://127.0.0.1:9/")
+
+    with pytest.raises(TypeError, match="httpx2.Client"):
+        asyncio.run(go())
+    with pytest.raises(TypeError, match="wraps an httpx2 transport"):
+        TeeTransport(object(), lambda *a: None)  # type: ignore[arg-type]

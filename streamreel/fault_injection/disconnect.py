@@ -66,4 +66,5 @@ class Disconnect(ByteFault):
         if found.problem:
             return plan
         head, _, _ = cut(plan, after_bytes=found.offset)
-        return replace(plan, chunks=head, ending=Ending(HOW[self.how], None))
+        # A cut at the very end changes how the stream ends, not when (a recorded cut keeps its time).
+        return replace(plan, chunks=head, ending=Ending(HOW[self.how], plan.ending.at_ms if found.at_end else None))
