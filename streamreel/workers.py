@@ -791,6 +791,8 @@ def _bind(host: str, port: int) -> list[socket.socket]:
         chosen = port
         try:
             for family, address in addresses:
+                if BALANCED and chosen:
+                    _check_free(family, address, chosen)
                 sock = socket.socket(family, socket.SOCK_STREAM)
                 sockets.append(sock)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT if BALANCED else socket.SO_REUSEADDR, 1)
@@ -807,6 +809,17 @@ def _bind(host: str, port: int) -> list[socket.socket]:
             if port or len(sockets) <= 1:
                 raise
     raise OSError(f"could not listen on one port for every address of {host!r}")
+
+
+def _check_free(family: int, address: str, port: int) -> None:
+    """Raise ``EADDRINUSE`` when another socket holds ``port``: binding with ``SO_REUSEPORT`` alone
+    would join another server of the same user on it (another ``serve --workers``), each then
+    getting a share of the connections, silently."""
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT is free
+        if family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        probe.bind((address, port))
 
 
 class _Process:

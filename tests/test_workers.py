@@ -239,3 +239,16 @@ def test_a_last_event_id_resume_continues_the_stream_served_on_its_path_whicheve
         assert resumed == full[4:], f"stream {k}: a resume after id 3 sends the rest of the stream last served on the path"
     logged = server.logged()
     assert len(logged) == 2 * count and len({r["worker_pid"] for r in logged}) == 2
+
+
+def test_a_second_server_is_refused_the_port_and_the_port_is_free_again_once_it_stops(serve: Any) -> None:
+    first = serve("text", "--workers", "2")
+    port = first.url.rsplit(":", 1)[1]
+    assert _ask(first.url)
+    refused = subprocess.run([sys.executable, "-m", "streamreel", "serve", "text", "--workers", "2", "--port", port], capture_output=True, text=True, timeout=WAIT_S)
+    assert (refused.returncode, refused.stdout) == (1, ""), "SO_REUSEPORT alone would have let it take a share of the first server's connections"
+    assert refused.stderr.strip() == "Error: cannot listen: Address already in use"
+    first.proc.terminate()
+    assert first.proc.wait(timeout=WAIT_S) == 0
+    again = serve("text", "--workers", "2", "--port", port)  # its connections may linger in TIME_WAIT
+    assert again.url == first.url and _ask(again.url)
