@@ -252,3 +252,16 @@ def test_a_second_server_is_refused_the_port_and_the_port_is_free_again_once_it_
     assert first.proc.wait(timeout=WAIT_S) == 0
     again = serve("text", "--workers", "2", "--port", port)  # its connections may linger in TIME_WAIT
     assert again.url == first.url and _ask(again.url)
+
+
+def test_a_cassette_loaded_as_yaml_with_faults_reaches_every_worker(serve: Any, tmp_path: Path) -> None:
+    count = 16
+    server = serve("text", "--workers", "2")
+    assert _ask(server.url)
+    body = {"cassette_yaml": _numbered(tmp_path, count).read_text(), "faults": ["http:status=529,times=1"]}
+    request = urllib.request.Request(server.url + "/__streamreel/load", data=json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=WAIT_S) as resp:
+        assert json.loads(resp.read())["loaded"] == "cassette_yaml"
+    assert _status(server.url) == 529, "the fault fires on the first request after the load, and is counted for all workers"
+    assert [_ask(server.url) for _ in range(count)] == [f"reply {i}" for i in range(count)], "the faulted answer used no recording"
+    assert len({r["worker_pid"] for r in server.logged()[-count:]}) == 2, "both workers served the loaded cassette"
