@@ -419,7 +419,7 @@ class _HubLink:
                     server.clear()
                 elif kind == "load":
                     _, cassette, faults, speed = message
-                    server.load(server.cassette if cassette is _SAME else cassette, faults=faults, speed=speed)
+                    server.load(server.cassette if cassette == _SAME else cassette, faults=faults, speed=speed)  # pickled: equal, not the same object
             except Exception as e:  # the hub checked it first; say what differs here
                 self._errors.append(f"worker pid {os.getpid()}: {kind} failed: {type(e).__name__}: {e}")
             if kind == "sync":

@@ -265,3 +265,35 @@ def test_a_cassette_loaded_as_yaml_with_faults_reaches_every_worker(serve: Any, 
     assert _status(server.url) == 529, "the fault fires on the first request after the load, and is counted for all workers"
     assert [_ask(server.url) for _ in range(count)] == [f"reply {i}" for i in range(count)], "the faulted answer used no recording"
     assert len({r["worker_pid"] for r in server.logged()[-count:]}) == 2, "both workers served the loaded cassette"
+
+
+def test_any_burst_is_counted_played_and_faulted_as_by_one_server(serve: Any, tmp_path: Path) -> None:
+    """Drawn: a times=N fault, R requests, C at a time. Whatever reaches which worker, the fault fires
+    min(N, R) times, the other requests take the recordings once each in order (then the last
+    repeats), and the ground truth holds R requests numbered 0..R-1."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    count = 6
+    server = serve(str(_numbered(tmp_path, count)), "--workers", "2")
+
+    def answer(_: int) -> str:
+        try:
+            return _ask(server.url)
+        except anthropic.APIStatusError as e:
+            return str(e.status_code)
+
+    @settings(max_examples=12, deadline=None, derandomize=True)
+    @given(times=st.integers(1, 4), requests=st.integers(1, 12), at_once=st.integers(1, 4))
+    def check(times: int, requests: int, at_once: int) -> None:
+        load = urllib.request.Request(server.url + "/__streamreel/load", data=json.dumps({"faults": [f"http:status=529,times={times}"]}).encode(), headers={"content-type": "application/json"}, method="POST")
+        urllib.request.urlopen(load, timeout=WAIT_S).close()
+        with ThreadPoolExecutor(at_once) as pool:
+            got = list(pool.map(answer, range(requests)))
+        fired = min(times, requests)
+        played = requests - fired
+        expected = [f"reply {i}" for i in range(min(played, count))] + [f"reply {count - 1}"] * max(played - count, 0)
+        assert sorted(got) == sorted(["529"] * fired + expected)
+        assert sorted(r["request"] for r in server.admin("responses", query=f"?requests={requests}")) == list(range(requests))
+
+    check()
