@@ -69,8 +69,12 @@ def serve(tmp_path: Path) -> Iterator[Any]:
     yield start
     for proc in started:
         if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=WAIT_S)
+            proc.terminate()  # the first process stops its workers and hub
+        try:
+            proc.communicate(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # its children notice within a second and stop
+            proc.communicate()
 
 
 def _ask(url: str, **client: Any) -> str:
