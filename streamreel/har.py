@@ -34,6 +34,9 @@ class HarStream:
     headers_at: float
     receive_ms: float
     body: bytes
+    secrets: frozenset[str] = frozenset()
+    """The credentials the request carried (its key header, ``?key=``, secret body fields), to blank
+    wherever the stream echoes them."""
 
 
 def looks_like_har(text: str) -> bool:
@@ -99,9 +102,21 @@ def har_streams(data: bytes, *, source: str | None = None) -> tuple[list[HarStre
                 headers_at=round(sum(_ms(timings, k) for k in _BEFORE_HEADERS), 3),
                 receive_ms=_ms(timings, "receive"),
                 body=body,
+                secrets=_carried(req),
             )
         )
     return streams, len(entries), skipped
+
+
+def _carried(req: Mapping[str, Any]) -> frozenset[str]:
+    from urllib.parse import urlsplit
+
+    from .scrub import Scrubber
+
+    post = req.get("postData") if isinstance(req.get("postData"), dict) else {}
+    text = post.get("text")
+    parts = urlsplit(str(req.get("url", "")))
+    return Scrubber().found(_pairs(req.get("headers")), f"{parts.path}?{parts.query}", text if isinstance(text, str) else b"")
 
 
 def _request(req: Mapping[str, Any]) -> Request:

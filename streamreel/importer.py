@@ -279,7 +279,7 @@ def _import_har(data: bytes, *, end: str | None, source: str | None) -> Imported
         restored |= was_restored
         for group in _split_responses(events):
             reason = end or ("complete" if is_complete(group, provider_of_events(group)) else "upstream_disconnect")
-            interactions.append(har.interaction(stream, group, reason))
+            interactions.append(scrubbed(har.interaction(stream, group, reason), _SCRUB.also(stream.secrets)))
         partial.append((len(interactions) - 1, stream.body))
     notes.append(f"{len(streams)} event-stream entr{'y' if len(streams) == 1 else 'ies'} of {total} imported" + (f"; {len(skipped)} skipped ({skipped[0]}{', ...' if len(skipped) > 1 else ''})" if skipped else ""))
     notes.append("HAR keeps no per-event times: each entry's events are spread evenly over its receive time")

@@ -704,10 +704,11 @@ def test_a_secret_a_capture_streamed_back_in_pieces_never_reaches_the_imported_c
 
 
 def test_a_har_file_keeps_no_credential_of_its_requests(tmp_path: Path) -> None:
-    """A HAR file saved from devtools holds the request's key in a header, the query and the body:
-    none of them reaches the cassette, and the stream still replays."""
-    key = "sk-ant-api03-" + "Zx9" * 12 + "AA"
-    body = encode_all(split_stream("anthropic text", ["Hello", " there"], json.dumps)).decode()
+    """A HAR file saved from devtools holds the request's key in a header, the query and the body,
+    and the stream echoes it back in pieces (a key with no vendor prefix, known only because the
+    request carried it): none of them reaches the cassette, and the stream still replays."""
+    key = "team-" + "q7Rw2" * 5
+    body = encode_all(split_stream("anthropic text", ["Hello, your key is ", key[:9], key[9:], " there"], json.dumps)).decode()
     har = {
         "log": {
             "version": "1.2",
@@ -731,6 +732,11 @@ def test_a_har_file_keeps_no_credential_of_its_requests(tmp_path: Path) -> None:
     source.write_text(json.dumps(har))
     cassette = import_file(source)
     written = dumps(cassette)
-    assert key not in written and leaks([written]) == []
+    assert key not in written and key[:9] not in written and key[9:] not in written and leaks([written]) == []
     [only] = cassette.interactions
     assert [e.event for e in only.response.events or ()][-1] == "message_stop"
+    with Replayer(cassette, speed=0, match_on=("method", "path"), ignore_query=("key",)) as reel:
+        client = anthropic.Anthropic(base_url=reel.url, api_key="test", max_retries=0)
+        with client.messages.stream(model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}]) as stream:
+            text = stream.get_final_text()
+    assert text == "Hello, your key is <scrubbed> there"

@@ -335,18 +335,22 @@ def test_concurrent_streams_are_each_recorded_in_request_order(tmp_path: Path) -
 
     async def both(url: str) -> list[Any]:
         client = anthropic.AsyncAnthropic(base_url=url, api_key=KEY, max_retries=0)
+        first_arrived = asyncio.Event()  # "one" has reached the recorder: "two" starts, and ends first
 
-        async def one(text: str) -> int:
+        async def one(text: str, after: asyncio.Event | None = None) -> int:
+            if after is not None:
+                await after.wait()
             n = 0
             try:
                 async for _ in await client.messages.create(**ask(text), stream=True):
                     n += 1
+                    first_arrived.set()
             except httpx2.RemoteProtocolError:
                 pass
             return n
 
         async with client:
-            return await asyncio.gather(one("one"), one("two"))
+            return await asyncio.gather(one("one"), one("two", after=first_arrived))
 
     with Replayer(upstream_cassette) as up, Recorder(upstream=up.url, cassette=out, mode="all") as rec:
         asyncio.run(both(rec.url))
