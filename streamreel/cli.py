@@ -228,6 +228,8 @@ class _ResponseLog:
 
     def __call__(self, request: Any, response: Any, worker: tuple[int, int] | None = None) -> None:
         """Log a finished response; ``worker`` is the ``(number, pid)`` of the process that served it under ``--workers``."""
+        if self.quiet and self.file is None:
+            return  # nothing to say: spare the server describing the response
         from .verdicts import exchanges
 
         e = exchanges([request], [response], epoch=self.server.epoch)[0]
