@@ -1,7 +1,7 @@
 """``streamreel serve --workers N``: how many timed events a second one port holds, one worker against two.
 
-    python benchmarks/bench_workers.py [--events 50] [--gap 20] [--ladder 25,50,100,200,300,400,600,800,1200]
-                                       [--streams 400] [--workers 2]
+    python benchmarks/bench_workers.py [--events 50] [--gap 20] [--ladder 50,100,200,300,400,600,800,1200]
+                                       [--tries 2] [--streams 400] [--workers 2]
 
 Each server is the real command (``streamreel serve CASSETTE --workers N -q``) in a process
 tree of its own, serving a cassette of ``--events`` events ``--gap`` ms apart at speed 1.
@@ -15,7 +15,8 @@ latency as in ``bench_concurrency.py``, so the burst's first event does not coun
 Figures:
 
 - **timed events/s held at p99 < 5 ms**: the ladder of stream counts is climbed, for one
-  worker and for ``--workers``, until the p99 error passes 5 ms; the last count under it,
+  worker and for ``--workers``, until the p99 error passes 5 ms (in each of ``--tries``
+  bursts at that count); the last count under it,
   times each stream's event rate, is the figure. Target: ``--workers 2`` at least 1.7x one
   worker. On a 2-core machine the clients share the cores with the servers.
 - **N streams at once: p99 error**, ``--workers`` against the reference: a bare aiohttp
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import HEADERS, REQUEST, Naive, figure, load, pct  # noqa: E402
@@ -84,8 +87,9 @@ def _head(host: str, port: int) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + REQUEST
 
 
-async def stream(address: tuple[str, int], events: int, start: asyncio.Event) -> list[float]:
-    """ms from sending the request to the arrival of each ``\\n\\n`` (an event's end), on a connection of its own."""
+async def stream(address: tuple[str, int], events: int, start: asyncio.Event, opened: Callable[[], None] = lambda: None) -> list[float]:
+    """ms from sending the request to the arrival of each ``\\n\\n`` (an event's end), on a connection of its own;
+    ``opened`` is called once the first event is in."""
     reader, writer = await asyncio.open_connection(*address)
     try:
         await start.wait()
@@ -98,17 +102,29 @@ async def stream(address: tuple[str, int], events: int, start: asyncio.Event) ->
             if not data:
                 break
             now = (time.perf_counter() - t0) * 1000.0
+            first = not out
             out.extend(now for _ in range((tail + data).count(b"\n\n")))
+            if first and out:
+                opened()
             tail = data[-1:]
         return out
     finally:
         writer.close()
 
 
-async def burst(address: tuple[str, int], n: int, plan: list[float]) -> tuple[list[float], int]:
-    """``n`` streams at once: every event's aligned timing error (ms), and how many streams completed."""
+async def burst(address: tuple[str, int], n: int, plan: list[float], all_open: Callable[[], None] = lambda: None) -> tuple[list[float], int]:
+    """``n`` streams at once: every event's aligned timing error (ms), and how many streams completed;
+    ``all_open`` is called once every stream has its first event."""
     start = asyncio.Event()
-    tasks = [asyncio.ensure_future(stream(address, len(plan), start)) for _ in range(n)]
+    waiting = n
+
+    def opened() -> None:
+        nonlocal waiting
+        waiting -= 1
+        if waiting == 0:
+            all_open()
+
+    tasks = [asyncio.ensure_future(stream(address, len(plan), start, opened)) for _ in range(n)]
     await asyncio.sleep(0)
     start.set()
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), WAIT_S)
@@ -124,14 +140,53 @@ async def burst(address: tuple[str, int], n: int, plan: list[float]) -> tuple[li
     return errors, completed
 
 
-def climb(served: Served, ladder: list[int], plan: list[float], rate: float) -> tuple[float, list[str]]:
-    """Events/s held at p99 < target: the last rung of ``ladder`` under it (0 if none)."""
+def tree(pid: int) -> list[int]:
+    """Process ``pid`` and every process below it (Linux /proc; just ``pid`` elsewhere)."""
+    parents = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+    found, wanted = [], [pid]
+    while wanted:
+        p = wanted.pop()
+        found.append(p)
+        wanted += [c for c, parent in parents.items() if parent == p]
+    return found
+
+
+def rss(pids: list[int]) -> int:
+    """Resident bytes of ``pids`` together (Linux /proc; 0 elsewhere): read in well under a ms, mid-burst."""
+    total = 0
+    for p in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{p}/statm") as f:
+            total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return total
+
+
+def at_once(served: Served, n: int, plan: list[float]) -> tuple[list[float], int, float]:
+    """``n`` streams at once on ``served``: errors, streams completed, and its processes' memory per open stream (bytes)."""
+    pids = tree(served.proc.pid)
+    idle = rss(pids)
+    at_open: list[int] = []
+    errors, completed = asyncio.run(burst(served.address, n, plan, lambda: at_open.append(rss(pids))))
+    return errors, completed, (at_open[0] - idle) / n if at_open and idle else float("nan")
+
+
+def climb(served: Served, ladder: list[int], plan: list[float], rate: float, tries: int) -> tuple[float, list[str]]:
+    """Events/s held at p99 < target: the last rung of ``ladder`` under it (0 if none). A rung gets
+    up to ``tries`` bursts (the same for every server): on a shared machine one burst can land on
+    someone else's busy moment."""
     held = 0.0
     said = []
     for n in ladder:
-        errors, completed = asyncio.run(burst(served.address, n, plan))
-        p99 = pct(errors, 99) if errors else float("inf")
-        said.append(f"{n} streams: p99 {p99:.2f} ms, {completed}/{n} completed")
+        for _ in range(tries):
+            errors, completed = asyncio.run(burst(served.address, n, plan))
+            p99 = pct(errors, 99) if errors else float("inf")
+            said.append(f"{n} streams: p99 {p99:.2f} ms, {completed}/{n} completed")
+            if completed == n and p99 < TARGET_P99_MS:
+                break
         if completed < n or p99 >= TARGET_P99_MS:
             break
         held = n * rate
@@ -207,14 +262,14 @@ def main(args: argparse.Namespace) -> int:
         for workers in (1, args.workers):
             with Served(serve_argv(path, workers)) as served:
                 asyncio.run(burst(served.address, 8, plan))  # warm every worker
-                held[workers], said = climb(served, ladder, plan, rate)
+                held[workers], said = climb(served, ladder, plan, rate, args.tries)
             print(f"--workers {workers}: " + "; ".join(said))
         with Served(serve_argv(path, args.workers)) as served:
-            asyncio.run(burst(served.address, 8, plan))
-            ours, ours_done = asyncio.run(burst(served.address, args.streams, plan))
+            _, _, ours_bytes = at_once(served, args.streams, plan)  # memory from idle; timing from the next burst (a fresh server's first runs cold)
+            ours, ours_done, _ = at_once(served, args.streams, plan)
         with Served(naive_argv(args)) as reference:
-            asyncio.run(burst(reference.address, 8, plan))
-            base, base_done = asyncio.run(burst(reference.address, args.streams, plan))
+            _, _, base_bytes = at_once(reference, args.streams, plan)
+            base, base_done, _ = at_once(reference, args.streams, plan)
     print(f"{args.streams} streams at once: --workers {args.workers} completed {ours_done}, reference completed {base_done}")
     one, many = held[1], held[args.workers]
     ok = figure(
@@ -238,6 +293,17 @@ def main(args: argparse.Namespace) -> int:
             target=f"< {TARGET_P99_MS:g} ms",
             ok=p99 < TARGET_P99_MS and ours_done == args.streams,
         ) and ok
+    if ours_bytes == ours_bytes and base_bytes == base_bytes:  # measured (not NaN)
+        kib = ours_bytes / 1024
+        ok = figure(
+            f"server memory per open stream, {args.streams} open, --workers {args.workers}",
+            kib,
+            base_bytes / 1024,
+            "KiB",
+            baseline=f"bare aiohttp in {args.workers} processes",
+            target="< 16 KiB",
+            ok=kib < 16,
+        ) and ok
     completed = ours_done == args.streams and base_done == args.streams
     print(f"all {args.streams} streams completed on both: {'yes' if completed else 'NO'}  ({load()})")
     return 0 if completed and (ok or not args.check) else 1
@@ -247,7 +313,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=50)
     parser.add_argument("--gap", type=float, default=20.0, help="ms between events in the cassette")
-    parser.add_argument("--ladder", default="25,50,100,200,300,400,600,800,1200", help="stream counts to climb, comma-separated")
+    parser.add_argument("--ladder", default="50,100,200,300,400,600,800,1200", help="stream counts to climb, comma-separated")
+    parser.add_argument("--tries", type=int, default=2, help="bursts a rung of the ladder gets to stay under the p99 target")
     parser.add_argument("--streams", type=int, default=400, help="streams at once for the p99 error against the reference")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--check", action="store_true", help="exit 1 when a figure misses its target")
