@@ -32,7 +32,7 @@ __all__ = ["MessageAccumulator", "CompletionAccumulator", "ToolInputsByName", "D
 
 def _payload(event: Any) -> dict[str, Any]:
     """An SDK event object (or an already decoded event) as the API's JSON."""
-    return event.to_dict() if hasattr(event, "to_dict") else dict(event)
+    return event.to_dict(mode="json") if hasattr(event, "to_dict") else dict(event)
 
 
 def read_partial_json(text: str) -> Any:
@@ -66,6 +66,8 @@ class MessageAccumulator:
         elif kind == "message_delta":
             message["stop_reason"] = payload["delta"]["stop_reason"]
             message["stop_sequence"] = payload["delta"].get("stop_sequence")
+            if payload["delta"].get("container") is not None:  # after server-side code execution
+                message["container"] = payload["delta"]["container"]
             message["usage"].update(payload.get("usage") or {})  # cumulative totals: they replace
         elif kind == "message_stop":
             self.finish()

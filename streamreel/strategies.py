@@ -36,6 +36,9 @@ from .providers.anthropic import (
     Block,
     Citation,
     RedactedThinkingBlock,
+    CompactionBlock,
+    McpToolResultBlock,
+    McpToolUseBlock,
     ServerToolResultBlock,
     ServerToolUseBlock,
     TextBlock,
@@ -72,6 +75,9 @@ __all__ = [
     "RESPONSE_ITEM_KINDS",
     "Chunks",
     "BLOCK_KINDS",
+    "BETA_BLOCK_KINDS",
+    "BETAS",
+    "SERVER_TOOLS",
     "CHOICE_KINDS",
     "markdown_texts",
     "tool_inputs",
@@ -103,7 +109,9 @@ class StreamCassette(Cassette):
     or ``choices`` (OpenAI chat) hold the content as it was split into deltas. The older
     fields say what a client ends up with (``text``, ``thinking``, ``tool_input``) and how
     it was split (``text_deltas``, ``thinking_deltas``, ``json_deltas``), so a property can
-    feed the same deltas to code in process or compare what came through an SDK.
+    feed the same deltas to code in process or compare what came through an SDK. ``betas``
+    names the ``anthropic-beta`` features a stream with beta-only blocks needs (read it with
+    ``client.beta.messages.stream(..., betas=stream.betas)``); empty for everything else.
     """
 
     provider: str = "anthropic"
@@ -123,6 +131,7 @@ class StreamCassette(Cassette):
     usage: bool = False
     breaks: tuple[tuple[int, str], ...] = ()
     label: str | None = None
+    betas: tuple[str, ...] = ()
 
     @property
     def tool_json(self) -> str | None:
@@ -190,6 +199,12 @@ def _block_repr(block: Any) -> str:
         return f"tool_use({block.name!r}, {block.json_deltas!r})"
     if isinstance(block, ServerToolUseBlock):
         return f"server_tool_use({block.name!r}, {block.json_deltas!r})"
+    if isinstance(block, McpToolUseBlock):
+        return f"mcp_tool_use({block.name!r}, {block.json_deltas!r})"
+    if isinstance(block, McpToolResultBlock):
+        return "mcp_tool_result(error)" if block.is_error else "mcp_tool_result()"
+    if isinstance(block, CompactionBlock):
+        return f"compaction({_short_text(block.content)})"
     if isinstance(block, MessageItem):
         notes = f", annotations at {[i for i, _ in block.annotations]}" if block.annotations else ""
         return f"message({block.deltas!r}{notes})"
@@ -675,12 +690,42 @@ def openai_streams(
 # ---------------------------------------------------------------- the whole protocol
 
 BLOCK_KINDS = ("text", "tool_use", "thinking", "redacted_thinking", "server_tool_use")
-"""The content blocks :func:`anthropic_messages` draws, gentlest first: text (with citations
-when asked), a tool call, thinking with its signature, redacted thinking, and a server tool
-call (``web_search`` or ``tool_search_tool_regex``) followed by its result block."""
+"""The content blocks :func:`anthropic_messages` draws by default, gentlest first: text (with
+citations when asked), a run of tool calls, thinking with its signature, redacted thinking,
+and a run of server tool calls (see :data:`SERVER_TOOLS`) followed by their results. The
+Messages API sends them all, and ``client.messages`` of both SDKs reads them."""
+
+BETA_BLOCK_KINDS = ("compaction", "mcp_tool_use")
+"""Blocks :func:`anthropic_messages` draws only when ``blocks=`` names them: a compaction
+summary (first in its message) and a call to a remote MCP server's tool with its result.
+Only a beta of the API sends them, and only the SDKs' beta client reads them
+(``client.messages`` leaves a compaction's summary empty and an MCP call's input ``{}``), so
+a stream holding one lists the beta names it needs in ``.betas``, for
+``client.beta.messages.stream(..., betas=stream.betas)``."""
+
+BETAS = {"compaction": "compact-2026-01-12", "mcp_tool_use": "mcp-client-2025-11-20"}
+"""The ``anthropic-beta`` name each of :data:`BETA_BLOCK_KINDS` needs."""
+
+SERVER_TOOLS = (
+    "web_search",
+    "web_fetch",
+    "code_execution",
+    "bash_code_execution",
+    "text_editor_code_execution",
+    "tool_search_tool_regex",
+    "tool_search_tool_bm25",
+)
+"""The server tools a ``server_tool_use`` block of :func:`anthropic_messages` calls, each
+followed by its own kind of result block (``web_search_tool_result``,
+``web_fetch_tool_result``, ``code_execution_tool_result``,
+``bash_code_execution_tool_result``, ``text_editor_code_execution_tool_result``,
+``tool_search_tool_result``), a success or an error. A message that ran code reports its
+``container``."""
 
 _THINKING_KINDS = ("thinking", "redacted_thinking")
-_NEEDS = {"tool_use": "tool_use", "pause_turn": "server_tool_use", "stop_sequence": "text"}
+_CUTTING = ("max_tokens", "model_context_window_exceeded")
+"""Stop reasons that may cut the last block in the middle."""
+_NEEDS = {"tool_use": "tool_use", "pause_turn": "server_tool_use", "stop_sequence": "text", "compaction": "compaction"}
 """Stop reasons that need the message to end on a kind of block."""
 
 _CITED = ("Paris is the capital of France.", "Winds W at 10 to 15 mph. ", "日本語のテキスト", 'a "quoted" passage\n', "👍🏽 naïve")
@@ -691,6 +736,11 @@ _SOURCES = (
 )
 _QUERIES = ("weather in Paris", "San Francisco weather today", "naïve café 👍", 'say "hi"\n')
 _PATTERNS = ("weather", "get_.*", "^temp\\d+$")
+_SHELL = ("ls -la /tmp", 'echo "65465-6544 * 2" | bc -l', "python /tmp/fib.py", "cat '/tmp/café.txt'")
+_CODE = ("print(2 ** 10)", "import sys\nprint('naïve 👍', file=sys.stderr)")
+_OUTPUTS = ("", "1024\n", "F(10) = 34\n", "naïve 👍\n")
+_FILES = (("/tmp/hello.txt", "Hello, world!"), ("/tmp/café.py", "print('naïve 👍')\n"))
+_MCP_SERVERS = ("deepwiki", "echo")
 _REDACTED = (
     "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpPkNRj2YfWXGmKDxH4mPnZ5sQ7vB5URj",
     "EuoBCoYBGAIiQJ+synthetic+redacted+thinking+payload/with+slashes==",
@@ -701,10 +751,12 @@ _SIGNATURES = ("EqQBCkYIBxgCKkDsynthesizedsignaturebystreamreel==", "c3ludGhldGl
 
 def _stops_for(kinds: Sequence[str]) -> set[str]:
     """The stop reasons a message whose blocks are ``kinds`` can end with."""
+    if list(kinds) == ["compaction"]:
+        return {"compaction"}
     last = kinds[-1]
     if last == "tool_use":
-        return {"tool_use", "max_tokens"}
-    out = {"end_turn", "refusal", "max_tokens"}
+        return {"tool_use", *_CUTTING}
+    out = {"end_turn", "refusal", *_CUTTING}
     if last == "text":
         out.add("stop_sequence")
     if last == "server_tool_use":
@@ -721,11 +773,19 @@ def _required(who: str, name: str, value: Any, default: SearchStrategy[Any], che
     return drawn
 
 
-def _reachable(reason: str, kinds: Sequence[str]) -> bool:
+def _unreachable(reason: str, kinds: Sequence[str]) -> str | None:
+    """Why no message of blocks ``kinds`` can end with ``reason`` (None: one can)."""
     need = _NEEDS.get(reason)
-    if need is not None:
-        return need in kinds
-    return reason == "max_tokens" or tuple(kinds) != ("tool_use",)
+    if need is not None and need not in kinds:
+        return f"needs {need!r} blocks to end on, and blocks={list(kinds)!r} has none"
+    rest = [k for k in kinds if k != "compaction"]
+    if reason == "compaction" or reason in _CUTTING and rest:
+        return None
+    if not rest:
+        return f"cannot end a message of a compaction block alone (it stops with 'compaction'); add a kind of block to blocks={list(kinds)!r}"
+    if reason in ("end_turn", "refusal") and rest == ["tool_use"]:
+        return f"cannot follow a tool call, and blocks={list(kinds)!r} has only tool calls"
+    return None
 
 
 def _check_kinds_of(name: str, value: Any, known: Sequence[str]) -> tuple[str, ...]:
@@ -767,30 +827,80 @@ def _draw_citations(draw: Callable[[SearchStrategy[Any]], Any]) -> tuple[Citatio
     return tuple(out)
 
 
-def _draw_server_tool(draw: Callable[[SearchStrategy[Any]], Any], *, cut: bool) -> list[Block]:
-    """A server tool call and its result (the call alone, its JSON cut, when ``max_tokens`` stops it)."""
-    name = draw(st.sampled_from(("web_search", "tool_search_tool_regex")))
-    result: Any
+def _server_call(draw: Callable[[SearchStrategy[Any]], Any], name: str) -> tuple[dict[str, Any], str, Any]:
+    """A call to server tool ``name``: its input, and its result block's kind and content, a
+    success (what a failure shrinks to) or one of the tool's errors."""
     if name == "web_search":
-        value: dict[str, Any] = {"query": draw(st.sampled_from(_QUERIES))}
         found = draw(st.integers(-1, 3))
+        value: dict[str, Any] = {"query": draw(st.sampled_from(_QUERIES))}
         if found < 0:
-            result = {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}
-        else:
-            result = [
-                {"type": "web_search_result", "title": title, "url": url, "encrypted_content": f"Eo4UCioICRgC{i}synthetic+content==", "page_age": draw(st.sampled_from((None, "2 days ago")))}
-                for i, (url, title) in enumerate(_SOURCES[:found])
-            ]
-        kind = "web_search_tool_result"
-    else:
-        value = {"pattern": draw(st.sampled_from(_PATTERNS))}
+            return value, "web_search_tool_result", {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}
+        results = [
+            {"type": "web_search_result", "title": title, "url": url, "encrypted_content": f"Eo4UCioICRgC{i}synthetic+content==", "page_age": draw(st.sampled_from((None, "2 days ago")))}
+            for i, (url, title) in enumerate(_SOURCES[:found])
+        ]
+        return value, "web_search_tool_result", results
+    if name.startswith("tool_search_tool_"):
+        value = {"pattern": draw(st.sampled_from(_PATTERNS))} if name.endswith("regex") else {"query": draw(st.sampled_from(_QUERIES))}
         tools = draw(st.lists(st.sampled_from(("get_temp_data", "get_weather", "lookup")), max_size=2, unique=True))
-        result = {"type": "tool_search_tool_search_result", "tool_references": [{"type": "tool_reference", "tool_name": t} for t in tools]}
-        kind = "tool_search_tool_result"
-    spelled = _spelled(draw, value)
+        return value, "tool_search_tool_result", {"type": "tool_search_tool_search_result", "tool_references": [{"type": "tool_reference", "tool_name": t} for t in tools]}
+    kind = f"{name}_tool_result"
+    failed = draw(st.booleans())
+    if name == "web_fetch":
+        url, title = draw(st.sampled_from(_SOURCES))
+        if failed:
+            return {"url": url}, kind, {"type": "web_fetch_tool_result_error", "error_code": draw(st.sampled_from(("url_not_accessible", "unsupported_content_type", "max_uses_exceeded")))}
+        document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": draw(st.sampled_from(_CITED))}, "title": title}
+        return {"url": url}, kind, {"type": "web_fetch_result", "url": url, "retrieved_at": "2025-07-17T21:38:38.606000+00:00", "content": document}
+    if name == "text_editor_code_execution":
+        path, text = draw(st.sampled_from(_FILES))
+        command = draw(st.sampled_from(("create", "view", "str_replace")))
+        value = {"command": command, "path": path}
+        if failed:
+            return value, kind, {"type": f"{kind}_error", "error_code": "file_not_found", "error_message": f"File not found: {path}"}
+        if command == "create":
+            return {**value, "file_text": text}, kind, {"type": "text_editor_code_execution_create_result", "is_file_update": draw(st.booleans())}
+        if command == "view":
+            lines = text.count("\n") + (not text.endswith("\n"))
+            return value, kind, {"type": "text_editor_code_execution_view_result", "file_type": "text", "content": text, "num_lines": lines, "start_line": 1, "total_lines": lines}
+        old = text.splitlines()[0]
+        new = old.replace("naïve", "naive").replace("Hello", "Hi")
+        changed = {"type": "text_editor_code_execution_str_replace_result", "old_start": 1, "old_lines": 1, "new_start": 1, "new_lines": 1, "lines": [f"-{old}", f"+{new}"]}
+        return {**value, "old_str": old, "new_str": new}, kind, changed
+    value = {"code": draw(st.sampled_from(_CODE))} if name == "code_execution" else {"command": draw(st.sampled_from(_SHELL))}
+    if failed:
+        return value, kind, {"type": f"{kind}_error", "error_code": draw(st.sampled_from(("unavailable", "execution_time_exceeded")))}
+    code = draw(st.sampled_from((0, 1)))
+    stderr = "" if code == 0 else "Traceback (most recent call last):\nNameError: name 'é' is not defined\n"
+    return value, kind, {"type": f"{name}_result", "stdout": draw(st.sampled_from(_OUTPUTS)), "stderr": stderr, "return_code": code, "content": []}
+
+
+def _draw_server_tools(draw: Callable[[SearchStrategy[Any]], Any], tools: Sequence[str], *, cut: bool, calls: bool = True, results: bool = True) -> list[Block]:
+    """Calls to one server tool (one, or two made in parallel), then their results in order.
+    ``cut``: the calls alone, the last one's JSON cut (``max_tokens``); no ``calls``: a message
+    resuming a paused turn, which starts with the results; no ``results``: the turn paused
+    before running the calls."""
+    name = draw(st.sampled_from(tools))
+    made = [_server_call(draw, name) for _ in range(draw(st.integers(1, 2)))]
+    spelled = [_spelled(draw, value) for value, _, _ in made]
     if cut:
-        return [ServerToolUseBlock(name, _deltas(draw, _cut_at(draw, spelled)))]
-    return [ServerToolUseBlock(name, _deltas(draw, spelled)), ServerToolResultBlock(result, kind=kind)]
+        spelled[-1] = _cut_at(draw, spelled[-1])
+        return [ServerToolUseBlock(name, _deltas(draw, s)) for s in spelled]
+    out: list[Block] = [ServerToolUseBlock(name, _deltas(draw, s)) for s in spelled] if calls else []
+    if results:
+        out += [ServerToolResultBlock(content, kind=kind) for _, kind, content in made]
+    return out
+
+
+def _draw_mcp(draw: Callable[[SearchStrategy[Any]], Any], tool_s: SearchStrategy[Any], names: Sequence[str], *, cut: bool) -> list[Block]:
+    """A call to an MCP server's tool and its result (the call alone, its JSON cut, at ``max_tokens``)."""
+    name, server = draw(st.sampled_from(names)), draw(st.sampled_from(_MCP_SERVERS))
+    spelled = _spelled(draw, draw(tool_s))
+    if cut:
+        return [McpToolUseBlock(name, _deltas(draw, _cut_at(draw, spelled)), server_name=server)]
+    failed = draw(st.booleans())
+    said = ("Error: " if failed else "") + draw(st.sampled_from(_CITED))
+    return [McpToolUseBlock(name, _deltas(draw, spelled), server_name=server), McpToolResultBlock(({"type": "text", "text": said},), is_error=failed)]
 
 
 def anthropic_messages(
@@ -801,41 +911,64 @@ def anthropic_messages(
     thinking: str | SearchStrategy[str] = _DEFAULT,
     tool_input: dict[str, Any] | SearchStrategy[dict[str, Any]] = _DEFAULT,
     tool_names: Sequence[str] = ("get_weather", "make_file"),
+    server_tools: Sequence[str] = _DEFAULT,
     citations: bool = True,
+    interleaved_thinking: bool = _DEFAULT,
     stop_reasons: Sequence[str] = _DEFAULT,
     pings: bool = True,
     model: str = "claude-sonnet-4-6",
 ) -> SearchStrategy[StreamCassette]:
     """Any valid Anthropic Messages stream, with the ``Message`` it encodes as ``.message``.
 
-    Up to ``max_blocks`` content blocks of the kinds in ``blocks`` (see :data:`BLOCK_KINDS`;
-    thinking first, then the rest in any order; a server tool call and its result count as
-    one, and so does a run of up to three tool calls, made in parallel): several tool calls, text with ``citations_delta`` s (``citations``), thinking
-    ending in its ``signature_delta``, redacted thinking, ``web_search`` with its
-    ``web_search_tool_result``. Every stop reason in ``stop_reasons`` (default: every one
-    the kinds of block allow; see :data:`~streamreel.providers.anthropic.STOP_REASONS`),
-    each with a last block it fits:
-    ``tool_use`` after a tool call, ``pause_turn`` after a server tool, ``max_tokens`` maybe
-    in the middle of the last block (a tool's JSON unfinished, no ``content_block_stop``).
-    Pings anywhere after ``message_start`` (``pings``); usage in ``message_start`` and in
-    ``message_delta``, the newer way too (input and cache totals repeated). ``text``,
-    ``thinking`` and ``tool_input`` are values or strategies, split into deltas at every
-    kind of boundary (:func:`splits`). The request matches any ``POST /v1/messages``.
+    Up to ``max_blocks`` content blocks of the kinds in ``blocks`` (default
+    :data:`BLOCK_KINDS`; :data:`BETA_BLOCK_KINDS` when named), in every order the API sends
+    them. A run of up to three tool calls made in parallel counts as one block, and so do
+    one or two parallel server tool calls (of ``server_tools``, default
+    :data:`SERVER_TOOLS`) with their results. Text carries ``citations_delta`` s
+    (``citations``); thinking ends in its ``signature_delta``; redacted thinking arrives
+    whole. Thinking comes first, or, with ``interleaved_thinking`` (default True), also after
+    text and server tool results, as models with adaptive or interleaved thinking send it
+    (never right after a client tool call: the model waits for its result). A message that
+    resumes a paused turn may start with a server tool's result, and a compaction summary
+    comes first.
+
+    Every stop reason in ``stop_reasons`` (default: every one the kinds of block allow; see
+    :data:`~streamreel.providers.anthropic.STOP_REASONS`), each with a last block it fits:
+    ``tool_use`` after a tool call, ``pause_turn`` after a server tool (its results maybe not
+    yet run), ``max_tokens`` and ``model_context_window_exceeded`` maybe in the middle of the
+    last block (a tool's JSON unfinished, no ``content_block_stop``), ``compaction`` after a
+    compaction summary alone. Pings anywhere after ``message_start`` (``pings``); usage in
+    ``message_start`` and in ``message_delta``, the newer way too (input and cache totals
+    repeated). ``text``, ``thinking`` and ``tool_input`` are values or strategies, split into
+    deltas at every kind of boundary (:func:`splits`). The request matches any
+    ``POST /v1/messages``.
 
     Shrinks toward one text block in one delta, ``end_turn``, no pings.
     """
-    kinds = _check_kinds_of("anthropic_messages(blocks=...)", blocks, BLOCK_KINDS)
+    kinds = _check_kinds_of("anthropic_messages(blocks=...)", blocks, BLOCK_KINDS + BETA_BLOCK_KINDS)
     _check_count("anthropic_messages(max_blocks=...)", max_blocks, 1)
     if stop_reasons is _DEFAULT:
-        stops = tuple(r for r in STOP_REASONS if _reachable(r, kinds))
+        stops = tuple(r for r in STOP_REASONS if _unreachable(r, kinds) is None)
+        if not stops:
+            raise _fail(f"anthropic_messages: {_unreachable('end_turn', kinds)}")
     else:
         stops = _check_kinds_of("anthropic_messages(stop_reasons=...)", stop_reasons, STOP_REASONS)
-    for reason in stops:
-        need = _NEEDS.get(reason)
-        if need is not None and need not in kinds:
-            raise _fail(f"anthropic_messages: stop reason {reason!r} needs {need!r} blocks to end on, and blocks={list(kinds)!r} has none")
-        if reason in ("end_turn", "refusal") and kinds == ("tool_use",):
-            raise _fail(f"anthropic_messages: stop reason {reason!r} cannot follow a tool call, and blocks={list(kinds)!r} has only tool calls")
+        for reason in stops:
+            problem = _unreachable(reason, kinds)
+            if problem is not None:
+                raise _fail(f"anthropic_messages: stop reason {reason!r} {problem}")
+    if server_tools is _DEFAULT:
+        tools = SERVER_TOOLS
+    else:
+        tools = _check_kinds_of("anthropic_messages(server_tools=...)", server_tools, SERVER_TOOLS)
+        if "server_tool_use" not in kinds:
+            raise _fail(f"anthropic_messages(server_tools=...): no server tool is called without 'server_tool_use' in blocks={list(kinds)!r}")
+    if interleaved_thinking is _DEFAULT:
+        interleave = True
+    else:
+        interleave = _check_flag("anthropic_messages(interleaved_thinking=...)", interleaved_thinking)
+        if not set(_THINKING_KINDS) & set(kinds):
+            raise _fail(f"anthropic_messages(interleaved_thinking=...): there is no thinking to place without 'thinking' or 'redacted_thinking' in blocks={list(kinds)!r}")
     text_s = _required("anthropic_messages", "text", text, markdown_texts(), _check_text, "block")
     thinking_s = _required("anthropic_messages", "thinking", thinking, markdown_texts(max_fragments=12), _check_text, "block")
     tool_s = _required("anthropic_messages", "tool_input", tool_input, tool_inputs(), _check_tool_input, "block")
@@ -848,18 +981,31 @@ def anthropic_messages(
         """The layout, with a block added when no allowed stop reason can follow its last one."""
         if any(r in _stops_for(layout) for r in stops):
             return layout
-        need = _NEEDS.get(stops[0]) or next(k for k in kinds if k != "tool_use")
+        if stops[0] == "compaction":
+            return ["compaction"]
+        need = _NEEDS.get(stops[0]) or next(k for k in kinds if k not in ("tool_use", "compaction"))
         return [*layout[1:], need] if len(layout) >= max_blocks else [*layout, need]
 
     @st.composite
     def build(draw: Callable[[SearchStrategy[Any]], Any]) -> StreamCassette:
         drawn = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=max_blocks))
-        layout = ending([k for k in drawn if k in _THINKING_KINDS] + [k for k in drawn if k not in _THINKING_KINDS])
+        head, first, rest = ["compaction"] if "compaction" in drawn else [], [], []
+        for kind in drawn:
+            if kind == "compaction":
+                continue
+            # Thinking stays where it was drawn only after text or a server-side result, and
+            # only when a drawn coin says so: a failure that needs none shrinks to thinking first.
+            if kind in _THINKING_KINDS and not (interleave and rest and rest[-1] != "tool_use" and draw(st.booleans())):
+                first.append(kind)
+            else:
+                rest.append(kind)
+        layout = ending(head + first + rest)
         stop = draw(st.sampled_from(tuple(r for r in stops if r in _stops_for(layout))))
-        open_last = stop == "max_tokens" and draw(st.booleans())
+        open_last = stop in _CUTTING and layout[-1] != "compaction" and draw(st.booleans())
         content: list[Block] = []
         for i, kind in enumerate(layout):
-            cut = open_last and i == len(layout) - 1
+            last = i == len(layout) - 1
+            cut = open_last and last
             if kind == "text":
                 cited = _draw_citations(draw) if cite else ()
                 value = draw(text_s)
@@ -881,8 +1027,14 @@ def anthropic_messages(
                     spelled = _spelled(draw, draw(tool_s))
                     cut_here = cut and k == parallel - 1
                     content.append(ToolUseBlock(name, _deltas(draw, _cut_at(draw, spelled) if cut_here else spelled)))
+            elif kind == "server_tool_use":
+                resumed = i == 0 and not cut and draw(st.booleans())
+                paused = last and stop == "pause_turn" and not resumed and draw(st.booleans())
+                content.extend(_draw_server_tools(draw, tools, cut=cut, calls=not resumed, results=not paused))
+            elif kind == "mcp_tool_use":
+                content.extend(_draw_mcp(draw, tool_s, names, cut=cut))
             else:
-                content.extend(_draw_server_tool(draw, cut=cut))
+                content.append(CompactionBlock(draw(text_s) or _FRAGMENTS[0]))
         input_tokens = draw(st.sampled_from((12, 450, 2039)))
         delta_usage = draw(st.booleans())
         made = message_stream(
@@ -914,6 +1066,7 @@ def anthropic_messages(
             stop_reason=stop,
             pings=where,
             open_last=open_last,
+            betas=tuple(BETAS[k] for k in BETA_BLOCK_KINDS if k in layout),
         )
 
     return build()

@@ -22,6 +22,8 @@ from streamreel.cassette import dumps, loads
 from streamreel.providers.anthropic import TextBlock, ToolUseBlock, message_events
 from streamreel.sse import Decoder
 from streamreel.strategies import (
+    BETA_BLOCK_KINDS,
+    BLOCK_KINDS,
     InvalidStrategyArgument,
     StreamCassette,
     anthropic_messages,
@@ -380,9 +382,15 @@ each tool call's stream ``index``, which :func:`final_completion` takes out: the
 CHAT: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def final_message(client: anthropic.Anthropic) -> dict[str, Any]:
-    with client.messages.stream(**MESSAGE) as stream:
-        return stream.get_final_message().to_dict()
+ALL_BLOCKS = [*BLOCK_KINDS, *BETA_BLOCK_KINDS]
+
+
+def final_message(client: anthropic.Anthropic, drawn: StreamCassette | None = None) -> dict[str, Any]:
+    """The message the SDK accumulated, as JSON (a container's expiry is a datetime otherwise),
+    read with the beta client when the drawn stream needs betas."""
+    betas = list(drawn.betas) if drawn is not None else []
+    with (client.beta.messages.stream(**MESSAGE, betas=betas) if betas else client.messages.stream(**MESSAGE)) as stream:
+        return stream.get_final_message().to_dict(mode="json")
 
 
 def final_completion(client: openai.OpenAI) -> dict[str, Any]:
@@ -403,14 +411,41 @@ def final_completion(client: openai.OpenAI) -> dict[str, Any]:
 @given(stream=anthropic_messages(max_blocks=6))
 def test_the_anthropic_sdk_rebuilds_the_message_every_drawn_stream_encodes(reel_session: Any, inprocess_anthropic_client: anthropic.Anthropic, stream: StreamCassette) -> None:
     reel_session.load(stream)
+    assert not stream.betas
     assert comparable(final_message(inprocess_anthropic_client)) == comparable(stream.message)
 
 
+@settings(max_examples=200, deadline=None)
+@given(stream=anthropic_messages(blocks=ALL_BLOCKS, max_blocks=6))
+def test_the_beta_client_rebuilds_messages_with_beta_only_blocks(reel_session: Any, inprocess_anthropic_client: anthropic.Anthropic, stream: StreamCassette) -> None:
+    """Compaction summaries and MCP calls, drawn when asked, read through ``client.beta.messages``."""
+    reel_session.load(stream)
+    assert comparable(final_message(inprocess_anthropic_client, stream)) == comparable(stream.message)
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")  # the plain client's misread blocks, serialized
+def test_beta_only_blocks_are_drawn_only_when_asked_because_the_messages_client_cannot_read_them(reel_session: Any, inprocess_anthropic_client: anthropic.Anthropic) -> None:
+    assert drawn(anthropic_messages(max_blocks=6), lambda s: set(s.betas)) == set()
+
+    def both_with_content(s: StreamCassette) -> bool:
+        mcp = [b for b in s.message["content"] if b["type"] == "mcp_tool_use"]
+        return len(s.betas) == 2 and bool(mcp) and mcp[0]["input"] != {}
+
+    stream = find(anthropic_messages(blocks=["text", *BETA_BLOCK_KINDS]), both_with_content, settings=SHRINK)
+    assert stream.betas == ("compact-2026-01-12", "mcp-client-2025-11-20")
+    reel_session.load(stream)
+    plain = final_message(inprocess_anthropic_client)
+    assert plain["content"][0] == {"type": "compaction", "content": None}  # the summary is lost
+    assert next(b for b in plain["content"] if b["type"] == "mcp_tool_use")["input"] == {}  # and the MCP call's input
+    reel_session.load(stream)
+    assert comparable(final_message(inprocess_anthropic_client, stream)) == comparable(stream.message)
+
+
 @settings(max_examples=30, deadline=None)
-@given(stream=anthropic_messages())
+@given(stream=anthropic_messages(blocks=ALL_BLOCKS))
 def test_the_anthropic_sdk_rebuilds_it_over_a_socket_too(reel_session: Any, anthropic_client: anthropic.Anthropic, stream: StreamCassette) -> None:
     reel_session.load(stream)
-    assert comparable(final_message(anthropic_client)) == comparable(stream.message)
+    assert comparable(final_message(anthropic_client, stream)) == comparable(stream.message)
 
 
 @settings(max_examples=30, deadline=None)
@@ -418,7 +453,7 @@ def test_the_anthropic_sdk_rebuilds_it_over_a_socket_too(reel_session: Any, anth
 def test_the_async_anthropic_sdk_rebuilds_it(reel_session: Any, inprocess_async_anthropic_client: anthropic.AsyncAnthropic, stream: StreamCassette) -> None:
     async def final() -> dict[str, Any]:
         async with inprocess_async_anthropic_client.messages.stream(**MESSAGE) as s:
-            return (await s.get_final_message()).to_dict()
+            return (await s.get_final_message()).to_dict(mode="json")
 
     reel_session.load(stream)
     assert comparable(asyncio.run(final())) == comparable(stream.message)
@@ -456,10 +491,27 @@ def anthropic_kinds(stream: StreamCassette) -> set[str]:
         elif kind == "message_delta":
             out.add("stop:" + payload["delta"]["stop_reason"])
             out.update("delta usage:" + k for k in payload["usage"])
+            out.update(k for k in ("context_management",) if k in payload)
+            out.update(k for k in ("container",) if k in payload["delta"])
         elif kind == "ping":
             out.add("ping")
     if tools > 1:
         out.add("several tool calls")
+    types = [b["type"] for b in stream.message["content"]]
+    for before, after in zip(types, types[1:]):
+        if after == "thinking" and before == "text":
+            out.add("thinking after text")
+        if after == "thinking" and before.endswith("_tool_result"):
+            out.add("thinking after a server tool's result")
+        if before == after == "server_tool_use":
+            out.add("parallel server tool calls")
+    if types[0].endswith("_tool_result"):
+        out.add("a resumed turn starting with a server tool's result")
+    if stream.stop_reason == "pause_turn" and types[-1] == "server_tool_use":
+        out.add("pause_turn before the server tool ran")
+    results = [b["content"] for b in stream.message["content"] if b["type"].endswith("_tool_result")]
+    if any(isinstance(r, dict) and "error_code" in r for r in results):
+        out.add("a server tool's error")
     if starts > stops:
         last = stream.message["content"][-1]
         out.add(f"max_tokens inside a {last['type']} block")
@@ -477,17 +529,30 @@ def _parses(text: str) -> bool:
     return True
 
 
+RESULT_KINDS = ("web_search", "web_fetch", "code_execution", "bash_code_execution", "text_editor_code_execution", "tool_search")
 ANTHROPIC_KINDS = {
-    *(f"block:{k}" for k in ("text", "thinking", "redacted_thinking", "tool_use", "server_tool_use", "web_search_tool_result", "tool_search_tool_result")),
+    *(f"block:{k}" for k in ("text", "thinking", "redacted_thinking", "tool_use", "server_tool_use")),
+    *(f"block:{k}_tool_result" for k in RESULT_KINDS),
     *(f"delta:{k}" for k in ("text_delta", "citations_delta", "thinking_delta", "signature_delta", "input_json_delta")),
-    *(f"stop:{k}" for k in ("end_turn", "tool_use", "max_tokens", "stop_sequence", "pause_turn", "refusal")),
+    *(f"stop:{k}" for k in ("end_turn", "tool_use", "max_tokens", "stop_sequence", "pause_turn", "refusal", "model_context_window_exceeded")),
     *(f"delta usage:{k}" for k in ("output_tokens", "input_tokens", "cache_read_input_tokens", "server_tool_use")),
     "ping",
     "several tool calls",
     "max_tokens inside a text block",
     "max_tokens inside a tool_use block",
     "max_tokens inside a tool's JSON",
+    "thinking after text",
+    "thinking after a server tool's result",
+    "parallel server tool calls",
+    "a resumed turn starting with a server tool's result",
+    "pause_turn before the server tool ran",
+    "a server tool's error",
+    "container",
 }
+BETA_KINDS = {
+    "block:compaction", "delta:compaction_delta", "block:mcp_tool_use", "block:mcp_tool_result", "stop:compaction",
+    "delta usage:iterations", "context_management", "max_tokens inside a mcp_tool_use block",
+}  # fmt: skip
 
 
 def chat_kinds(stream: StreamCassette) -> set[str]:
@@ -542,8 +607,15 @@ def drawn(strategy: Any, summarize: Callable[[Any], set[str]], examples: int = 3
     return seen
 
 
+# Budgets are about twice what the fixed seed needs: hypothesis also draws constants from the
+# project's source, so the examples it makes move a little whenever any module changes.
 def test_a_few_hundred_messages_cover_every_block_delta_and_stop_reason() -> None:
-    assert ANTHROPIC_KINDS - drawn(anthropic_messages(), anthropic_kinds) == set()
+    assert ANTHROPIC_KINDS - drawn(anthropic_messages(), anthropic_kinds, examples=600) == set()
+
+
+def test_a_few_hundred_messages_asked_for_beta_blocks_cover_them_too() -> None:
+    assert BETA_KINDS - drawn(anthropic_messages(blocks=ALL_BLOCKS), anthropic_kinds) == set()
+    assert ANTHROPIC_KINDS - drawn(anthropic_messages(blocks=ALL_BLOCKS), anthropic_kinds, examples=2000) == set()
 
 
 def test_a_few_hundred_chat_streams_cover_choices_parallel_calls_refusals_and_usage() -> None:
@@ -551,9 +623,10 @@ def test_a_few_hundred_chat_streams_cover_choices_parallel_calls_refusals_and_us
 
 
 def shape_tokens(events: Sequence[Any]) -> list[str]:
-    """Each event as its shape: its type, and for a block start or delta which kind; for a chat
-    chunk which delta fields it carries and whether it finishes its choice."""
+    """Each event as its shape: its type; for a block's start, delta or stop which kind of block
+    (so that pairs say which block follows which); for a chat chunk which delta fields it carries and whether it finishes its choice."""
     out = []
+    blocks: dict[int, str] = {}
     for event in events:
         if event.is_comment:
             continue
@@ -563,9 +636,12 @@ def shape_tokens(events: Sequence[Any]) -> list[str]:
         payload = event.json()
         kind = payload.get("type") or payload.get("object")
         if kind == "content_block_start":
+            blocks[payload["index"]] = payload["content_block"]["type"]
             out.append("start:" + payload["content_block"]["type"])
         elif kind == "content_block_delta":
             out.append("delta:" + payload["delta"]["type"])
+        elif kind == "content_block_stop":
+            out.append("stop:" + blocks[payload["index"]])
         elif kind == "chat.completion.chunk":
             if not payload["choices"]:
                 out.append("usage chunk")
@@ -600,15 +676,20 @@ def real_streams(provider: str) -> list[tuple[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    ("provider", "strategy"),
-    [("anthropic", anthropic_messages(max_blocks=6)), ("openai", openai_chat_streams(max_choices=3)), ("openai-responses", openai_responses_streams())],
+    ("provider", "strategies"),
+    [
+        ("anthropic", [anthropic_messages(max_blocks=6), anthropic_messages(blocks=ALL_BLOCKS, max_blocks=6)]),
+        ("openai", [openai_chat_streams(max_choices=3)]),
+        ("openai-responses", [openai_responses_streams()]),
+    ],
 )
-def test_every_real_stream_has_a_shape_the_strategies_draw(provider: str, strategy: Any) -> None:
-    """Every pair of consecutive event shapes in every real capture in tests/data (block kinds,
-    delta kinds, pings, chunk fields, where choices and calls start) is one the strategy draws."""
+def test_every_real_stream_has_a_shape_the_strategies_draw(provider: str, strategies: list[Any]) -> None:
+    """Every pair of consecutive event shapes in every real capture in tests/data (block kinds in
+    the order they follow each other, delta kinds, pings, chunk fields, where choices and calls
+    start) is one the strategies draw (the Anthropic beta-only blocks when asked for)."""
     reals = real_streams(provider)
     assert len(reals) >= (1 if provider == "openai-responses" else 5)
-    drawn_pairs = drawn(strategy, lambda s: transitions(s.events))  # type: ignore[arg-type]
+    drawn_pairs = set().union(*(drawn(strategy, lambda s: transitions(s.events), examples=800) for strategy in strategies))  # type: ignore[arg-type]
     missing = {name: sorted(transitions(events) - drawn_pairs) for name, events in reals}
     assert {name: pairs for name, pairs in missing.items() if pairs} == {}
 
@@ -719,6 +800,11 @@ def test_a_falsifying_example_reads_in_a_line(strategy: Any, holds: Callable[[An
         (lambda: anthropic_messages(tool_names=[]), "anthropic_messages(tool_names=...): expected a non-empty list of non-empty strings"),
         (lambda: anthropic_messages(citations="yes"), "anthropic_messages(citations=...): expected True or False, got 'yes'"),
         (lambda: anthropic_messages(pings=1), "anthropic_messages(pings=...): expected True or False, got 1"),
+        (lambda: anthropic_messages(server_tools=["web_search", "calculator"]), "anthropic_messages(server_tools=...): unknown 'calculator'"),
+        (lambda: anthropic_messages(blocks=["text"], server_tools=["web_fetch"]), "no server tool is called without 'server_tool_use' in blocks=['text']"),
+        (lambda: anthropic_messages(blocks=["text"], interleaved_thinking=True), "there is no thinking to place without 'thinking' or 'redacted_thinking'"),
+        (lambda: anthropic_messages(interleaved_thinking="yes"), "anthropic_messages(interleaved_thinking=...): expected True or False, got 'yes'"),
+        (lambda: anthropic_messages(blocks=["compaction"], stop_reasons=["end_turn"]), "stop reason 'end_turn' cannot end a message of a compaction block alone"),
         (lambda: openai_chat_streams(kinds=["text"], finish_reasons=["tool_calls"]), "no choice of kinds=['text'] can end with finish_reasons=['tool_calls']"),
         (lambda: openai_chat_streams(kinds=["audio"]), "openai_chat_streams(kinds=...): unknown 'audio'"),
         (lambda: openai_chat_streams(max_choices=0), "openai_chat_streams(max_choices=...): expected a whole number >= 1, got 0"),
@@ -739,7 +825,27 @@ def test_bad_protocol_arguments_fail_when_the_strategy_is_built(build: Callable[
 def test_narrowed_kinds_leave_out_what_they_cannot_end_on() -> None:
     assert find(anthropic_messages(blocks=["tool_use"]), lambda s: True).stop_reason == "tool_use"
     stops = drawn(anthropic_messages(blocks=["text"]), lambda s: {s.stop_reason}, examples=100)
-    assert stops == {"end_turn", "max_tokens", "stop_sequence", "refusal"}
+    assert stops == {"end_turn", "max_tokens", "stop_sequence", "refusal", "model_context_window_exceeded"}
+    shapes = drawn(anthropic_messages(blocks=["compaction"]), lambda s: {f"{[b['type'] for b in s.message['content']]} {s.stop_reason}"}, examples=50)
+    assert shapes == {"['compaction'] compaction"}  # a summary alone pauses the turn: nothing else can end it
+
+
+def test_server_tools_narrows_the_tools_called_and_their_results() -> None:
+    def called(s: StreamCassette) -> set[str]:
+        return {b.get("name", b["type"]) for b in s.message["content"] if b["type"] not in ("text", "thinking", "redacted_thinking", "tool_use")}
+
+    seen = drawn(anthropic_messages(blocks=["text", "server_tool_use"], server_tools=["web_fetch", "bash_code_execution"]), called, examples=100)
+    assert seen == {"web_fetch", "web_fetch_tool_result", "bash_code_execution", "bash_code_execution_tool_result"}
+
+
+def test_without_interleaved_thinking_thinking_only_comes_first() -> None:
+    def orders(s: StreamCassette) -> set[str]:
+        kinds = ["thinking" if b["type"] in ("thinking", "redacted_thinking") else "other" for b in s.message["content"]]
+        return {"thinking after another block" if "thinking" in kinds[kinds.index("other"):] else "first"} if "other" in kinds else {"first"}
+
+    every = ["thinking", "redacted_thinking", "text", "server_tool_use"]
+    assert drawn(anthropic_messages(blocks=every, interleaved_thinking=False), orders, examples=200) == {"first"}
+    assert drawn(anthropic_messages(blocks=every), orders, examples=200) == {"first", "thinking after another block"}
 
 
 @settings(max_examples=100, deadline=None)

@@ -3,7 +3,8 @@ the API sends them, and protocol-valid stream synthesis.
 
 :func:`message_stream` builds the event sequence the API sends for a message made of
 content blocks (text with citations, thinking with its signature, redacted thinking, tool
-calls, server tool calls and their results), each given as the deltas it streams in, and
+calls, server tool calls and their results, MCP tool calls and their results, a compaction
+summary), each given as the deltas it streams in, and
 the final ``Message`` those events encode. :func:`message_events` gives the events alone.
 Strategies, ``streamreel synth`` and tests all build on them.
 """
@@ -36,7 +37,11 @@ __all__ = [
     "ToolUseBlock",
     "ServerToolUseBlock",
     "ServerToolResultBlock",
+    "McpToolUseBlock",
+    "McpToolResultBlock",
+    "CompactionBlock",
     "Block",
+    "CODE_EXECUTION_TOOLS",
     "STOP_REASONS",
     "MessageStream",
     "message_events",
@@ -188,8 +193,10 @@ class ToolUseBlock:
 
 @dataclass(frozen=True)
 class ServerToolUseBlock:
-    """A server tool call (``web_search``, ``tool_search_tool_regex``...): the API runs it itself;
-    its input streams like a tool call's, and a :class:`ServerToolResultBlock` follows."""
+    """A server tool call (``web_search``, ``web_fetch``, ``bash_code_execution``,
+    ``tool_search_tool_regex``...): the API runs it itself; its input streams like a tool
+    call's, and a :class:`ServerToolResultBlock` follows (after the other calls of a parallel
+    run; in the next message when the turn paused first)."""
 
     name: str = "web_search"
     json_deltas: tuple[str, ...] = ()
@@ -198,10 +205,14 @@ class ServerToolUseBlock:
 
 @dataclass(frozen=True)
 class ServerToolResultBlock:
-    """A server tool's result (``web_search_tool_result``...), whole in its ``content_block_start``.
+    """A server tool's result (``web_search_tool_result``, ``web_fetch_tool_result``,
+    ``bash_code_execution_tool_result``...), whole in its ``content_block_start``.
 
-    ``content`` is the JSON the API puts there (a list of ``web_search_result`` s, or an error
-    object); ``tool_use_id`` defaults to the id of the server tool call before it.
+    ``content`` is the JSON the API puts there (a list of ``web_search_result`` s, a result or
+    an error object); ``tool_use_id`` defaults to the id of the earliest server-side call of
+    the message still without a result (results follow a parallel run of calls in order), or,
+    when there is none (a message that resumes a paused turn starts with the result), an id
+    derived from the content.
     """
 
     content: Any = ()
@@ -209,10 +220,55 @@ class ServerToolResultBlock:
     tool_use_id: str = ""
 
 
-Block = Union[TextBlock, ThinkingBlock, RedactedThinkingBlock, ToolUseBlock, ServerToolUseBlock, ServerToolResultBlock]
+@dataclass(frozen=True)
+class McpToolUseBlock:
+    """A call to a tool of a remote MCP server (the MCP connector, a beta): its input streams
+    like a tool call's, and a :class:`McpToolResultBlock` follows."""
 
-STOP_REASONS = ("end_turn", "tool_use", "max_tokens", "stop_sequence", "pause_turn", "refusal")
-"""Every ``stop_reason`` the Messages API ends a stream with."""
+    name: str
+    json_deltas: tuple[str, ...] = ()
+    server_name: str = "deepwiki"
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class McpToolResultBlock:
+    """An MCP tool's result, whole in its ``content_block_start``: ``content`` is a list of text
+    blocks (or a string); ``tool_use_id`` pairs as :class:`ServerToolResultBlock`'s does."""
+
+    content: Any = ()
+    is_error: bool = False
+    tool_use_id: str = ""
+
+
+@dataclass(frozen=True)
+class CompactionBlock:
+    """A summary of the conversation so far (server-side compaction, a beta): the block starts
+    with ``"content": null`` and one ``compaction_delta`` carries the whole summary. A message
+    with one also reports ``usage.iterations`` (the compaction's and the message's) and
+    ``context_management`` in its ``message_delta``."""
+
+    content: str = "## Summary\nThe user asked about the weather in Paris."
+
+
+Block = Union[
+    TextBlock,
+    ThinkingBlock,
+    RedactedThinkingBlock,
+    ToolUseBlock,
+    ServerToolUseBlock,
+    ServerToolResultBlock,
+    McpToolUseBlock,
+    McpToolResultBlock,
+    CompactionBlock,
+]
+
+STOP_REASONS = ("end_turn", "tool_use", "max_tokens", "stop_sequence", "pause_turn", "refusal", "model_context_window_exceeded", "compaction")
+"""Every ``stop_reason`` the Messages API ends a stream with (``compaction``: a beta, when
+compaction is set to pause after its summary)."""
+
+CODE_EXECUTION_TOOLS = frozenset({"code_execution", "bash_code_execution", "text_editor_code_execution"})
+"""Server tools that run in a container: a message calling one reports its ``container``."""
 
 
 @dataclass(frozen=True)
@@ -281,8 +337,10 @@ def message_stream(
     puts one after the first block's start, as the API usually does. ``output_tokens`` (the
     final usage) defaults to an estimate from the streamed text; with ``delta_usage`` the
     ``message_delta`` repeats the input and cache totals too (``delta_input_tokens`` if given),
-    as newer API versions do. Ids are derived from the content, so the same input always
-    gives the same bytes.
+    as newer API versions do. What the blocks imply comes too: ``usage.server_tool_use`` when
+    a server-side tool ran, the ``container`` after code execution, ``usage.iterations`` and
+    ``context_management`` after a compaction. Ids are derived from the content, so the same
+    input always gives the same bytes.
     """
     fingerprint = repr(blocks)
     mid = message_id or _stable_id("msg_01", fingerprint)
@@ -303,9 +361,9 @@ def message_stream(
     ]
     content: list[dict[str, Any]] = []
     produced: list[str] = []
-    server_id = ""
-    web_searches = 0
-    server_tools = False
+    pending: list[str] = []  # server-side calls still without their result, oldest first
+    searches = {"web_search": 0, "web_fetch": 0}
+    server_side = code_execution = compaction = fetching = False
     last = len(blocks) - 1
     for index, block in enumerate(blocks):
         start: dict[str, Any]
@@ -329,23 +387,41 @@ def message_stream(
         elif isinstance(block, RedactedThinkingBlock):
             start = {"type": "redacted_thinking", "data": block.data}
             final = dict(start)
-        elif isinstance(block, (ToolUseBlock, ServerToolUseBlock)):
-            server = isinstance(block, ServerToolUseBlock)
-            tid = block.id or _stable_id("srvtoolu_01" if server else "toolu_01", f"{fingerprint}{index}")
-            kind = "server_tool_use" if server else "tool_use"
+        elif isinstance(block, (ToolUseBlock, ServerToolUseBlock, McpToolUseBlock)):
+            kind, prefix = _CALLS[type(block)]
+            tid = block.id or _stable_id(prefix, f"{fingerprint}{index}")
             start = {"type": kind, "id": tid, "name": block.name, "input": {}}
+            if isinstance(block, McpToolUseBlock):
+                start["server_name"] = block.server_name
             pieces = block.json_deltas if block.json_deltas and block.json_deltas[0] == "" else ("", *block.json_deltas)
             deltas = [{"type": "input_json_delta", "partial_json": d} for d in pieces]
             spelled = "".join(block.json_deltas)
             produced.append(spelled)
-            final = {"type": kind, "id": tid, "name": block.name, "input": tool_input(spelled)}
-            if server:
-                server_id, server_tools = tid, True
-                web_searches += block.name == "web_search"
-        elif isinstance(block, ServerToolResultBlock):
+            final = {**start, "input": tool_input(spelled)}
+            if kind != "tool_use":
+                pending.append(tid)
+                server_side = True
+                code_execution |= block.name in CODE_EXECUTION_TOOLS and kind == "server_tool_use"
+                fetching |= block.name == "web_fetch"
+        elif isinstance(block, (ServerToolResultBlock, McpToolResultBlock)):
             content_json = list(block.content) if isinstance(block.content, tuple) else block.content
-            start = {"type": block.kind, "tool_use_id": block.tool_use_id or server_id, "content": content_json}
+            tool_use_id = block.tool_use_id or (pending.pop(0) if pending else _stable_id("srvtoolu_01", f"{fingerprint}{index}"))
+            if block.tool_use_id in pending:
+                pending.remove(block.tool_use_id)
+            if isinstance(block, McpToolResultBlock):
+                start = {"type": "mcp_tool_result", "tool_use_id": tool_use_id, "is_error": block.is_error, "content": content_json}
+            else:
+                start = {"type": block.kind, "tool_use_id": tool_use_id, "content": content_json}
+                searched = _REQUESTS.get(block.kind)
+                if searched is not None:
+                    searches[searched] += 1
+            server_side = True
             final = dict(start)
+        elif isinstance(block, CompactionBlock):
+            start = {"type": "compaction", "content": None}
+            deltas = [{"type": "compaction_delta", "content": block.content}]
+            final = {"type": "compaction", "content": block.content}
+            compaction = server_side = True
         else:
             raise TypeError(f"not a content block: {block!r}")
         out.append(_ev("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
@@ -358,18 +434,43 @@ def message_stream(
     final_usage = dict(start_usage)
     final_usage["output_tokens"] = estimate_tokens("".join(produced)) if output_tokens is None else output_tokens
     delta_usage_payload: dict[str, Any] = {"output_tokens": final_usage["output_tokens"]}
-    if delta_usage:
+    if delta_usage or compaction:
+        if delta_input_tokens is None and compaction:
+            delta_input_tokens = estimate_tokens("".join(b.content for b in blocks if isinstance(b, CompactionBlock))) + 12
         final_usage["input_tokens"] = input_tokens if delta_input_tokens is None else delta_input_tokens
         delta_usage_payload = {k: final_usage[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")}
-    if server_tools:
-        final_usage["server_tool_use"] = delta_usage_payload["server_tool_use"] = {"web_search_requests": web_searches}
-    out.append(_ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence}, "usage": delta_usage_payload}))
+    if server_side:
+        used = {"web_search_requests": searches["web_search"]}
+        if delta_usage or fetching or searches["web_fetch"]:
+            used["web_fetch_requests"] = searches["web_fetch"]
+        final_usage["server_tool_use"] = delta_usage_payload["server_tool_use"] = used
+    delta: dict[str, Any] = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
+    extra: dict[str, Any] = {}
+    if code_execution:
+        delta["container"] = extra["container"] = {"id": _stable_id("container_011C", fingerprint), "expires_at": "2025-10-14T10:02:00.044495Z"}
+    delta_event: dict[str, Any] = {"type": "message_delta", "delta": delta, "usage": delta_usage_payload}
+    if compaction:
+        final_usage["iterations"] = delta_usage_payload["iterations"] = [
+            {"input_tokens": input_tokens, "output_tokens": estimate_tokens("".join(b.content for b in blocks if isinstance(b, CompactionBlock))), **_cache(start_usage), "type": "compaction"},
+            {"input_tokens": final_usage["input_tokens"], "output_tokens": final_usage["output_tokens"], **_cache(start_usage), "type": "message"},
+        ]
+        delta_event["context_management"] = extra["context_management"] = {"applied_edits": []}
+    out.append(_ev("message_delta", delta_event))
     out.append(_ev("message_stop", {"type": "message_stop"}))
     if pings is None:
         pings = (2,) if ping and blocks else ()
     events = insert_pings(out, pings)
-    message = {"id": mid, "type": "message", "role": "assistant", "model": model, "content": content, "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": final_usage}
+    message = {"id": mid, "type": "message", "role": "assistant", "model": model, "content": content, "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": final_usage, **extra}
     return MessageStream(events, message)
+
+
+def _cache(usage: Mapping[str, Any]) -> dict[str, Any]:
+    return {"cache_read_input_tokens": usage["cache_read_input_tokens"], "cache_creation_input_tokens": usage["cache_creation_input_tokens"]}
+
+
+_CALLS: dict[type, tuple[str, str]] = {ToolUseBlock: ("tool_use", "toolu_01"), ServerToolUseBlock: ("server_tool_use", "srvtoolu_01"), McpToolUseBlock: ("mcp_tool_use", "mcptoolu_01")}
+_REQUESTS = {"web_search_tool_result": "web_search", "web_fetch_tool_result": "web_fetch"}
+"""Result kinds counted in ``usage.server_tool_use``."""
 
 
 def insert_pings(events: Sequence[Event], positions: Sequence[int]) -> tuple[Event, ...]:
