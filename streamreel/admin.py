@@ -76,6 +76,10 @@ class Served(GroundTruth, Protocol):
 
     def load(self, cassette: Any, *, faults: Sequence[Any] | str = ..., speed: float | None = ...) -> None: ...
 
+    async def catch_up(self) -> None:
+        """Until every process serving behind it has applied the last ``clear``/``load`` and reported
+        what it has in flight (a :class:`~streamreel.replayer.Replayer` is one process: nothing to do)."""
+
 
 class AdminError(Exception):
     def __init__(self, status: int, kind: str, message: str) -> None:
@@ -158,6 +162,7 @@ def responses_json(requests: Sequence[ReceivedRequest], responses: Sequence[Sent
 
 
 async def _requests(request: web.Request, server: Served) -> web.Response:
+    await server.catch_up()
     received, answered = server.requests, server.responses
     n = min(len(received), len(answered))  # kept in pairs; a request arriving between the two reads is left for next time
     pairs = zip(received[len(received) - n :], answered[len(answered) - n :])
@@ -172,6 +177,8 @@ async def _responses(request: web.Request, server: Served) -> web.Response:
             await server.asettle(timeout, requests=int(wanted))
         except TimeoutError as e:
             raise AdminError(504, "timeout_error", f"{e}; ask with ?timeout=0 to see them as they are now") from None
+    else:
+        await server.catch_up()
     return web.json_response(responses_json(server.requests, server.responses, server.epoch))
 
 
@@ -185,6 +192,7 @@ async def _verdicts(request: web.Request, server: Served) -> web.Response:
 
 async def _reset(request: web.Request, server: Served) -> web.Response:
     server.clear()
+    await server.catch_up()
     return web.json_response({"reset": True})
 
 
@@ -266,6 +274,7 @@ async def _load(request: web.Request, server: Served) -> web.Response:
         raise AdminError(400, "invalid_request_error", _SCRUB.message(str(e))) from None
     except (StreamreelError, ValueError) as e:
         raise AdminError(409, "invalid_request_error", f"cannot load: {_SCRUB.message(str(e))}") from None
+    await server.catch_up()
     return web.json_response(
         {
             "loaded": shown if shown is not None else (server.default_name if directory is not None else _current(server)),

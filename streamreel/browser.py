@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import MutableMapping, Sequence
 
 from .cassette import End, Interaction
 from .errors import NoMatchError
-from .matching import Matcher, ReceivedRequest
+from .matching import Marks, Matcher, ReceivedRequest
 from .sse import Event
 
 __all__ = ["DEFAULT_RETRY_MS", "LAST_EVENT_ID", "wants_event_stream", "with_ids", "resume_after", "BrowserState"]
@@ -86,7 +86,7 @@ class BrowserState:
     retry_ms: int | None = None
     _streams: list[int] = field(default_factory=list)
     _by_path: Matcher | None = None
-    _served: dict[str, int] = field(default_factory=dict)
+    _served: MutableMapping[str, int] = field(default_factory=dict)
     _views: dict[tuple[int, str | None], Interaction | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -102,6 +102,13 @@ class BrowserState:
     def _numbered(self, item: Interaction) -> Interaction:
         events = with_ids(item.response.events or (), ids=self.ids, retry_ms=self.retry_ms)
         return replace(item, response=replace(item.response, events=events)) if events != item.response.events else item
+
+    def share(self, served: MutableMapping[str, int], path_marks: Marks) -> None:
+        """Keep the stream served per path (for resumes) in ``served`` and the GETs' ordered
+        playback in ``path_marks``: what the processes of one server share."""
+        self._served = served
+        if self._by_path is not None:
+            self._by_path.marks = path_marks
 
     def reset(self) -> None:
         self._served.clear()

@@ -136,7 +136,8 @@ def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--retry-ms", default=None, type=click.IntRange(min=0), help="Send `retry:` with this reconnect delay (1000 with --ids).")
 @click.option("-q", "--quiet", is_flag=True, help="No line per response on stderr.")
 @click.option("--log", "log_file", default=None, type=click.Path(dir_okay=False, writable=True), help="Append one JSON line per response to this file (what GET /__streamreel/responses lists).")
-def serve(cassette: str, host: str, port: int, idle_timeout: float | None, speed: float, faults: tuple[tuple[Any, ...], ...], ids: bool, retry_ms: int | None, quiet: bool, log_file: str | None) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Processes serving the port, one core each; requests are counted, played in order and faulted as by one.")
+def serve(cassette: str, host: str, port: int, idle_timeout: float | None, speed: float, faults: tuple[tuple[Any, ...], ...], ids: bool, retry_ms: int | None, quiet: bool, log_file: str | None, workers: int) -> None:
     """Serve CASSETTE until interrupted; prints `listening on http://HOST:PORT` first, then a line per response on stderr.
 
     CASSETTE is a cassette file, a bundled cassette's name (`text`, `tool_use`, ...), or a
@@ -148,21 +149,27 @@ def serve(cassette: str, host: str, port: int, idle_timeout: float | None, speed
 
     source = _served(cassette)
     directory = source.is_dir()
+    options: dict[str, Any] = {
+        "cassette": None if directory else source,
+        "cassette_dir": source if directory else None,
+        "speed": speed,
+        "faults": _fault_list(faults),
+        "host": host,
+        "port": port,
+        "ids": ids,
+        "retry_ms": retry_ms,
+        **({} if idle_timeout is None else {"idle_timeout": idle_timeout}),
+    }
+    from .guard import raise_open_files
+
+    limited = raise_open_files()
+    if limited is not None:
+        click.echo(f"warning: {limited}", err=True)
+    if workers > 1:
+        _serve_workers(options, workers, quiet=quiet, log_file=log_file)
+        return
     try:
-        more = {} if idle_timeout is None else {"idle_timeout": idle_timeout}
-        replayer = Replayer(
-            None if directory else source,
-            cassette_dir=source if directory else None,
-            speed=speed,
-            faults=_fault_list(faults),
-            host=host,
-            port=port,
-            ids=ids,
-            retry_ms=retry_ms,
-            history=SERVE_HISTORY,
-            history_bytes=SERVE_HISTORY_BYTES,
-            **more,
-        )
+        replayer = Replayer(**options, history=SERVE_HISTORY, history_bytes=SERVE_HISTORY_BYTES)
     except (StreamreelError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     log = _ResponseLog(replayer, quiet=quiet, path=log_file)
@@ -173,6 +180,31 @@ def serve(cassette: str, host: str, port: int, idle_timeout: float | None, speed
         log.close()
 
     run_until_signal(replayer.start, stop, lambda: f"listening on {replayer.url}")
+
+
+def _serve_workers(options: dict[str, Any], workers: int, *, quiet: bool, log_file: str | None) -> None:
+    from .workers import serve as serve_workers
+
+    def listening(url: str) -> None:
+        click.echo(f"listening on {url}")
+        sys.stdout.flush()
+
+    try:
+        code = serve_workers(
+            options,
+            workers=workers,
+            on_listening=listening,
+            make_log=lambda pool: _ResponseLog(pool, quiet=quiet, path=log_file),
+            history=SERVE_HISTORY,
+            history_bytes=SERVE_HISTORY_BYTES,
+            say=lambda message: click.echo(message, err=True),
+        )
+    except OSError as e:
+        raise click.ClickException(f"cannot listen: {e.strerror or e}") from None
+    except (StreamreelError, ValueError, OverflowError) as e:
+        raise click.ClickException(" ".join(str(e).split())) from None
+    if code:
+        sys.exit(code)
 
 
 def _served(cassette: str) -> Path:
@@ -194,15 +226,20 @@ class _ResponseLog:
         self.file = open(path, "a", encoding="utf-8", buffering=1) if path else None  # noqa: SIM115 (closed on stop)
         self.path = path
 
-    def __call__(self, request: Any, response: Any) -> None:
+    def __call__(self, request: Any, response: Any, worker: tuple[int, int] | None = None) -> None:
+        """Log a finished response; ``worker`` is the ``(number, pid)`` of the process that served it under ``--workers``."""
+        if self.quiet and self.file is None:
+            return  # nothing to say: spare the server describing the response
         from .verdicts import exchanges
 
         e = exchanges([request], [response], epoch=self.server.epoch)[0]
         if not self.quiet:
-            click.echo(self.line(e), err=True)
+            line = self.line(e)
+            click.echo(line if worker is None else f"{line}, worker {worker[0]}", err=True)
         if self.file is not None:
+            record = e.as_dict() if worker is None else {**e.as_dict(), "worker": worker[0], "worker_pid": worker[1]}
             try:
-                self.file.write(json.dumps(e.as_dict()) + "\n")
+                self.file.write(json.dumps(record) + "\n")
             except OSError as err:
                 click.echo(f"warning: cannot write {self.path}: {err.strerror or err}; no more JSON lines go there", err=True)
                 self.close()

@@ -12,7 +12,8 @@ machine can reach. Here are the guards around aiohttp's server:
 - **HTTP versions** other than 1.0 and 1.1 get a 505, with an HTTP/1.1 status line.
 - **Out of file descriptors**, the failure to accept is logged once per
   :data:`ACCEPT_LOG_INTERVAL_S` (asyncio retries every second), and once more when connections
-  are accepted again.
+  are accepted again. ``serve`` first raises the open-file limit as far as the system lets it
+  (:func:`raise_open_files`): every open stream is a socket.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import errno
 import json
 import logging
 import re
+import sys
 from typing import Any, Callable
 
 from aiohttp import web
@@ -30,7 +32,7 @@ from aiohttp.http_exceptions import BadHttpMethod, BadStatusLine, InvalidHeader,
 
 from .providers.anthropic import error_body, error_headers
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT_S", "ACCEPT_LOG_INTERVAL_S", "BodyTooLarge", "safe_reason", "read_body", "drain", "harden", "api_error", "SERVER_LOG", "AcceptErrors", "VERSION_KEY"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT_S", "ACCEPT_LOG_INTERVAL_S", "BodyTooLarge", "safe_reason", "read_body", "drain", "harden", "api_error", "SERVER_LOG", "AcceptErrors", "VERSION_KEY", "raise_open_files"]
 
 DEFAULT_IDLE_TIMEOUT_S = 60.0
 """Seconds a connection may take to send a request head, a body may pause, and a response may wait for a client that does not read."""
@@ -269,3 +271,32 @@ class AcceptErrors:
 
     def accepted(self) -> None:
         """A connection was accepted (nothing to do: recovery is said once failures stop)."""
+
+
+_DARWIN_OPEN_MAX = 10240
+"""macOS refuses a soft open-file limit above OPEN_MAX even when the hard limit is unlimited."""
+
+
+def raise_open_files() -> str | None:
+    """Raise this process's soft limit on open files (``RLIMIT_NOFILE``) to its hard limit, as far as
+    the system allows: each open stream holds a socket, and the usual soft limit of 1024 caps a
+    server near a thousand streams. Returns None, or what stops it, for a warning."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard
+    if hard == resource.RLIM_INFINITY or (sys.platform == "darwin" and hard > _DARWIN_OPEN_MAX):
+        wanted = _DARWIN_OPEN_MAX if sys.platform == "darwin" else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft >= wanted:
+        return None
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError) as e:
+        return (
+            f"open files are limited to {soft:,} (ulimit -n) and the system refused to raise that to the hard limit "
+            f"{'unlimited' if hard == resource.RLIM_INFINITY else f'{hard:,}'} ({e}): about {max(soft - 64, 0):,} streams can be open at once; "
+            "raise the limit before starting (ulimit -n, or LimitNOFILE= for a systemd service) to serve more"
+        )
+    return None

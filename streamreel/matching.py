@@ -20,7 +20,7 @@ from .cassette import Interaction
 from .errors import NoMatchError
 from .scrub import SCRUBBED, Scrubber
 
-__all__ = ["ReceivedRequest", "Matcher", "MATCH_ON", "SDK_QUERY_PARAMS", "Difference"]
+__all__ = ["ReceivedRequest", "Matcher", "Marks", "MATCH_ON", "SDK_QUERY_PARAMS", "Difference"]
 
 MATCH_ON = ("method", "path", "query", "body")
 SDK_QUERY_PARAMS = frozenset({"beta"})
@@ -84,11 +84,41 @@ class Difference:
     detail: str
 
 
+class Marks:
+    """Which interactions ordered playback has used, in one process (thread-safe).
+
+    A server of several processes gives its matchers marks kept in memory they share
+    (:mod:`streamreel.workers`), so a repeat is played once across all of them.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._used = [False] * size
+        self._lock = threading.Lock()
+
+    def claim(self, candidates: Sequence[int]) -> int | None:
+        """Mark the first unused of ``candidates`` used and return it; None when all are used."""
+        with self._lock:
+            for i in candidates:
+                if not self._used[i]:
+                    self._used[i] = True
+                    return i
+        return None
+
+    def release(self, index: int) -> None:
+        with self._lock:
+            self._used[index] = False
+
+    def reset(self) -> None:
+        with self._lock:
+            self._used = [False] * len(self._used)
+
+
 class Matcher:
     """Picks the interaction for each request; thread-safe, with ordered playback of repeats.
 
     Once the matching interactions are used up the last one repeats, unless ``repeat_last``
     is False (the recorder's ``new_episodes`` mode records the extra request instead).
+    ``marks`` says which interactions were used (by default, in this process only).
     """
 
     def __init__(
@@ -99,6 +129,7 @@ class Matcher:
         ignore_query: Iterable[str] = SDK_QUERY_PARAMS,
         ignore_body_keys: Iterable[str] = (),
         empty: str = "the cassette has no interactions",
+        marks: Marks | None = None,
     ) -> None:
         self.interactions = tuple(interactions)
         self.empty = empty
@@ -110,8 +141,7 @@ class Matcher:
             raise ValueError(f"unknown matcher(s) {sorted(unknown)}; choose from {', '.join(MATCH_ON)}")
         self.ignore_query = frozenset(ignore_query)
         self.ignore_body_keys = frozenset(ignore_body_keys)
-        self._used = [False] * len(self.interactions)
-        self._lock = threading.Lock()
+        self.marks = marks if marks is not None else Marks(len(self.interactions))
         self._queries: dict[str, tuple[tuple[str, str], ...]] = {}
 
     def differences(self, request: ReceivedRequest, interaction: Interaction) -> list[Difference]:
@@ -172,23 +202,19 @@ class Matcher:
         candidates = [i for i, item in enumerate(self.interactions) if not self.differences(request, item)]
         if not candidates:
             raise NoMatchError(self.explain(request), request=request)
-        with self._lock:
-            for i in candidates:
-                if not self._used[i]:
-                    self._used[i] = True
-                    return i
+        claimed = self.marks.claim(candidates)
+        if claimed is not None:
+            return claimed
         if not self.repeat_last:
             raise NoMatchError(f"every recorded interaction matching {request} was already played ({len(candidates)})", request=request)
         return candidates[-1]
 
     def release(self, index: int) -> None:
         """Give an interaction back for ordered playback (a faulted answer did not use it)."""
-        with self._lock:
-            self._used[index] = False
+        self.marks.release(index)
 
     def reset(self) -> None:
-        with self._lock:
-            self._used = [False] * len(self.interactions)
+        self.marks.reset()
 
     def explain(self, request: ReceivedRequest, *, limit: int = 3) -> str:
         """Says what was asked and which recorded requests came closest, and how they differ."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 from collections import deque
 import json
 import logging
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, Union
+from typing import Any, Callable, ContextManager, Iterable, Mapping, MutableMapping, Sequence, Union
 
 from aiohttp import web
 
@@ -263,7 +264,10 @@ class _State:
     browser: BrowserState
     fault_keys: tuple[str, ...] = ()
     providers: tuple[str, ...] = ()
-    attempts: dict[str, int] = field(default_factory=dict)
+    attempts: MutableMapping[str, int] = field(default_factory=dict)
+    lock: ContextManager[Any] = contextlib.nullcontext()
+    """Held while a request's answer is chosen: the matching, the plan and the counts it moves
+    are one step (one process needs none; processes sharing counts share a lock)."""
 
 
 @lru_cache(maxsize=256)
@@ -507,7 +511,7 @@ class Replayer:
         accept_errors = AcceptErrors(self._loop, 0)
         harden(runner, accepted=accept_errors.accepted)
         try:
-            port = await listen(runner, self.host, self.port, reuse_address=True)
+            port = await self._listen(runner)
         except BaseException:
             await runner.cleanup()
             raise
@@ -518,6 +522,11 @@ class Replayer:
         accept_errors.install()
         self._accept_errors = accept_errors
         warn_if_exposed(self, runner.addresses)
+
+    async def _listen(self, runner: web.AppRunner) -> int:
+        """Start serving ``runner`` on the replayer's address; returns the port (a worker process
+        of ``serve --workers`` serves the socket it inherited instead)."""
+        return await listen(runner, self.host, self.port, reuse_address=True, backlog=socket.SOMAXCONN)  # a burst of connections queues rather than waits out SYN retries
 
     async def stop(self) -> None:
         """Stop serving; responses still in flight are cut."""
@@ -625,6 +634,10 @@ class Replayer:
             raise TimeoutError(f"responses to requests {busy} still in flight after {timeout:g}s{waiting}") from None
         await self._settled(timeout)
         return self.responses
+
+    async def catch_up(self) -> None:
+        """Nothing to wait for: a replayer holds its ground truth itself (a front over several
+        processes, :mod:`streamreel.workers`, fetches theirs here; the admin API calls it)."""
 
     async def _settled(self, timeout: float) -> None:
         """What else a settle waits for once no response is in flight (the recorder: its cassette write)."""
@@ -769,6 +782,11 @@ class Replayer:
         problem = _body_problem(received)
         if problem is not None and not _recorded_raw(state.matcher, received):
             return NoMatchError(problem, request=received)
+        with state.lock:
+            return self._decide(state, received, live, extra, extra_keys)
+
+    def _decide(self, state: _State, received: ReceivedRequest, live: _Live, extra: tuple[Any, ...], extra_keys: tuple[str, ...]) -> Plan | Refusal | NoMatchError:
+        """The matched interaction under the faults, moving ordered playback and the faults' counts."""
         try:
             index = state.browser.find(received, state.matcher)
         except NoMatchError as e:

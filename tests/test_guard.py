@@ -347,3 +347,24 @@ def test_out_of_descriptors_the_server_logs_once_per_interval_and_serves_again_w
     assert 1 <= len(refused) <= 2 and "Too many open files (EMFILE)" in refused[0], stderr[:2000]
     assert any("accepting connections on port" in line and "again" in line for line in lines), stderr[:2000]
     assert "Traceback" not in stderr and len(lines) <= 6, stderr[:2000]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no open-file limit on Windows")
+@pytest.mark.parametrize("hard", [None, 700])
+def test_raise_open_files_lifts_the_soft_limit_to_the_hard_one(hard: int | None) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import resource\n"
+        "from streamreel.guard import raise_open_files\n"
+        "_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        f"hard = {hard} or (hard if hard != resource.RLIM_INFINITY else 4096)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "said = raise_open_files()\n"
+        "print(said, *resource.getrlimit(resource.RLIMIT_NOFILE), hard)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    said, soft, now_hard, wanted = out[0], int(out[1]), int(out[2]), int(out[3])
+    assert said == "None"
+    assert soft == now_hard == wanted, "every stream is a socket: the soft limit goes as high as the hard one"

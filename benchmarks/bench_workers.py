@@ -1,0 +1,326 @@
+"""``streamreel serve --workers N``: how many timed events a second one port holds, one worker against two.
+
+    python benchmarks/bench_workers.py [--events 50] [--gap 20] [--ladder 50,100,200,300,400,600,800,1200]
+                                       [--tries 2] [--streams 400] [--workers 2]
+
+Each server is the real command (``streamreel serve CASSETTE --workers N -q``) in a process
+tree of its own, serving a cassette of ``--events`` events ``--gap`` ms apart at speed 1.
+The clients, in this process, are raw asyncio sockets that only stamp each ``\\n\\n`` as it
+arrives (an SDK decoding thousands of events a second would measure itself, on the same
+cores as the servers). ``--streams S`` start at once, each on a connection of its own (the
+kernel's ``SO_REUSEPORT`` spreads them over the workers); an event's error is
+|(arrival - planned time) - its stream's median of that|, aligned on the stream's usual
+latency as in ``bench_concurrency.py``, so the burst's first event does not count.
+
+Figures:
+
+- **timed events/s held at p99 < 5 ms**: the ladder of stream counts is climbed, for one
+  worker and for ``--workers``, until the p99 error passes 5 ms (in each of ``--tries``
+  bursts at that count); the last count under it,
+  times each stream's event rate, is the figure. Target: ``--workers 2`` at least 1.7x one
+  worker. On a 2-core machine the clients share the cores with the servers.
+- **N streams at once: p99 error**, ``--workers`` against the reference: a bare aiohttp
+  server in as many processes on one ``SO_REUSEPORT`` port (no matching, no ground truth,
+  no faults), which sleeps to each event's due time and writes it (``_harness.Naive``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import HEADERS, REQUEST, Naive, figure, load, pct  # noqa: E402
+from bench_concurrency import cassette  # noqa: E402  (the same streams: message_events, --gap apart)
+
+from streamreel.cassette import save  # noqa: E402
+from streamreel.pipeline import timed_chunks  # noqa: E402
+
+TARGET_P99_MS = 5.0
+WAIT_S = 60.0
+
+
+class Served:
+    """A server process tree: ``streamreel serve --workers N``, or the bare reference (``--child naive``)."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.url = ""
+
+    def __enter__(self) -> Served:
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on http://"):
+            self.proc.kill()
+            raise SystemExit(f"{self.argv[2:]} did not start: {line!r} {self.proc.communicate()[1][-2000:]}")
+        self.url = line.split()[-1]
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        return host, int(port)
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.communicate(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def _head(host: str, port: int) -> bytes:
+    lines = ["POST /v1/messages HTTP/1.1", f"host: {host}:{port}", "connection: close", f"content-length: {len(REQUEST)}", *(f"{k}: {v}" for k, v in HEADERS.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + REQUEST
+
+
+async def stream(address: tuple[str, int], events: int, start: asyncio.Event, opened: Callable[[], None] = lambda: None) -> list[float]:
+    """ms from sending the request to the arrival of each ``\\n\\n`` (an event's end), on a connection of its own;
+    ``opened`` is called once the first event is in."""
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        await start.wait()
+        out: list[float] = []
+        tail = b""
+        t0 = time.perf_counter()
+        writer.write(_head(*address))
+        while len(out) < events:
+            data = await reader.read(65536)
+            if not data:
+                break
+            now = (time.perf_counter() - t0) * 1000.0
+            first = not out
+            out.extend(now for _ in range((tail + data).count(b"\n\n")))
+            if first and out:
+                opened()
+            tail = data[-1:]
+        return out
+    finally:
+        writer.close()
+
+
+async def burst(address: tuple[str, int], n: int, plan: list[float], all_open: Callable[[], None] = lambda: None) -> tuple[list[float], int]:
+    """``n`` streams at once: every event's aligned timing error (ms), and how many streams completed;
+    ``all_open`` is called once every stream has its first event."""
+    start = asyncio.Event()
+    waiting = n
+
+    def opened() -> None:
+        nonlocal waiting
+        waiting -= 1
+        if waiting == 0:
+            all_open()
+
+    tasks = [asyncio.ensure_future(stream(address, len(plan), start, opened)) for _ in range(n)]
+    await asyncio.sleep(0)
+    start.set()
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), WAIT_S)
+    errors: list[float] = []
+    completed = 0
+    for seen in results:
+        if isinstance(seen, BaseException) or len(seen) != len(plan):
+            continue
+        completed += 1
+        offsets = [s - p for s, p in zip(seen, plan)]
+        usual = statistics.median(offsets)
+        errors += [abs(o - usual) for o in offsets]
+    return errors, completed
+
+
+def tree(pid: int) -> list[int]:
+    """Process ``pid`` and every process below it (Linux /proc; just ``pid`` elsewhere)."""
+    parents = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+    found, wanted = [], [pid]
+    while wanted:
+        p = wanted.pop()
+        found.append(p)
+        wanted += [c for c, parent in parents.items() if parent == p]
+    return found
+
+
+def rss(pids: list[int]) -> int:
+    """Resident bytes of ``pids`` together (Linux /proc; 0 elsewhere): read in well under a ms, mid-burst."""
+    total = 0
+    for p in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{p}/statm") as f:
+            total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return total
+
+
+def at_once(served: Served, n: int, plan: list[float]) -> tuple[list[float], int, float]:
+    """``n`` streams at once on ``served``: errors, streams completed, and its processes' memory per open stream (bytes)."""
+    pids = tree(served.proc.pid)
+    idle = rss(pids)
+    at_open: list[int] = []
+    errors, completed = asyncio.run(burst(served.address, n, plan, lambda: at_open.append(rss(pids))))
+    return errors, completed, (at_open[0] - idle) / n if at_open and idle else float("nan")
+
+
+def climb(served: Served, ladder: list[int], plan: list[float], rate: float, tries: int) -> tuple[float, list[str]]:
+    """Events/s held at p99 < target: the last rung of ``ladder`` under it (0 if none). A rung gets
+    up to ``tries`` bursts (the same for every server): on a shared machine one burst can land on
+    someone else's busy moment."""
+    held = 0.0
+    said = []
+    for n in ladder:
+        for _ in range(tries):
+            errors, completed = asyncio.run(burst(served.address, n, plan))
+            p99 = pct(errors, 99) if errors else float("inf")
+            said.append(f"{n} streams: p99 {p99:.2f} ms, {completed}/{n} completed")
+            if completed == n and p99 < TARGET_P99_MS:
+                break
+        if completed < n or p99 >= TARGET_P99_MS:
+            break
+        held = n * rate
+    return held, said
+
+
+def serve_argv(path: Path, workers: int) -> list[str]:
+    return [sys.executable, "-m", "streamreel", "serve", str(path), "--workers", str(workers), "-q", "--speed", "1"]
+
+
+def naive_argv(args: argparse.Namespace) -> list[str]:
+    return [sys.executable, __file__, "--child", "--workers", str(args.workers), "--events", str(args.events), "--gap", str(args.gap)]
+
+
+def child(args: argparse.Namespace) -> None:
+    """The reference: ``--workers`` processes of :class:`_harness.Naive` on one ``SO_REUSEPORT`` port; stops on SIGTERM."""
+    reserved = socket.socket()
+    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reserved.bind(("127.0.0.1", 0))
+    port = reserved.getsockname()[1]
+    pids = []
+    for _ in range(args.workers):
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(ready_r)
+            asyncio.run(_naive(port, ready_w))
+            os._exit(0)
+        os.close(ready_w)
+        os.read(ready_r, 1)
+        os.close(ready_r)
+        pids.append(pid)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    print(f"listening on http://127.0.0.1:{port}", flush=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+
+
+async def _naive(port: int, ready: int) -> None:
+    from aiohttp import web
+
+    cas = cassette(_ARGS.events, _ARGS.gap)
+    writes = [(c.at_ms, c.data) for c in timed_chunks(cas)]
+    naive = Naive(lambda request: writes)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", naive.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, reuse_port=True, backlog=socket.SOMAXCONN).start()
+    os.write(ready, b"1")
+    os.close(ready)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+_ARGS: argparse.Namespace
+
+
+def main(args: argparse.Namespace) -> int:
+    cas = cassette(args.events, args.gap)
+    plan = [c.at_ms for c in timed_chunks(cas)]
+    rate = len(plan) / (plan[-1] / 1000.0)  # each stream's events a second
+    ladder = [int(n) for n in args.ladder.split(",")]
+    print(f"{len(plan)} events {args.gap:g} ms apart per stream ({rate:.0f} events/s each); ladder {ladder}; {os.cpu_count()} CPUs; clients in this process")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        save(cas, path)
+        held: dict[int, float] = {}
+        for workers in (1, args.workers):
+            with Served(serve_argv(path, workers)) as served:
+                asyncio.run(burst(served.address, 8, plan))  # warm every worker
+                held[workers], said = climb(served, ladder, plan, rate, args.tries)
+            print(f"--workers {workers}: " + "; ".join(said))
+        with Served(serve_argv(path, args.workers)) as served:
+            _, _, ours_bytes = at_once(served, args.streams, plan)  # memory from idle; timing from the next burst (a fresh server's first runs cold)
+            ours, ours_done, _ = at_once(served, args.streams, plan)
+        with Served(naive_argv(args)) as reference:
+            _, _, base_bytes = at_once(reference, args.streams, plan)
+            base, base_done, _ = at_once(reference, args.streams, plan)
+    print(f"{args.streams} streams at once: --workers {args.workers} completed {ours_done}, reference completed {base_done}")
+    one, many = held[1], held[args.workers]
+    ok = figure(
+        f"timed events/s held at p99 < {TARGET_P99_MS:g} ms, --workers {args.workers}",
+        many,
+        one,
+        "events/s",
+        baseline="--workers 1",
+        target=">= 1.7x 1 worker" if args.workers == 2 else "",
+        ok=(many >= 1.7 * one and one > 0) if args.workers == 2 else None,
+        show="{:,.0f}",
+    )
+    if ours and base:
+        p99, p99_base = pct(ours, 99), pct(base, 99)
+        ok = figure(
+            f"{args.streams} streams at once, --workers {args.workers}: p99 error",
+            p99,
+            p99_base,
+            "ms",
+            baseline=f"bare aiohttp in {args.workers} processes",
+            target=f"< {TARGET_P99_MS:g} ms",
+            ok=p99 < TARGET_P99_MS and ours_done == args.streams,
+        ) and ok
+    if ours_bytes == ours_bytes and base_bytes == base_bytes:  # measured (not NaN)
+        kib = ours_bytes / 1024
+        ok = figure(
+            f"server memory per open stream, {args.streams} open, --workers {args.workers}",
+            kib,
+            base_bytes / 1024,
+            "KiB",
+            baseline=f"bare aiohttp in {args.workers} processes",
+            target="< 16 KiB",
+            ok=kib < 16,
+        ) and ok
+    completed = ours_done == args.streams and base_done == args.streams
+    print(f"all {args.streams} streams completed on both: {'yes' if completed else 'NO'}  ({load()})")
+    return 0 if completed and (ok or not args.check) else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=50)
+    parser.add_argument("--gap", type=float, default=20.0, help="ms between events in the cassette")
+    parser.add_argument("--ladder", default="50,100,200,300,400,600,800,1200", help="stream counts to climb, comma-separated")
+    parser.add_argument("--tries", type=int, default=2, help="bursts a rung of the ladder gets to stay under the p99 target")
+    parser.add_argument("--streams", type=int, default=400, help="streams at once for the p99 error against the reference")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--check", action="store_true", help="exit 1 when a figure misses its target")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    _ARGS = parser.parse_args()
+    if _ARGS.child:
+        child(_ARGS)
+    else:
+        sys.exit(main(_ARGS))
