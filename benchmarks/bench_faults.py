@@ -49,7 +49,7 @@ def _big() -> Cassette:
 
 def throughput() -> None:
     cas = _big()
-    specs = ["", "drop:event=0", "truncate:event=5", "pings:every=10ms", "fragment:size=512", "fragment:random,max=64,seed=1", "disconnect:after=19999,how=reset", "disconnect:after=19999,how=close"]
+    specs = ["", "drop:event=0", "truncate:event=5", "pings:every=10ms", "fragment:size=512", "fragment:random,max=64,seed=1", f"disconnect:after={N_EVENTS - 1},how=reset", f"disconnect:after={N_EVENTS - 1},how=close"]
     results: dict[str, float] = {}
     with httpx2.Client() as client:
         for spec in specs:
