@@ -41,6 +41,7 @@ ARGS: dict[str, tuple[list[str], list[str]]] = {
     "bench_inprocess": (["--examples", "200", "--rounds", "3"], ["--examples", "20", "--rounds", "1"]),
     "bench_recorder": (["--rounds", "50", "--streams", "6"], ["--rounds", "3", "--streams", "2"]),
     "bench_episodes": (["--events", "50000"], ["--events", "2000", "--episodes", "1"]),
+    "bench_library": ([], ["--events", "30000", "--tries", "2"]),
     "bench_timing": ([], ["--events", "100", "--gap", "2", "--no-sdk"]),
     "bench_concurrency": (["--events", "100", "--rounds", "3"], ["--streams", "50", "--events", "20", "--gap", "10", "--rounds", "1"]),
     "bench_capture": (["--rounds", "5"], ["--events", "2000", "--rounds", "3"]),
