@@ -267,3 +267,18 @@ def _is_json_container(text: str) -> bool:
         return isinstance(json.loads(text), (dict, list))
     except ValueError:
         return False
+
+
+def _strategies() -> tuple[Any, Any, Any]:
+    from hypothesis import strategies as st
+
+    safe = st.text(alphabet="abcdefghij klmno.,!?é😀\"\\\n\t", max_size=30)
+    token = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789", min_size=16, max_size=40).map(lambda t: t[:-1] + "7")
+    cuts = st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=6)
+    return safe, token, cuts
+
+
+SAFE_TEXT, TOKENS, CUTS = _strategies()
+"""The split-secret fuzzers' draws: text around the echo (quotes, backslashes, newlines and
+non-ASCII to escape, nothing key-shaped), random key characters, and where to split (fractions
+of the text's length)."""

@@ -662,11 +662,9 @@ from functools import partial as _partial  # noqa: E402
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from _secrets_helpers import SPLIT_KINDS, SPLIT_PROVIDERS, assert_blanked_in_pieces, echo_of, echoed_text, leaks, split_stream  # noqa: E402
+from _secrets_helpers import CUTS, SAFE_TEXT, SPLIT_KINDS, SPLIT_PROVIDERS, TOKENS, assert_blanked_in_pieces, echo_of, echoed_text, leaks, split_stream  # noqa: E402
 from streamreel.sse import encode_all  # noqa: E402
 
-_SAFE = st.text(alphabet="abcdefghij klmno.,!?é😀\"\\\n\t", max_size=30)
-_TOKEN = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789", min_size=16, max_size=40).map(lambda t: t[:-1] + "7")
 _RECOGNIZABLE = tuple(k for k in SPLIT_KINDS if k not in ("x-api-key", "api-key", "x-goog-api-key", "query key", "body secret", "form secret"))
 """Secrets a bare stream gives away by their shape (the others are known only from the request that carried them)."""
 
@@ -675,10 +673,10 @@ _RECOGNIZABLE = tuple(k for k in SPLIT_KINDS if k not in ("x-api-key", "api-key"
 @given(
     kind=st.sampled_from(_RECOGNIZABLE),
     provider=st.sampled_from(SPLIT_PROVIDERS),
-    token=_TOKEN,
-    before=_SAFE,
-    after=_SAFE,
-    cuts=st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=6),
+    token=TOKENS,
+    before=SAFE_TEXT,
+    after=SAFE_TEXT,
+    cuts=CUTS,
     ascii_only=st.booleans(),
 )
 def test_a_secret_a_capture_streamed_back_in_pieces_never_reaches_the_imported_cassette(

@@ -115,26 +115,23 @@ import asyncio
 from functools import partial
 
 from _recorder_helpers import cassette as one_cassette
-from _secrets_helpers import SPLIT_KINDS, SPLIT_PROVIDERS, assert_blanked_in_pieces, echo_of, echoed_text, piece_of, split_stream
+from _secrets_helpers import CUTS, SAFE_TEXT, SPLIT_KINDS, SPLIT_PROVIDERS, TOKENS, assert_blanked_in_pieces, echo_of, echoed_text, piece_of, split_stream
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from streamreel.cassette import End, Interaction, Request, Response
 from streamreel.sse import decode
 
-_SAFE = st.text(alphabet="abcdefghij klmno.,!?é😀\"\\\n\t", max_size=30)
-"""Text around the echo: quotes, backslashes, newlines and non-ASCII to escape, nothing key-shaped."""
-_TOKEN = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789", min_size=16, max_size=40).map(lambda t: t[:-1] + "7")
 
 
 @settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     kind=st.sampled_from(SPLIT_KINDS),
     provider=st.sampled_from(SPLIT_PROVIDERS),
-    token=_TOKEN,
-    before=_SAFE,
-    after=_SAFE,
-    cuts=st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=6),
+    token=TOKENS,
+    before=SAFE_TEXT,
+    after=SAFE_TEXT,
+    cuts=CUTS,
     ascii_only=st.booleans(),
     spaced=st.booleans(),
 )
