@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_PATTERNS",
     "CREDENTIAL_HEADERS",
     "MIN_SECRET_LENGTH",
+    "MAX_ECHO_LENGTH",
     "Scrubber",
     "safe_url",
 ]
@@ -141,6 +142,12 @@ _DEFAULT_HINT = re.compile(r"sk-|[sr]k_|AIza|AKIA|ASIA|hf_|gsk_|xai-|gh[pousr]_|
 MIN_SECRET_LENGTH = 8
 """Shortest literal secret scrubbed wherever it appears (shorter ones are scrubbed only where they were found)."""
 
+MAX_ECHO_LENGTH = 16_384
+"""Longest credential a request carries that is also looked for wherever it is echoed. Real keys
+and tokens (JWTs, session tokens) are far shorter; a value of megabytes in a key field is not a
+key, and searching every text for it in its encoded forms would take a recording minutes. It is
+still blanked where it was carried (the header, the query, the JSON or form field)."""
+
 _PARAM = re.compile(r"(?<![\w.%+-])([A-Za-z][\w.%+-]*)=([^&;\s'\"<>]*)")
 """``name=value`` in a query string, a form body or a message; the name is checked against the key rules."""
 _URL_PARAM = re.compile(r"(?<=[?&])([A-Za-z][\w.%+-]*)=([^&;\s'\"<>]*)")
@@ -212,7 +219,8 @@ class Scrubber:
     def found(self, headers: Iterable[tuple[str, str]] | Mapping[str, str] = (), target: str = "", body: bytes | str = b"") -> frozenset[str]:
         """The credentials a request carries, to blank wherever else they turn up (an error body that
         echoes the key): the values of scrubbed headers (and the token after ``Bearer``/``Basic``),
-        of credential query parameters and of secret JSON keys; those of :data:`MIN_SECRET_LENGTH` or more."""
+        of credential query parameters and of secret JSON keys; those of :data:`MIN_SECRET_LENGTH` to
+        :data:`MAX_ECHO_LENGTH` characters."""
         out: set[str] = set()
         for name, value in headers.items() if isinstance(headers, Mapping) else headers:
             name, value = name.lower(), value.strip()
@@ -233,7 +241,7 @@ class Scrubber:
             except (UnicodeDecodeError, ValueError):
                 text = body.decode("utf-8", "surrogateescape") if isinstance(body, bytes) else body
                 out.update(self._form_secret_values(text))
-        return frozenset(s for s in out if len(s) >= MIN_SECRET_LENGTH)
+        return frozenset(s for s in out if MIN_SECRET_LENGTH <= len(s) <= MAX_ECHO_LENGTH)
 
     # ------------------------------------------------------------ text
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from streamreel.scrub import DEFAULT_HEADERS, DEFAULT_JSON_KEYS, DEFAULT_PATTERNS, SCRUBBED, Scrubber, safe_url
+from streamreel.scrub import DEFAULT_HEADERS, DEFAULT_JSON_KEYS, DEFAULT_PATTERNS, MAX_ECHO_LENGTH, SCRUBBED, Scrubber, safe_url
 from streamreel.sse import Event
 
 
@@ -221,6 +221,22 @@ def test_found_collects_a_requests_credentials_to_blank_them_elsewhere() -> None
     )
     assert {"tok-AAAA1111", "Bearer tok-AAAA1111", "pw-BBBB2222", "team-CCCC3333", "sess-DDDD4444", "key-EEEE5555", "body-FFFF6666", "pass-GGGG7777"} <= found
     assert not {"short", "not-a-secret-at-all", "plain-HHHH8888", "dark"} & found
+
+
+@pytest.mark.parametrize("size", [MAX_ECHO_LENGTH + 1, 2_000_000])
+def test_a_megabyte_key_field_is_blanked_where_it_was_carried_and_not_searched_for_elsewhere(size: int) -> None:
+    """A hostile request with a huge value in a key field: searching every text for it (in each of its
+    encoded forms) would take minutes per request; it is blanked where it was carried, quickly."""
+    huge = ("q7Rw2" * (size // 5 + 1))[:size]
+    scrub = Scrubber()
+    found = scrub.found({"authorization": "Bearer " + huge}, "/v1?key=" + huge, json.dumps({"api_key": huge}).encode())
+    assert found == frozenset()
+    assert scrub.also(found) is scrub
+    assert scrub.header_map([("authorization", "Bearer " + huge)]) == {"authorization": SCRUBBED}
+    assert scrub.request_body(json.dumps({"api_key": huge}).encode()) == {"api_key": SCRUBBED}
+    assert huge not in scrub.target("/v1?key=" + huge)
+    at_bound = huge[:MAX_ECHO_LENGTH]
+    assert at_bound in scrub.found({"x-api-key": at_bound})  # the longest echo still looked for
 
 
 def test_also_blanks_literal_secrets_in_their_encoded_forms_and_never_shows_them() -> None:
