@@ -32,7 +32,7 @@ from aiohttp.http_exceptions import BadHttpMethod, BadStatusLine, InvalidHeader,
 
 from .providers.anthropic import error_body, error_headers
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT_S", "ACCEPT_LOG_INTERVAL_S", "BodyTooLarge", "safe_reason", "read_body", "drain", "harden", "api_error", "SERVER_LOG", "AcceptErrors", "VERSION_KEY", "raise_open_files"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT_S", "ACCEPT_LOG_INTERVAL_S", "BodyTooLarge", "safe_reason", "read_body", "drain", "harden", "api_error", "SERVER_LOG", "AcceptErrors", "VERSION_KEY", "ARRIVED_KEY", "raise_open_files"]
 
 DEFAULT_IDLE_TIMEOUT_S = 60.0
 """Seconds a connection may take to send a request head, a body may pause, and a response may wait for a client that does not read."""
@@ -46,6 +46,10 @@ QUIET_S = 2.5
 _RequestKey = getattr(web, "RequestKey", None)  # aiohttp >= 3.12
 VERSION_KEY: Any = _RequestKey("streamreel.http_version", str) if _RequestKey is not None else "streamreel.http_version"
 """Where a request that asked for an HTTP version other than 1.0/1.1 keeps it (``request[VERSION_KEY]``)."""
+
+ARRIVED_KEY: Any = _RequestKey("streamreel.arrived", float) if _RequestKey is not None else "streamreel.arrived"
+"""Where a request keeps the loop time its head arrived (``request[ARRIVED_KEY]``): under a burst a
+handler may start well after its bytes came in, and a replay is timed from their arrival, not from it."""
 
 _log = logging.getLogger("streamreel.server")
 
@@ -100,9 +104,28 @@ def api_error(status: int, kind: str, message: str) -> web.Response:
 
 
 class _Protocol(web.RequestHandler):
-    """aiohttp's connection handler; an error it answers itself is Anthropic-shaped and quotes nothing."""
+    """aiohttp's connection handler; an error it answers itself is Anthropic-shaped and quotes nothing,
+    and each request head is stamped with the loop time it arrived (see :data:`ARRIVED_KEY`)."""
 
-    __slots__ = ()
+    __slots__ = ("_arrival",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._arrival: tuple[Any, float] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        messages = self._messages
+        idle = not messages and getattr(self, "_current_request", None) is None
+        now = self._loop.time() if idle else 0.0
+        super().data_received(data)
+        if idle and messages:
+            self._arrival = (messages[0][0], now)
+
+    def arrived(self, message: Any) -> float | None:
+        """When ``message``'s head arrived, if the connection was idle then (None otherwise: a
+        pipelined request starts when the one before it has been answered, as upstream)."""
+        stamped, self._arrival = self._arrival, None
+        return stamped[1] if stamped is not None and stamped[0] is message else None
 
     def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None) -> web.StreamResponse:
         plain = super().handle_error(request, status, exc, message)  # logs (through ServerLog), and refuses when a response is under way
@@ -122,8 +145,7 @@ class _Server(web.Server):
     accepted: Callable[[], None] | None = None
 
     def __call__(self) -> web.RequestHandler:
-        handler = super().__call__()
-        handler.__class__ = _Protocol
+        handler = _Protocol(self, loop=self._loop, **self._kwargs)
         if self.accepted is not None:
             self.accepted()
         return handler
@@ -139,12 +161,16 @@ def harden(runner: web.AppRunner, accepted: Callable[[], None] | None = None) ->
     server.accepted = accepted  # type: ignore[attr-defined]
     make = server.request_factory
 
-    def factory(message: Any, *args: Any) -> web.BaseRequest:
+    def factory(message: Any, payload: Any, protocol: Any, *args: Any) -> web.BaseRequest:
         version = message.version
+        at = protocol.arrived(message) if isinstance(protocol, _Protocol) else None
         if version[0] == 1 and version[1] in (0, 1):
-            return make(message, *args)
-        request = make(message._replace(version=HttpVersion11, should_close=True), *args)
-        request[VERSION_KEY] = f"{version[0]}.{version[1]}"
+            request = make(message, payload, protocol, *args)
+        else:
+            request = make(message._replace(version=HttpVersion11, should_close=True), payload, protocol, *args)
+            request[VERSION_KEY] = f"{version[0]}.{version[1]}"
+        if at is not None:
+            request[ARRIVED_KEY] = at
         return request
 
     server.request_factory = factory

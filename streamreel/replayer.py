@@ -38,7 +38,7 @@ from .browser import BrowserState
 from .cassette import Cassette
 from .clock import Clock, DeadlineError
 from .errors import CassetteError, FaultSpecError, NoMatchError, StreamreelError
-from .guard import DEFAULT_IDLE_TIMEOUT_S, SERVER_LOG, VERSION_KEY, AcceptErrors, BodyTooLarge, drain, harden, read_body
+from .guard import ARRIVED_KEY, DEFAULT_IDLE_TIMEOUT_S, SERVER_LOG, VERSION_KEY, AcceptErrors, BodyTooLarge, drain, harden, read_body
 from .fault_injection.base import FaultOutcome
 from .library import CASSETTE_PARAM, Library
 from .library import Refusal as LibraryRefusal
@@ -671,7 +671,7 @@ class Replayer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = request.get(ARRIVED_KEY) or loop.time()
         task = asyncio.current_task()
         idle = self._idle
         if task is not None:

@@ -418,6 +418,42 @@ async def _raw_exchange(url: str, request: bytes) -> bytes:
     return data
 
 
+class _LateHandler(Replayer):
+    """A replayer whose handlers start ``late_s`` after their request arrived, the loop busy
+    meanwhile: what a burst of other requests does to the last ones in it."""
+
+    late_s = 0.3
+
+    async def _handle(self, request: Any) -> Any:
+        busy_until = time.monotonic() + self.late_s
+        while time.monotonic() < busy_until:
+            pass
+        return await super()._handle(request)
+
+
+async def test_a_response_is_timed_from_its_request_arrival_not_from_when_its_handler_started() -> None:
+    async with _LateHandler(timed_cassette([400.0, 450.0], headers_at=0)) as reel:
+        _, arrivals = await read_event_times(reel.url)
+        received = reel.requests[0]
+    assert 380 <= arrivals[0] < 400 + 1000 * _LateHandler.late_s - 100, f"first event at {arrivals[0]:.0f} ms, planned at 400 ms from the request"
+    assert 30 <= arrivals[1] - arrivals[0] <= 90
+
+
+async def test_a_pipelined_request_is_timed_from_when_the_one_before_it_was_answered() -> None:
+    """Its head arrived with the first one's, but an upstream starts on it only then: its events are not due at once."""
+    cas = timed_cassette([0.0, 300.0], headers_at=0)
+    request = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+    last = request.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
+    async with Replayer(cas) as reel:
+        start = time.monotonic()
+        raw = await _raw_exchange(reel.url, request + last)
+        elapsed = time.monotonic() - start
+        sent = await reel.asettle(requests=2)
+    assert raw.count(b"HTTP/1.1 200") == 2
+    assert [s.events_done for s in sent] == [2, 2]
+    assert elapsed >= 0.55, f"both responses took {elapsed * 1000:.0f} ms; each lasts 300 ms"
+
+
 async def test_unfaulted_and_byte_faulted_streams_put_the_same_bytes_on_the_wire() -> None:
     """The hot path frames HTTP chunks itself; the generic path goes through aiohttp. Same bytes, same truth."""
     cas = timed_cassette([float(i) for i in range(50)], headers_at=0)
