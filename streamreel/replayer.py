@@ -862,9 +862,9 @@ class Replayer:
                 # separate sends, and the ground truth never counts bytes stuck in a buffer.
                 transport.set_write_buffer_limits(high=0)
             if type(p.chunks) is EventChunks and ending.how != "reset" and _frames_itself(request):
-                await _write_events(request, p.chunks, live, start, clock, self.idle_timeout)
+                start = await _write_events(request, p.chunks, live, start, clock, self.idle_timeout)
             else:
-                await _write_chunks(resp, request, p, live, start, clock, self.idle_timeout)
+                start = await _write_chunks(resp, request, p, live, start, clock, self.idle_timeout)
             live.quiet_since = loop.time()
             if ending.at_ms is not None:
                 await clock.sleep_until(start + ending.at_ms / 1000.0)
@@ -898,10 +898,10 @@ class Replayer:
         return resp
 
 
-async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, start: float, clock: Clock, idle_s: float) -> None:
+async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, start: float, clock: Clock, idle_s: float) -> float:
     """A stream of whole events, only delayed (unfaulted, ``speed``, ``latency``), the hot path:
     each event's cached bytes, framed as one HTTP chunk, straight to the transport at its time;
-    the ground truth is a count of events.
+    the ground truth is a count of events. Returns the time the schedule ran from (see :func:`_write_chunks`).
 
     aiohttp's ``resp.write`` would frame the same bytes through four calls and a join per
     event; at speed 0 that was a fifth of the replayer's time (``benchmarks/bench_replay.py``).
@@ -918,7 +918,7 @@ async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, 
     delays = chunks.delays() if chunks.delays is not None else None
     shift = chunks.start_ms
     timed = bool(k) or delays is not None
-    elapsed_ms = 0.0
+    elapsed_ms = -1.0  # the first event always reads the clock
     n = 0
     for ev in chunks.events:
         if timed:
@@ -932,6 +932,9 @@ async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, 
                     await clock.sleep_until(start + at_ms / 1000.0)
                     live.speaks(start + at_ms / 1000.0)
                     elapsed_ms = at_ms
+                elif not n:  # overdue from the start: keep the gaps (see _write_chunks)
+                    start += (elapsed_ms - at_ms) / 1000.0
+                    elapsed_ms = at_ms
         if transport.is_closing():
             raise ConnectionResetError("the client left mid-stream")
         wire = ev.wire
@@ -940,6 +943,7 @@ async def _write_events(request: web.Request, chunks: EventChunks, live: _Live, 
         live.events_done = n  # counted once handed over, before any wait for the client to read it
         if protocol.writing_paused:
             await drain(request, idle_s)
+    return start
 
 
 def _frames_itself(request: web.Request) -> bool:
@@ -948,8 +952,13 @@ def _frames_itself(request: web.Request) -> bool:
     return bool(getattr(writer, "chunked", False)) and getattr(writer, "length", None) is None and getattr(writer, "_compress", None) is None
 
 
-async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan, live: _Live, start: float, clock: Clock, idle_s: float) -> None:
+async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan, live: _Live, start: float, clock: Clock, idle_s: float) -> float:
     """Any plan: each chunk at its time, counting what went out (and, before a reset, where each chunk ended).
+
+    Times count from ``start``, when the request arrived. If the server got to it too late for
+    the first chunk (a burst of requests), the first chunk goes at once and the schedule runs
+    from then, so the recorded gaps are kept rather than the overdue chunks sent in one clump;
+    returns the time the schedule ran from.
 
     A chunked body is framed here and written straight to the transport, as on the hot path.
     A piece is counted once handed over, before any wait for the client to read it.
@@ -967,7 +976,8 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
     separate = p.separate_writes
     live.view = p.events
     live.sent_bytes = sent = 0
-    elapsed_ms = 0.0
+    elapsed_ms = -1.0  # the first chunk always reads the clock
+    first = True
     for chunk in p.chunks:
         at_ms = chunk.at_ms
         if at_ms > elapsed_ms:
@@ -977,10 +987,15 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
                 await clock.sleep_until(start + at_ms / 1000.0)
                 live.speaks(start + at_ms / 1000.0)
                 elapsed_ms = at_ms
-            elif separate:
-                await asyncio.sleep(0)
+            else:
+                if first:
+                    start += (elapsed_ms - at_ms) / 1000.0
+                    elapsed_ms = at_ms
+                if separate:
+                    await asyncio.sleep(0)
         elif separate:
             await asyncio.sleep(0)
+        first = False
         data = chunk.data
         if data:
             if write is not None and closing is not None:
@@ -996,6 +1011,7 @@ async def _write_chunks(resp: web.StreamResponse, request: web.Request, p: Plan,
         live.events_done = chunk.events_done
         if protocol.writing_paused:
             await drain(request, idle_s)
+    return start
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

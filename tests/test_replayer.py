@@ -439,6 +439,16 @@ async def test_a_response_is_timed_from_its_request_arrival_not_from_when_its_ha
     assert 30 <= arrivals[1] - arrivals[0] <= 90
 
 
+@pytest.mark.parametrize("faults", [[], ["fragment:size=7"]], ids=["whole events", "fragmented"])
+async def test_a_stream_its_server_reached_too_late_for_its_first_event_keeps_the_recorded_gaps(faults: list[str]) -> None:
+    """Overdue events are not sent in one clump: the first goes at once and the rest keep their gaps."""
+    async with _LateHandler(timed_cassette([100.0, 250.0, 400.0], headers_at=0), faults=faults) as reel:
+        _, arrivals = await read_event_times(reel.url)
+    assert 1000 * _LateHandler.late_s - 20 <= arrivals[0] < 1000 * _LateHandler.late_s + 150
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert all(120 <= g <= 200 for g in gaps), f"gaps {gaps} ms, recorded 150 ms"
+
+
 async def test_a_pipelined_request_is_timed_from_when_the_one_before_it_was_answered() -> None:
     """Its head arrived with the first one's, but an upstream starts on it only then: its events are not due at once."""
     cas = timed_cassette([0.0, 300.0], headers_at=0)
