@@ -46,7 +46,7 @@ ARGS: dict[str, tuple[list[str], list[str]]] = {
     "bench_concurrency": (["--events", "100", "--rounds", "3"], ["--streams", "50", "--events", "20", "--gap", "10", "--rounds", "1"]),
     "bench_capture": (["--rounds", "5"], ["--events", "2000", "--rounds", "3"]),
     "bench_scale": (["--repeat", "2", "--clients", "1,4", "--sequential", "0"], ["--events", "5000", "--repeat", "1", "--clients", "1,2", "--sequential", "0"]),
-    "bench_workers": ([], ["--events", "20", "--ladder", "50,100,200,400,800", "--streams", "200"]),
+    "bench_workers": ([], ["--events", "20", "--ladder", "50,100,200,400,800", "--streams", "200", "--many", "0"]),
     "bench_soak": (["--streams", "4000", "--every", "1000"], ["--streams", "400", "--every", "200"]),
 }
 

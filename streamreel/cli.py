@@ -173,7 +173,8 @@ def serve(cassette: str, host: str, port: int, idle_timeout: float | None, speed
     except (StreamreelError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     log = _ResponseLog(replayer, quiet=quiet, path=log_file)
-    replayer.on_response = log
+    if not quiet or log_file:
+        replayer.on_response = log  # quiet with no log file: no response is described at all
 
     async def stop() -> None:
         await replayer.stop()

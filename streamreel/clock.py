@@ -118,6 +118,7 @@ class Clock:
         self._seq = count()
         self._armed: float | None = None
         self._cancelled = 0
+        self._woken = 0
         self._fd: int | None = None
         self._arm: Callable[[int], None] | None = None
         if precise and isinstance(loop, asyncio.SelectorEventLoop) and _uses_monotonic(loop):
@@ -156,8 +157,12 @@ class Clock:
         try:
             await future
         except asyncio.CancelledError:
-            self._forget_cancelled()
+            if future.cancelled():
+                self._forget_cancelled()
+            else:
+                self._woken -= 1
             raise
+        self._woken -= 1
 
     def _drop(self, entry: tuple[float, int, asyncio.Future[None]]) -> None:
         """Take ``entry`` out of the queue and re-arm for the earliest one left."""
@@ -184,6 +189,16 @@ class Clock:
         self._arm(int((when + slack) * 1_000_000_000) + 1)
         self._armed = when
 
+    def behind(self) -> bool:
+        """Whether some sleeper's deadline has passed and its stream has not run since; those
+        past due are woken now, without waiting for the loop to poll the timer. A server busy
+        starting many new streams asks between them, and lets the loop run first while it is
+        behind: the streams already under way are not held up by the newcomers."""
+        heap = self._heap
+        if heap and self._fd is not None and heap[0][0] <= self._loop.time():
+            self._fire()
+        return self._woken > 0
+
     def _fire(self) -> None:
         assert self._fd is not None
         try:
@@ -202,6 +217,7 @@ class Clock:
                 future = heapq.heappop(heap)[2]
                 if not future.done():
                     future.set_result(None)
+                    self._woken += 1
 
     def close(self) -> None:
         """Release the timerfd; sleepers still waiting are cancelled."""

@@ -216,3 +216,44 @@ async def test_cancelled_sleepers_do_not_pile_up_in_the_queue() -> None:
         await _good_sleeps_stay_on_time(clock, loop)
     finally:
         clock.close()
+
+
+@pytest.mark.skipif(_timerfd() is None, reason="needs a Linux timerfd: elsewhere a Clock is asyncio.sleep and has no queue to look at")
+async def test_behind_wakes_sleepers_past_due_while_the_loop_is_busy_and_counts_them_until_they_run() -> None:
+    loop = asyncio.get_running_loop()
+    clock = Clock(loop)
+    try:
+        order: list[str] = []
+
+        async def sleeper(name: str, ahead: float) -> None:
+            await clock.sleep_until(loop.time() + ahead)
+            order.append(name)
+
+        due = asyncio.ensure_future(sleeper("due", 0.005))
+        later = asyncio.ensure_future(sleeper("later", 5.0))
+        await asyncio.sleep(0)
+        assert not clock.behind()
+        busy_until = loop.time() + 0.02  # the loop polls nothing meanwhile: only behind() can see the deadline pass
+        while loop.time() < busy_until:
+            pass
+        assert clock.behind() and clock.behind()  # woken, and still behind until it has run
+        assert order == []
+        await due
+        assert order == ["due"]
+        assert not clock.behind()
+        later.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await later
+        assert not clock.behind()
+        left = asyncio.ensure_future(sleeper("left", 0.005))  # woken, then its client leaves before it runs
+        await asyncio.sleep(0)
+        busy_until = loop.time() + 0.02
+        while loop.time() < busy_until:
+            pass
+        assert clock.behind()
+        left.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await left
+        assert not clock.behind()
+    finally:
+        clock.close()

@@ -449,6 +449,40 @@ async def test_a_stream_its_server_reached_too_late_for_its_first_event_keeps_th
     assert all(120 <= g <= 200 for g in gaps), f"gaps {gaps} ms, recorded 150 ms"
 
 
+class _SlowStarts(Replayer):
+    """A replayer that takes ``start_s`` of CPU to choose each answer: many such requests at
+    once hold the loop as a burst of hundreds does."""
+
+    start_s = 0.005
+
+    def _answer(self, received: Any, live: Any) -> Any:
+        busy_until = time.monotonic() + self.start_s
+        while time.monotonic() < busy_until:
+            pass
+        return super()._answer(received, live)
+
+
+async def test_a_burst_of_new_requests_does_not_hold_up_the_streams_already_under_way() -> None:
+    cas = timed_cassette([10.0 * i for i in range(80)], headers_at=0)
+    newcomers = 60  # 0.3 s of starting, in one turn of the loop if nothing stops it
+    async with _SlowStarts(cas) as reel, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        async with http.post(f"{reel.url}/v1/messages", json={}) as resp:
+            for _ in range(5):
+                await resp.content.readuntil(b"\n\n")
+            others = [asyncio.ensure_future(http.post(f"{reel.url}/v1/messages", json={})) for _ in range(newcomers)]
+            arrivals = []
+            while True:
+                block = await resp.content.readuntil(b"\n\n")
+                if not block:
+                    break
+                arrivals.append(time.monotonic())
+        for other in await asyncio.gather(*others):
+            assert other.status == 200
+            other.release()
+    gaps = [(b - a) * 1000 for a, b in zip(arrivals, arrivals[1:])]
+    assert max(gaps) < 100, f"a 10 ms gap took {max(gaps):.0f} ms while {newcomers} requests started"
+
+
 async def test_a_pipelined_request_is_timed_from_when_the_one_before_it_was_answered() -> None:
     """Its head arrived with the first one's, but an upstream starts on it only then: its events are not due at once."""
     cas = timed_cassette([0.0, 300.0], headers_at=0)
