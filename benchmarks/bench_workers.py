@@ -16,9 +16,12 @@ Figures:
 
 - **timed events/s held at p99 < 5 ms**: the ladder of stream counts is climbed, for one
   worker and for ``--workers``, until the p99 error passes 5 ms (in each of ``--tries``
-  bursts at that count); the last count under it,
-  times each stream's event rate, is the figure. Target: ``--workers 2`` at least 1.7x one
-  worker. On a 2-core machine the clients share the cores with the servers.
+  bursts at that count); at the last count under it, the events a second the clients got,
+  from the first request sent to the last event in, is the figure (a server that holds
+  timing by starting some streams late delivers the same events over a longer time, and so
+  holds fewer a second; how late the streams started is printed with each rung). Target:
+  ``--workers 2`` at least 1.7x one worker. On a 2-core machine the clients share the cores
+  with the servers.
 - **N streams at once: p99 error**, ``--workers`` against the reference: a bare aiohttp
   server in as many processes on one ``SO_REUSEPORT`` port (no matching, no ground truth,
   no faults), which sleeps to each event's due time and writes it (``_harness.Naive``).
@@ -47,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -158,12 +162,13 @@ def _warm(socks: list[socket.socket], address: tuple[str, int]) -> None:
             got += more
 
 
-def _stamped_epoll(address: tuple[str, int], n: int, events: int, all_open: Callable[[], None], connected: Callable[[], None]) -> list[list[float]]:
+def _stamped_epoll(address: tuple[str, int], n: int, events: int, all_open: Callable[[], None], connected: Callable[[], None]) -> tuple[list[list[float]], list[float]]:
     """``n`` streams at once on connections of their own, read by one ``epoll`` loop: for each,
     ms from sending its request to the arrival of each ``\\n\\n`` (an event's end). The lightest
     client Python has: a ``recv_into`` and a count per read, no event loop's handles or
     callbacks; what one ``poll`` returns is stamped with the time it returned. ``connected`` is
-    called once every connection is open and idle (see :func:`_warm`), before any stream starts."""
+    called once every connection is open and idle (see :func:`_warm`), before any stream starts.
+    Also returns when each request was sent (``time.perf_counter()``)."""
     socks = [socket.create_connection(address) for _ in range(n)]
     _warm(socks, address)
     connected()
@@ -217,7 +222,7 @@ def _stamped_epoll(address: tuple[str, int], n: int, events: int, all_open: Call
         poller.close()
         for sock in socks:
             sock.close()
-    return out
+    return out, t0
 
 
 async def _stamped_asyncio(address: tuple[str, int], n: int, events: int, all_open: Callable[[], None]) -> list[list[float]]:
@@ -238,25 +243,50 @@ async def _stamped_asyncio(address: tuple[str, int], n: int, events: int, all_op
     return [[] if isinstance(r, BaseException) else r for r in results]
 
 
+@dataclass
+class Burst:
+    """What ``n`` streams started at once did."""
+
+    errors: list[float]
+    """Every event's timing error (ms), aligned on its stream's median latency."""
+    completed: int
+    delivered: float
+    """Events a second the clients got, from the first request sent to the last event in (NaN where not measured):
+    a server that started some streams late delivers the same events over a longer time."""
+    start_spread: float
+    """p99 over the streams of how much later than the earliest one each started (ms; NaN where not measured)."""
+
+
+
 def burst(
     address: tuple[str, int], n: int, plan: list[float], all_open: Callable[[], None] = lambda: None, connected: Callable[[], None] = lambda: None
-) -> tuple[list[float], int]:
-    """``n`` streams at once: every event's aligned timing error (ms), and how many streams completed;
-    ``all_open`` is called once every stream has its first event (``connected`` before they start, on Linux)."""
+) -> Burst:
+    """``n`` streams at once: each event's aligned timing error, the streams completed, the events
+    a second delivered and how late the streams started; ``all_open`` is called once every stream
+    has its first event (``connected`` before they start, on Linux)."""
+    sent: list[float] = []
     if hasattr(select, "epoll"):
-        results = _stamped_epoll(address, n, len(plan), all_open, connected)
+        results, sent = _stamped_epoll(address, n, len(plan), all_open, connected)
     else:
         results = asyncio.run(_stamped_asyncio(address, n, len(plan), all_open))
     errors: list[float] = []
+    usual: list[float] = []
     completed = 0
     for seen in results:
         if len(seen) != len(plan):
             continue
         completed += 1
         offsets = [s - p for s, p in zip(seen, plan)]
-        usual = statistics.median(offsets)
-        errors += [abs(o - usual) for o in offsets]
-    return errors, completed
+        latency = statistics.median(offsets)
+        usual.append(latency)
+        errors += [abs(o - latency) for o in offsets]
+    delivered = spread = float("nan")
+    if sent and completed:
+        last = max(t + seen[-1] / 1000.0 for t, seen in zip(sent, results) if seen)
+        delivered = completed * len(plan) / (last - min(sent))
+        earliest = min(usual)
+        spread = pct([u - earliest for u in usual], 99)
+    return Burst(errors, completed, delivered, spread)
 
 
 def tree(pid: int) -> list[int]:
@@ -291,10 +321,10 @@ def at_once(served: Served, n: int, plan: list[float]) -> tuple[list[float], int
     idle = rss(pids)
     connected: list[int] = []
     at_open: list[int] = []
-    errors, completed = burst(served.address, n, plan, lambda: at_open.append(rss(pids)), lambda: connected.append(rss(pids)))
+    got = burst(served.address, n, plan, lambda: at_open.append(rss(pids)), lambda: connected.append(rss(pids)))
     if not (at_open and connected and idle):
-        return errors, completed, (float("nan"), float("nan"))
-    return errors, completed, ((at_open[0] - idle) / n, (at_open[0] - connected[0]) / n)
+        return got.errors, got.completed, (float("nan"), float("nan"))
+    return got.errors, got.completed, ((at_open[0] - idle) / n, (at_open[0] - connected[0]) / n)
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -313,8 +343,9 @@ def own_cpu_seconds() -> float:
 
 
 def climb(served: Served, ladder: list[int], plan: list[float], rate: float, tries: int) -> tuple[float, list[str], tuple[float, float]]:
-    """Events/s held at p99 < target: the last rung of ``ladder`` under it (0 if none). A rung gets
-    up to ``tries`` bursts (the same for every server): on a shared machine one burst can land on
+    """Events/s held at p99 < target: the events a second delivered at the last rung of ``ladder``
+    under it (0 if none; ``n`` streams times ``rate`` where that is not measured). A rung gets up
+    to ``tries`` bursts (the same for every server): on a shared machine one burst can land on
     someone else's busy moment. Also the CPU the servers and the clients spent per event (µs) at that rung."""
     held = 0.0
     said = []
@@ -323,16 +354,16 @@ def climb(served: Served, ladder: list[int], plan: list[float], rate: float, tri
     for n in ladder:
         for _ in range(tries):
             server_cpu, client_cpu = cpu_seconds(pids), own_cpu_seconds()
-            errors, completed = burst(served.address, n, plan)
+            got = burst(served.address, n, plan)
             per_event = 1e6 / (n * len(plan))
             spent = ((cpu_seconds(pids) - server_cpu) * per_event, (own_cpu_seconds() - client_cpu) * per_event)
-            p99 = pct(errors, 99) if errors else float("inf")
-            said.append(f"{n} streams: p99 {p99:.2f} ms, {completed}/{n} completed")
-            if completed == n and p99 < TARGET_P99_MS:
+            p99 = pct(got.errors, 99) if got.errors else float("inf")
+            said.append(f"{n} streams: p99 {p99:.2f} ms, {got.completed}/{n} completed, {got.delivered:,.0f} events/s, started within {got.start_spread:.0f} ms")
+            if got.completed == n and p99 < TARGET_P99_MS:
                 break
-        if completed < n or p99 >= TARGET_P99_MS:
+        if got.completed < n or p99 >= TARGET_P99_MS:
             break
-        held = n * rate
+        held = got.delivered if got.delivered == got.delivered else n * rate
         cost = spent
     return held, said, cost
 

@@ -159,10 +159,10 @@ class Clock:
         except asyncio.CancelledError:
             if future.cancelled():
                 self._forget_cancelled()
-            else:
-                self._woken -= 1
             raise
-        self._woken -= 1
+        finally:
+            if future.done() and not future.cancelled():
+                self._woken -= 1  # woken by _fire: it has run (or left) now
 
     def _drop(self, entry: tuple[float, int, asyncio.Future[None]]) -> None:
         """Take ``entry`` out of the queue and re-arm for the earliest one left."""

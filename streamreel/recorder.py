@@ -373,6 +373,7 @@ class Recorder(Replayer):
         slot = len(self._takes)
         self._takes.append(None)
         url = URL(self._base_url + request.raw_path, encoded=True)
+        start = loop.time()  # the upstream's timing counts from when the request goes to it, not from any wait here
         try:
             if self._auth is not None and "authorization" not in headers:
                 headers["Authorization"] = self._auth

@@ -69,10 +69,10 @@ _NOT_REPLAYED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "ser
 """Recorded response headers the replayer sets itself (the body is re-framed, decoded, and sent now)."""
 
 _SCRUB = Scrubber()
-_TURN_S = 0.002
+_TURN_S = 0.0005
 """While streams under way are behind their schedule, new requests start in a turn of the event
-loop only until it has run this long (a burst of requests would otherwise hold every due event
-for as long as it takes to start them all: 300 requests, 25 ms)."""
+loop only as many as take about this long (a burst of requests would otherwise hold every due
+event for as long as it takes to start them all: 300 requests, 25 ms)."""
 _log = logging.getLogger("streamreel.server")
 
 NOTHING_LOADED = "no cassette loaded: use @pytest.mark.reel or reel.load in a test, Replayer(cassette) or .load() in code, or POST /__streamreel/load"
@@ -345,6 +345,9 @@ class Replayer:
         self._arrived = 0
         self._inflight: set[asyncio.Task[Any]] = set()
         self._turn_began: float | None = None  # when this loop turn started its first request while streams were behind
+        self._starts = 0  # requests started in this turn
+        self._turn_planned = False  # whether _new_turn is due at the next turn
+        self._waiting: deque[asyncio.Future[None]] = deque()  # requests waiting for a turn, in the order they came
         self._idle: asyncio.Event | None = None
         self._answered: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
@@ -522,6 +525,8 @@ class Replayer:
             raise
         self._runner = runner
         self._clock = Clock(self._loop)
+        self._turn_began, self._starts, self._turn_planned = None, 0, False  # a turn left pending by a loop that stopped must not hold this one
+        self._waiting.clear()
         self.epoch = time.monotonic()
         self.port = accept_errors.port = port
         accept_errors.install()
@@ -677,9 +682,6 @@ class Replayer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         start = request.get(ARRIVED_KEY) or loop.time()
-        clock = self._clock
-        if clock is not None and clock.behind():
-            await self._take_turn(loop, clock)
         task = asyncio.current_task()
         idle = self._idle
         if task is not None:
@@ -690,6 +692,9 @@ class Replayer:
         kept: ReceivedRequest | None = None
         cell: list[int] | None = None
         try:
+            clock = self._clock
+            if clock is not None and clock.behind():
+                await self._take_turn(loop, clock)
             if request.method == "OPTIONS":
                 return _preflight(request)
             too_large = None
@@ -753,15 +758,47 @@ class Replayer:
                 self.on_response(kept, live.snapshot())
 
     async def _take_turn(self, loop: asyncio.AbstractEventLoop, clock: Clock) -> None:
-        """Wait, while streams under way are behind, for a loop turn that has time to start this request."""
-        while self._turn_began is not None and loop.time() - self._turn_began >= _TURN_S and clock.behind():
-            await asyncio.sleep(0)
+        """Wait, while streams under way are behind, for a loop turn with time left to start this
+        request. Requests that wait are let go in the order they came, a turn at a time, as many as
+        the last turn's pace fits in :data:`_TURN_S` (see :meth:`_new_turn`)."""
+        if self._waiting or (self._turn_began is not None and loop.time() - self._turn_began >= _TURN_S):
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiting.append(waiter)
+            self._plan_turn(loop)
+            try:
+                await waiter
+            except asyncio.CancelledError:  # the client left while waiting: its place goes to the next
+                if waiter.cancelled():
+                    with contextlib.suppress(ValueError):
+                        self._waiting.remove(waiter)
+                raise
         if self._turn_began is None:
             self._turn_began = loop.time()
-            loop.call_soon(self._new_turn)
+            self._plan_turn(loop)
+        self._starts += 1
 
-    def _new_turn(self) -> None:
-        self._turn_began = None
+    def _plan_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._turn_planned:
+            self._turn_planned = True
+            loop.call_soon(self._new_turn, loop)
+
+    def _new_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop has turned: let the next requests waiting go, and time the next turn afresh."""
+        self._turn_planned = False
+        began, starts = self._turn_began, self._starts
+        self._turn_began, self._starts = None, 0
+        waiting = self._waiting
+        if not waiting:
+            return
+        spent = loop.time() - began if began is not None else 0.0
+        go = max(1, int(_TURN_S * starts / spent)) if starts and spent > 0 else 1
+        while go > 0 and waiting:
+            waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                go -= 1
+        if waiting:
+            self._plan_turn(loop)
 
     def _admit(self, received: ReceivedRequest, live: _Live) -> list[int]:
         """Count a request in and start its ground truth (whatever carried it: a socket or an in-process

@@ -229,11 +229,11 @@ async def test_behind_wakes_sleepers_past_due_while_the_loop_is_busy_and_counts_
             await clock.sleep_until(loop.time() + ahead)
             order.append(name)
 
-        due = asyncio.ensure_future(sleeper("due", 0.005))
+        due = asyncio.ensure_future(sleeper("due", 0.05))
         later = asyncio.ensure_future(sleeper("later", 5.0))
         await asyncio.sleep(0)
         assert not clock.behind()
-        busy_until = loop.time() + 0.02  # the loop polls nothing meanwhile: only behind() can see the deadline pass
+        busy_until = loop.time() + 0.1  # the loop polls nothing meanwhile: only behind() can see the deadline pass
         while loop.time() < busy_until:
             pass
         assert clock.behind() and clock.behind()  # woken, and still behind until it has run
@@ -245,9 +245,9 @@ async def test_behind_wakes_sleepers_past_due_while_the_loop_is_busy_and_counts_
         with pytest.raises(asyncio.CancelledError):
             await later
         assert not clock.behind()
-        left = asyncio.ensure_future(sleeper("left", 0.005))  # woken, then its client leaves before it runs
+        left = asyncio.ensure_future(sleeper("left", 0.05))  # woken, then its client leaves before it runs
         await asyncio.sleep(0)
-        busy_until = loop.time() + 0.02
+        busy_until = loop.time() + 0.1
         while loop.time() < busy_until:
             pass
         assert clock.behind()

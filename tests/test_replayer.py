@@ -442,9 +442,9 @@ async def test_a_response_is_timed_from_its_request_arrival_not_from_when_its_ha
 @pytest.mark.parametrize("faults", [[], ["fragment:size=7"]], ids=["whole events", "fragmented"])
 async def test_a_stream_its_server_reached_too_late_for_its_first_event_keeps_the_recorded_gaps(faults: list[str]) -> None:
     """Overdue events are not sent in one clump: the first goes at once and the rest keep their gaps."""
-    async with _LateHandler(timed_cassette([100.0, 250.0, 400.0], headers_at=0), faults=faults) as reel:
+    async with _LateHandler(timed_cassette([200.0, 350.0, 500.0], headers_at=0), faults=faults) as reel:
         _, arrivals = await read_event_times(reel.url)
-    assert 1000 * _LateHandler.late_s - 20 <= arrivals[0] < 1000 * _LateHandler.late_s + 150
+    assert 1000 * _LateHandler.late_s - 20 <= arrivals[0] < 1000 * _LateHandler.late_s + 150  # timed from the handler: 500 ms
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
     assert all(120 <= g <= 200 for g in gaps), f"gaps {gaps} ms, recorded 150 ms"
 
@@ -483,9 +483,33 @@ async def test_a_burst_of_new_requests_does_not_hold_up_the_streams_already_unde
     assert max(gaps) < 100, f"a 10 ms gap took {max(gaps):.0f} ms while {newcomers} requests started"
 
 
+async def test_requests_that_leave_while_waiting_their_turn_do_not_hold_up_the_others() -> None:
+    cas = timed_cassette([10.0 * i for i in range(30)], headers_at=0)
+
+    async def whole(http: aiohttp.ClientSession) -> int:
+        async with http.post(f"{reel.url}/v1/messages", json={}) as resp:
+            return (await resp.read()).count(b"\n\n")
+
+    async with _SlowStarts(cas) as reel, aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        async with http.post(f"{reel.url}/v1/messages", json={}) as resp:  # a stream under way: newcomers wait their turn
+            await resp.content.readuntil(b"\n\n")
+            others = [asyncio.ensure_future(whole(http)) for _ in range(40)]
+            deadline = time.monotonic() + 10
+            while len(reel._waiting) < 10 and time.monotonic() < deadline:
+                await asyncio.sleep(0.001)
+            assert len(reel._waiting) >= 10, "the newcomers did not wait their turn"
+            for leaver in others[::2]:
+                leaver.cancel()
+            await resp.read()
+        done = await asyncio.wait_for(asyncio.gather(*others[1::2]), 30)  # not forever: a lost place in line would hang them
+        await reel.asettle()
+    assert done == [30] * 20
+    assert not reel._waiting
+
+
 async def test_a_pipelined_request_is_timed_from_when_the_one_before_it_was_answered() -> None:
     """Its head arrived with the first one's, but an upstream starts on it only then: its events are not due at once."""
-    cas = timed_cassette([0.0, 300.0], headers_at=0)
+    cas = timed_cassette([200.0, 300.0], headers_at=0)
     request = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
     last = request.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
     async with Replayer(cas) as reel:
@@ -495,7 +519,7 @@ async def test_a_pipelined_request_is_timed_from_when_the_one_before_it_was_answ
         sent = await reel.asettle(requests=2)
     assert raw.count(b"HTTP/1.1 200") == 2
     assert [s.events_done for s in sent] == [2, 2]
-    assert elapsed >= 0.55, f"both responses took {elapsed * 1000:.0f} ms; each lasts 300 ms"
+    assert elapsed >= 0.55, f"both responses took {elapsed * 1000:.0f} ms; each lasts 300 ms (timed from the pipelined head's arrival: 400 ms)"
 
 
 async def test_unfaulted_and_byte_faulted_streams_put_the_same_bytes_on_the_wire() -> None:
