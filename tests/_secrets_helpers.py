@@ -6,11 +6,12 @@ import asyncio
 import base64
 import json
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Iterable
 from urllib.parse import quote, quote_plus
 
 from _recorder_helpers import MESSAGE, capture, cassette
-from streamreel.cassette import Cassette, Interaction, Request, Response
+from streamreel.cassette import Cassette, End, Interaction, Request, Response
 from streamreel.sse import Event
 
 ANT = "sk-ant-" "api03-Zq3xV8mB1nK7pL2wR9tY4uI6oP0aS5dF-gH8jK1lZ2xC3vB4nM5qW6eR7tY8uI9oP0aS1dF2gH3jK4lZ5xC6vBnM8qWEAAA"
@@ -260,6 +261,44 @@ def echoed_text(provider: str, echo: Echo, before: str, after: str, cuts: Iterab
     if provider == "plain relay" and any(_is_json_container(p) for p in pieces):
         return None
     return echo, text, pieces
+
+
+@dataclass(frozen=True)
+class SplitEcho:
+    """One draw of the split-secret fuzzers: an echo streamed back as ``events`` (JSON written by ``dumps``)."""
+
+    echo: Echo
+    events: tuple[Event, ...]
+    before: str
+    after: str
+    dumps: Any
+
+    def upstream(self) -> Interaction:
+        """A recorded upstream that answers the echo's request with these events."""
+        return Interaction(
+            request=Request(method="POST", path=self.echo.target.partition("?")[0]),
+            response=Response(status=200, headers={"content-type": "text/event-stream"}, headers_at=1.0, events=self.events, end=End(t=float(len(self.events)), reason="complete")),
+        )
+
+    def assert_kept_out_of(self, written: str, provider: str, kept: tuple[Event, ...]) -> None:
+        """The written cassette holds the secret nowhere, and ``kept`` (its events) read as :func:`assert_blanked_in_pieces` says."""
+        secret = self.echo.secret
+        assert secret not in written and secret.replace("\n", "\\n") not in written
+        assert leaks([written]) == []
+        assert_blanked_in_pieces(provider, self.events, kept, self.echo, self.before, self.after, self.dumps)
+
+
+def split_echo(kind: str, provider: str, token: str, before: str, after: str, cuts: Iterable[float], *, ascii_only: bool, spaced: bool = True) -> SplitEcho | None:
+    """A secret of ``kind`` echoed between ``before`` and ``after``, cut at ``cuts`` and framed as ``provider``
+    frames its text, JSON ASCII-only or not, spaced or compact; None when it cannot be streamed (see :func:`echoed_text`)."""
+    drawn = echoed_text(provider, echo_of(kind, token), before, after, cuts)
+    if drawn is None:
+        return None
+    echo, _, pieces = drawn
+    if provider == "plain relay":
+        before, after = before.replace("\n", " "), after.replace("\n", " ")
+    dumps = partial(json.dumps, ensure_ascii=ascii_only, separators=(", ", ": ") if spaced else (",", ":"))
+    return SplitEcho(echo, split_stream(provider, pieces, dumps), before, after, dumps)
 
 
 def _is_json_container(text: str) -> bool:
