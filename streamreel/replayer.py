@@ -246,6 +246,62 @@ class Refusal:
         return headers, payload
 
 
+class _Turns:
+    """New requests taking turns while streams under way are behind their schedule.
+
+    Requests that find the loop's current turn used up (or others already waiting) wait in line,
+    in the order they came; each turn of the loop lets go as many as the last turn's pace fits in
+    :data:`_TURN_S`, at least one, so a burst starts at a pace the streams already playing can bear.
+    """
+
+    def __init__(self) -> None:
+        self.began: float | None = None  # when this turn started its first request
+        self.starts = 0  # requests started in this turn
+        self.planned = False  # whether the next turn's bookkeeping is due
+        self.waiting: deque[asyncio.Future[None]] = deque()
+
+    async def take(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait for a turn with time left to start one request."""
+        if self.waiting or (self.began is not None and loop.time() - self.began >= _TURN_S):
+            waiter: asyncio.Future[None] = loop.create_future()
+            self.waiting.append(waiter)
+            self._plan(loop)
+            try:
+                await waiter
+            except asyncio.CancelledError:  # the client left while waiting: its place goes to the next
+                if waiter.cancelled():
+                    with contextlib.suppress(ValueError):
+                        self.waiting.remove(waiter)
+                raise
+        if self.began is None:
+            self.began = loop.time()
+            self._plan(loop)
+        self.starts += 1
+
+    def _plan(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self.planned:
+            self.planned = True
+            loop.call_soon(self._next, loop)
+
+    def _next(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop has turned: let the next requests in line go, and time the new turn afresh."""
+        self.planned = False
+        began, starts = self.began, self.starts
+        self.began, self.starts = None, 0
+        waiting = self.waiting
+        if not waiting:
+            return
+        spent = loop.time() - began if began is not None else 0.0
+        go = max(1, int(_TURN_S * starts / spent)) if starts and spent > 0 else 1
+        while go > 0 and waiting:
+            waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                go -= 1
+        if waiting:
+            self._plan(loop)
+
+
 def sent_headers(p: Plan) -> dict[str, str]:
     """The response headers a plan goes out with: the recorded ones less those that described
     the recorded connection and body, CORS for browsers, and a stream's content type."""
@@ -344,10 +400,7 @@ class Replayer:
         self._accept_errors: AcceptErrors | None = None
         self._arrived = 0
         self._inflight: set[asyncio.Task[Any]] = set()
-        self._turn_began: float | None = None  # when this loop turn started its first request while streams were behind
-        self._starts = 0  # requests started in this turn
-        self._turn_planned = False  # whether _new_turn is due at the next turn
-        self._waiting: deque[asyncio.Future[None]] = deque()  # requests waiting for a turn, in the order they came
+        self._turns = _Turns()
         self._idle: asyncio.Event | None = None
         self._answered: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
@@ -525,8 +578,7 @@ class Replayer:
             raise
         self._runner = runner
         self._clock = Clock(self._loop)
-        self._turn_began, self._starts, self._turn_planned = None, 0, False  # a turn left pending by a loop that stopped must not hold this one
-        self._waiting.clear()
+        self._turns = _Turns()  # a turn left pending by a loop that stopped must not hold this one
         self.epoch = time.monotonic()
         self.port = accept_errors.port = port
         accept_errors.install()
@@ -694,7 +746,7 @@ class Replayer:
         try:
             clock = self._clock
             if clock is not None and clock.behind():
-                await self._take_turn(loop, clock)
+                await self._turns.take(loop)
             if request.method == "OPTIONS":
                 return _preflight(request)
             too_large = None
@@ -756,49 +808,6 @@ class Replayer:
                 self._answered.set()
             if kept is not None and self.on_response is not None:
                 self.on_response(kept, live.snapshot())
-
-    async def _take_turn(self, loop: asyncio.AbstractEventLoop, clock: Clock) -> None:
-        """Wait, while streams under way are behind, for a loop turn with time left to start this
-        request. Requests that wait are let go in the order they came, a turn at a time, as many as
-        the last turn's pace fits in :data:`_TURN_S` (see :meth:`_new_turn`)."""
-        if self._waiting or (self._turn_began is not None and loop.time() - self._turn_began >= _TURN_S):
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiting.append(waiter)
-            self._plan_turn(loop)
-            try:
-                await waiter
-            except asyncio.CancelledError:  # the client left while waiting: its place goes to the next
-                if waiter.cancelled():
-                    with contextlib.suppress(ValueError):
-                        self._waiting.remove(waiter)
-                raise
-        if self._turn_began is None:
-            self._turn_began = loop.time()
-            self._plan_turn(loop)
-        self._starts += 1
-
-    def _plan_turn(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self._turn_planned:
-            self._turn_planned = True
-            loop.call_soon(self._new_turn, loop)
-
-    def _new_turn(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The loop has turned: let the next requests waiting go, and time the next turn afresh."""
-        self._turn_planned = False
-        began, starts = self._turn_began, self._starts
-        self._turn_began, self._starts = None, 0
-        waiting = self._waiting
-        if not waiting:
-            return
-        spent = loop.time() - began if began is not None else 0.0
-        go = max(1, int(_TURN_S * starts / spent)) if starts and spent > 0 else 1
-        while go > 0 and waiting:
-            waiter = waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                go -= 1
-        if waiting:
-            self._plan_turn(loop)
 
     def _admit(self, received: ReceivedRequest, live: _Live) -> list[int]:
         """Count a request in and start its ground truth (whatever carried it: a socket or an in-process

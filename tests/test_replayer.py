@@ -495,16 +495,16 @@ async def test_requests_that_leave_while_waiting_their_turn_do_not_hold_up_the_o
             await resp.content.readuntil(b"\n\n")
             others = [asyncio.ensure_future(whole(http)) for _ in range(40)]
             deadline = time.monotonic() + 10
-            while len(reel._waiting) < 10 and time.monotonic() < deadline:
+            while len(reel._turns.waiting) < 10 and time.monotonic() < deadline:
                 await asyncio.sleep(0.001)
-            assert len(reel._waiting) >= 10, "the newcomers did not wait their turn"
+            assert len(reel._turns.waiting) >= 10, "the newcomers did not wait their turn"
             for leaver in others[::2]:
                 leaver.cancel()
             await resp.read()
         done = await asyncio.wait_for(asyncio.gather(*others[1::2]), 30)  # not forever: a lost place in line would hang them
         await reel.asettle()
     assert done == [30] * 20
-    assert not reel._waiting
+    assert not reel._turns.waiting
 
 
 async def test_a_pipelined_request_is_timed_from_when_the_one_before_it_was_answered() -> None:
